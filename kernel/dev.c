@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/vmpagefile file operations: open, release and ioctl dispatch.
+ *
+ * Every open file description starts with the API handshake
+ * (VMPF_IOC_API); the dispatcher refuses every other ioctl with EBADFD
+ * until it has succeeded, and unknown ioctl numbers with ENOTTY in any
+ * state.
+ */
+#include <linux/build_bug.h>
+#include <linux/compat.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "vmpf.h"
+
+/* The sizes are ABI: a change here breaks every caller. */
+static_assert(sizeof(struct vmpf_api) == 48);
+static_assert(sizeof(struct vmpf_dev_info) == 64);
+
+typedef long (*vmpf_ioctl_fn)(struct vmpf_file *vf, void __user *uarg);
+
+static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg);
+static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg);
+
+static const struct vmpf_ioctl_desc {
+	unsigned int cmd;
+	vmpf_ioctl_fn fn;
+} vmpf_ioctls[] = {
+	{ VMPF_IOC_API,		vmpf_ioctl_api },
+	{ VMPF_IOC_DEV_INFO,	vmpf_ioctl_dev_info },
+};
+
+/* The ioctls a file descriptor accepts once the handshake is done. */
+static u64 vmpf_ioctl_mask(void)
+{
+	u64 mask = 0;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(vmpf_ioctls); i++)
+		if (vmpf_ioctls[i].cmd != VMPF_IOC_API)
+			mask |= 1ULL << _IOC_NR(vmpf_ioctls[i].cmd);
+	return mask;
+}
+
+static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_api api;
+	u64 wanted;
+	long ret;
+
+	if (copy_from_user(&api, uarg, sizeof(api)))
+		return -EFAULT;
+	if (api.api != VMPF_API)
+		return -EINVAL;
+	if (api.features & ~VMPF_FEATURES_ALL)
+		return -EINVAL;
+	if (api.reserved[0] || api.reserved[1])
+		return -EINVAL;
+
+	mutex_lock(&vf->lock);
+	if (vf->api_done) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+
+	wanted = api.features;
+	api.ioctls = vmpf_ioctl_mask();
+	api.version = VMPF_VERSION;
+	api.features = VMPF_FEATURES_ALL;
+	/* The handshake only counts once the caller has seen the answer. */
+	if (copy_to_user(uarg, &api, sizeof(api))) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+
+	vf->features = wanted;
+	/* Pairs with the acquire in vmpf_ioctl(): publishes @features. */
+	smp_store_release(&vf->api_done, true);
+	ret = 0;
+out_unlock:
+	mutex_unlock(&vf->lock);
+	return ret;
+}
+
+static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_dev_info info = {
+		.version	= VMPF_VERSION,
+		.features	= VMPF_FEATURES_ALL,
+		.open_files	= atomic64_read(&vmpf_counters.open_files),
+		.mem_bytes	= atomic64_read(&vmpf_counters.mem_bytes),
+	};
+
+	if (copy_to_user(uarg, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long vmpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct vmpf_file *vf = file->private_data;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(vmpf_ioctls); i++) {
+		if (vmpf_ioctls[i].cmd != cmd)
+			continue;
+		/* Pairs with the release in vmpf_ioctl_api(). */
+		if (cmd != VMPF_IOC_API && !smp_load_acquire(&vf->api_done))
+			return -EBADFD;
+		return vmpf_ioctls[i].fn(vf, (void __user *)arg);
+	}
+	return -ENOTTY;
+}
+
+static int vmpf_open(struct inode *inode, struct file *file)
+{
+	struct vmpf_file *vf;
+
+	vf = kzalloc(sizeof(*vf), GFP_KERNEL_ACCOUNT);
+	if (!vf)
+		return -ENOMEM;
+	mutex_init(&vf->lock);
+
+	file->private_data = vf;
+	atomic64_inc(&vmpf_counters.open_files);
+	atomic64_add(sizeof(*vf), &vmpf_counters.mem_bytes);
+	return nonseekable_open(inode, file);
+}
+
+static int vmpf_release(struct inode *inode, struct file *file)
+{
+	struct vmpf_file *vf = file->private_data;
+
+	atomic64_sub(sizeof(*vf), &vmpf_counters.mem_bytes);
+	atomic64_dec(&vmpf_counters.open_files);
+	mutex_destroy(&vf->lock);
+	kfree(vf);
+	return 0;
+}
+
+const struct file_operations vmpf_fops = {
+	.owner		= THIS_MODULE,
+	.open		= vmpf_open,
+	.release	= vmpf_release,
+	.unlocked_ioctl	= vmpf_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};

@@ -1,0 +1,218 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: everything a fresh Debian 12 machine needs to test
+# vmpagefile, then
+#   host:   unit tests of the userspace code, vmpf-ctl's command line,
+#           checkpatch, and per kernel a W=1 build, sparse and DKMS;
+#   kernel: per kernel, an initramfs with the module, kvm/kvm-amd and the
+#           static selftests, booted under QEMU/TCG; every test's TAP, the
+#           guest's own checks and a scan of the kernel log.
+# Prints TAP per section and ends with "N passed, N failed, N skipped".
+# Logs: build/logs/.  VMPF_KERNELS="k1 k2" overrides the kernel choice.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=$ROOT/build
+LOGS=$BUILD/logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+export VMPF_RESULTS=$LOGS/results
+: > "$VMPF_RESULTS"
+# shellcheck source=selftests/lib.sh
+. selftests/lib.sh
+
+VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+MOD_SOURCES="Kbuild Makefile dkms.conf kernel uapi"
+GUEST_TIMEOUT=${VMPF_GUEST_TIMEOUT:-900}
+
+# ingest_tap PREFIX < TAP: turn each top-level TAP result into a result();
+# the comment lines before a failure become its detail.
+ingest_tap() {
+	local prefix=$1 line status name detail= seen=0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		if [[ $line =~ ^(not\ )?ok\ [0-9]+\ (.*)$ ]]; then
+			seen=$((seen + 1))
+			name=${BASH_REMATCH[2]}
+			if [ -n "${BASH_REMATCH[1]}" ]; then
+				status=fail
+			elif [[ $name == *"# SKIP"* ]]; then
+				status=skip
+				detail=${name#*# SKIP}
+				name=${name%% # SKIP*}
+			else
+				status=ok
+			fi
+			result "$status" "$prefix$name" "$(echo "$detail" | tail -n 15)"
+			detail=
+		elif [[ $line == \#* ]]; then
+			detail+="${line}"$'\n'
+		fi
+	done
+	return $((seen == 0))
+}
+
+# --- dependencies and kernels ----------------------------------------------
+if ! KERNELS=$(selftests/deps.sh 2> >(tee "$LOGS/deps.log" >&2)); then
+	section "setup"
+	result fail "install dependencies" "$(tail -n 15 "$LOGS/deps.log")"
+	finish_section
+	summary
+	exit 1
+fi
+echo "# kernels under test: $KERNELS"
+
+# --- host ------------------------------------------------------------------
+section "host: userspace, style, builds, DKMS"
+
+if make -s tools selftests host-tests > "$LOGS/userspace-build.log" 2>&1; then
+	result ok "host: build vmpf-ctl and the selftests (static)"
+else
+	result fail "host: build vmpf-ctl and the selftests (static)" \
+		"$(tail -n 15 "$LOGS/userspace-build.log")"
+fi
+
+for t in selftests/host/*_test; do
+	[ -x "$t" ] || continue
+	"$t" > "$LOGS/${t##*/}.log" 2>&1
+	ingest_tap "host: " < "$LOGS/${t##*/}.log" ||
+		result fail "host: ${t##*/} printed no result"
+done
+selftests/host/cli_test.sh tools/vmpf-ctl > "$LOGS/cli_test.log" 2>&1
+ingest_tap "host: " < "$LOGS/cli_test.log" || result fail "host: cli_test printed no result"
+
+checkpatch="perl $BUILD/harness/scripts/checkpatch.pl --no-tree --terse --strict"
+if [ -f "$BUILD/harness/scripts/checkpatch.pl" ]; then
+	# compat.h is the one file whose job is to compare kernel versions.
+	# shellcheck disable=SC2086
+	out=$($checkpatch -f $(ls kernel/*.[ch] uapi/linux/*.h | grep -v compat.h) 2>&1;
+	      $checkpatch --ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON -f kernel/compat.h 2>&1)
+	if echo "$out" | grep -qE '(ERROR|WARNING|CHECK):'; then
+		result fail "host: checkpatch --strict clean" "$(echo "$out" | grep -E '(ERROR|WARNING|CHECK):')"
+	else
+		result ok "host: checkpatch --strict clean"
+	fi
+else
+	result fail "host: checkpatch --strict clean" "no checkpatch.pl in $BUILD/harness"
+fi
+
+# build_module KVER DIR LOG [make args]: a private copy per kernel and mode.
+build_module() {
+	local k=$1 dir=$2 log=$3
+	shift 3
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	# shellcheck disable=SC2086
+	cp -r $MOD_SOURCES "$dir/"
+	make -C "$dir" KERNELRELEASE="$k" module "$@" > "$log" 2>&1
+}
+
+for k in $KERNELS; do
+	if build_module "$k" "$BUILD/$k/mod" "$LOGS/build-$k.log" W=1 &&
+	   ! grep -qE 'warning:|error:' "$LOGS/build-$k.log"; then
+		result ok "host: $k: module builds with W=1 and no warning"
+	else
+		result fail "host: $k: module builds with W=1 and no warning" \
+			"$(grep -E 'warning:|error:|Error' "$LOGS/build-$k.log" | head -n 15)"
+	fi
+	if build_module "$k" "$BUILD/$k/sparse" "$LOGS/sparse-$k.log" C=2 CHECK=sparse &&
+	   ! grep -qE 'warning:|error:' "$LOGS/sparse-$k.log"; then
+		result ok "host: $k: sparse clean"
+	else
+		result fail "host: $k: sparse clean" \
+			"$(grep -E 'warning:|error:|Error' "$LOGS/sparse-$k.log" | head -n 15)"
+	fi
+done
+
+# shellcheck disable=SC2086
+selftests/host/dkms_test.sh "$VERSION" $KERNELS > "$LOGS/dkms.log" 2>&1
+ingest_tap "host: " < "$LOGS/dkms.log" || result fail "host: dkms_test printed no result"
+finish_section
+
+# --- kernels ---------------------------------------------------------------
+# ingest_guest PREFIX DIR: results of one boot.
+ingest_guest() {
+	local p=$1 dir=$2 rc=$3 line name status cur= endrc
+	local res=$dir/result.log con=$dir/console.log
+	touch "$res" "$con"
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"VMPF-CHECK "*)
+			line=${line#VMPF-CHECK }
+			status=${line%% *}
+			result "$status" "$p${line#* }"
+			;;
+		"VMPF-BEGIN "*)
+			cur=${line#VMPF-BEGIN }
+			: > "$dir/$cur.tap"
+			;;
+		"VMPF-END "*)
+			line=${line#VMPF-END }
+			name=${line% *}
+			endrc=${line##* }
+			ingest_tap "$p$name: " < "$dir/$name.tap" ||
+				result fail "$p$name printed no result"
+			# 4 is KSFT_SKIP: a whole program skipped, said in its TAP.
+			if [ "$endrc" != 0 ] && [ "$endrc" != 4 ] &&
+			   ! grep -q '^not ok' "$dir/$name.tap"; then
+				result fail "$p$name exit status" "exited $endrc"
+			fi
+			cur=
+			;;
+		*)
+			[ -n "$cur" ] && echo "$line" >> "$dir/$cur.tap"
+			;;
+		esac
+	done < "$res"
+	if [ -n "$cur" ]; then
+		result fail "$p$cur completed" "$(tail -n 15 "$dir/$cur.tap")"
+	fi
+
+	if grep -q '^VMPF-DONE' "$res"; then
+		result ok "${p}guest ran to the end"
+	elif [ "$rc" = 124 ]; then
+		result fail "${p}guest ran to the end" "timeout after ${GUEST_TIMEOUT}s; $(tail -n 10 "$con")"
+	else
+		result fail "${p}guest ran to the end" "QEMU exit $rc; $(tail -n 10 "$con")"
+	fi
+
+	local bad='WARNING:|BUG:|Oops|general protection fault|Kernel panic|Call Trace:|'
+	bad+='possible circular locking|inconsistent lock state|possible recursive locking|'
+	bad+='UBSAN:|KASAN:|KFENCE:|kmemleak|blocked for more than|soft lockup|hard LOCKUP|'
+	bad+='rcu_sched self-detected stall|RCU stall|segfault at'
+	if grep -aEq "$bad" "$con"; then
+		result fail "${p}kernel log free of warnings, oopses and splats" \
+			"$(grep -aE -A3 "$bad" "$con" | tr -d '\r' | head -n 15)"
+	else
+		result ok "${p}kernel log free of warnings, oopses and splats"
+	fi
+}
+
+GUEST_BINS="tools/vmpf-ctl selftests/ctl_test.sh $(ls selftests/*_test)"
+for k in $KERNELS; do
+	section "kernel $k (QEMU, TCG, -cpu max)"
+	dir=$BUILD/$k/guest
+	mkdir -p "$dir"
+	ko=$BUILD/$k/mod/vmpagefile.ko
+	if [ ! -f "$ko" ]; then
+		result fail "$k: module built" "see $LOGS/build-$k.log"
+		finish_section
+		continue
+	fi
+	# shellcheck disable=SC2086
+	if ! selftests/qemu/mkinitramfs.sh "$k" "$ko" "$dir/initrd.gz" $GUEST_BINS \
+		> "$LOGS/initramfs-$k.log" 2>&1; then
+		result fail "$k: initramfs built" "$(tail -n 15 "$LOGS/initramfs-$k.log")"
+		finish_section
+		continue
+	fi
+	selftests/qemu/run-guest.sh "$k" "$dir/initrd.gz" "$dir" "$GUEST_TIMEOUT"
+	rc=$?
+	cp "$dir/console.log" "$LOGS/console-$k.log" 2>/dev/null
+	cp "$dir/result.log" "$LOGS/result-$k.log" 2>/dev/null
+	ingest_guest "$k: " "$dir" "$rc"
+	finish_section
+done
+
+summary

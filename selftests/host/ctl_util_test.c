@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Host-side unit tests of vmpf-ctl's command line parsing, output
+ * formatting and error sentences (no device needed).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "ctl_util.h"
+#include "vmpf.h"
+
+static int parse(struct ctl_opts *o, char *err, const char *a0, ...)
+{
+	char *argv[16] = { "vmpf-ctl" };
+	int argc = 1;
+	va_list ap;
+	const char *a;
+
+	va_start(ap, a0);
+	for (a = a0; a && argc < 15; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	err[0] = 0;
+	return ctl_parse(argc, argv, o, err, 256);
+}
+
+TEST(parse_no_command)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, NULL));
+	EXPECT_NE(NULL, strstr(err, "no command"));
+}
+
+TEST(parse_unknown_command)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "frobnicate", NULL));
+	EXPECT_NE(NULL, strstr(err, "unknown command 'frobnicate'"));
+}
+
+TEST(parse_unknown_option)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "version", "--frob", NULL));
+	EXPECT_NE(NULL, strstr(err, "unknown option '--frob'"));
+}
+
+TEST(parse_device_needs_argument)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "version", "--device", NULL));
+	EXPECT_NE(NULL, strstr(err, "needs a device path"));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "version", "--device=", NULL));
+}
+
+TEST(parse_extra_argument)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "version", "extra", NULL));
+	EXPECT_NE(NULL, strstr(err, "unexpected argument 'extra'"));
+}
+
+TEST(parse_version_options_anywhere)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	ASSERT_EQ(0, parse(&o, err, "--json", "version", "-d", "/dev/x", NULL));
+	EXPECT_EQ(CTL_CMD_VERSION, o.cmd);
+	EXPECT_TRUE(o.json);
+	EXPECT_FALSE(o.help);
+	EXPECT_STREQ("/dev/x", o.device);
+	ASSERT_EQ(0, parse(&o, err, "version", "--device=/dev/y", "-j", NULL));
+	EXPECT_STREQ("/dev/y", o.device);
+	EXPECT_TRUE(o.json);
+}
+
+TEST(parse_help_forms)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	ASSERT_EQ(0, parse(&o, err, "--help", NULL));
+	EXPECT_TRUE(o.help);
+	EXPECT_EQ(CTL_CMD_NONE, o.topic);
+	ASSERT_EQ(0, parse(&o, err, "help", NULL));
+	EXPECT_TRUE(o.help);
+	EXPECT_EQ(CTL_CMD_NONE, o.topic);
+	ASSERT_EQ(0, parse(&o, err, "help", "version", NULL));
+	EXPECT_EQ(CTL_CMD_VERSION, o.topic);
+	ASSERT_EQ(0, parse(&o, err, "version", "-h", NULL));
+	EXPECT_TRUE(o.help);
+	EXPECT_EQ(CTL_CMD_VERSION, o.topic);
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "help", "nope", NULL));
+}
+
+static char *capture_help(enum ctl_cmd topic)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ctl_print_help(f, topic);
+	fclose(f);
+	return buf;
+}
+
+TEST(help_lists_commands)
+{
+	char *h = capture_help(CTL_CMD_NONE);
+
+	EXPECT_NE(NULL, strstr(h, "Usage: vmpf-ctl"));
+	EXPECT_NE(NULL, strstr(h, "  version "));
+	EXPECT_NE(NULL, strstr(h, "  help "));
+	EXPECT_NE(NULL, strstr(h, "--json"));
+	free(h);
+	h = capture_help(CTL_CMD_VERSION);
+	EXPECT_NE(NULL, strstr(h, "Usage: vmpf-ctl version"));
+	free(h);
+}
+
+static char *capture_version(const struct ctl_version *v, int json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ctl_print_version(f, v, json);
+	fclose(f);
+	return buf;
+}
+
+static struct ctl_version sample_version(void)
+{
+	struct ctl_version v = { .tool_version = "1.2.3", .have_module = 1 };
+
+	v.api.version = VMPF_VERSION_CODE(4, 5, 6);
+	v.api.ioctls = 1ULL << _IOC_NR(VMPF_IOC_DEV_INFO) | 1ULL << 40;
+	v.info.open_files = 3;
+	v.info.mem_bytes = 4096;
+	return v;
+}
+
+TEST(version_text)
+{
+	struct ctl_version v = sample_version();
+	char *out = capture_version(&v, 0);
+
+	EXPECT_STREQ("vmpf-ctl 1.2.3 (API 1)\n"
+		     "module   4.5.6 (API 1)\n"
+		     "features none\n"
+		     "ioctls   DEV_INFO bit40\n"
+		     "open files 3, module memory 4096 bytes\n", out);
+	free(out);
+}
+
+TEST(version_json)
+{
+	struct ctl_version v = sample_version();
+	char *out = capture_version(&v, 1);
+
+	EXPECT_STREQ("{\"tool\":{\"version\":\"1.2.3\",\"api\":1},"
+		     "\"module\":{\"version\":\"4.5.6\",\"api\":1,\"features_mask\":0,"
+		     "\"features\":[],\"ioctls_mask\":1099511627778,"
+		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"open_files\":3,"
+		     "\"mem_bytes\":4096}}\n", out);
+	free(out);
+}
+
+TEST(version_without_module)
+{
+	struct ctl_version v = { .tool_version = "1.2.3" };
+	char *out = capture_version(&v, 0);
+
+	EXPECT_STREQ("vmpf-ctl 1.2.3 (API 1)\n", out);
+	free(out);
+	out = capture_version(&v, 1);
+	EXPECT_STREQ("{\"tool\":{\"version\":\"1.2.3\",\"api\":1}}\n", out);
+	free(out);
+}
+
+TEST(json_string_escapes)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ctl_json_string(f, "a\"b\\c\nd\te\x01");
+	fclose(f);
+	EXPECT_STREQ("\"a\\\"b\\\\c\\nd\\te\\u0001\"", buf);
+	free(buf);
+}
+
+TEST(open_error_sentences)
+{
+	char buf[256];
+
+	EXPECT_NE(NULL, strstr(vmpf_open_error(ENOENT, 0, "/dev/vmpagefile", buf, sizeof(buf)),
+			       "module is not loaded"));
+	EXPECT_NE(NULL, strstr(vmpf_open_error(ENOENT, 1, "/dev/vmpagefile", buf, sizeof(buf)),
+			       "devtmpfs"));
+	EXPECT_NE(NULL, strstr(vmpf_open_error(EACCES, 1, "/dev/vmpagefile", buf, sizeof(buf)),
+			       "permission denied"));
+	EXPECT_NE(NULL, strstr(vmpf_open_error(EIO, 1, "/dev/x", buf, sizeof(buf)),
+			       "cannot open /dev/x"));
+	/* One sentence: no newline inside. */
+	EXPECT_EQ(NULL, strchr(buf, '\n'));
+}
+
+TEST(ioctl_error_sentences)
+{
+	char buf[256];
+
+	EXPECT_NE(NULL, strstr(vmpf_ioctl_error(VMPF_IOC_API, ENOTTY, buf, sizeof(buf)),
+			       "does not know this request"));
+	EXPECT_NE(NULL, strstr(vmpf_ioctl_error(VMPF_IOC_DEV_INFO, EBADFD, buf, sizeof(buf)),
+			       "handshake has not been done"));
+	EXPECT_NE(NULL, strstr(vmpf_ioctl_error(VMPF_IOC_API, EEXIST, buf, sizeof(buf)),
+			       "already done"));
+	EXPECT_NE(NULL, strstr(vmpf_ioctl_error(VMPF_IOC_API, EINVAL, buf, sizeof(buf)),
+			       "VMPF_IOC_API: the module refused the handshake"));
+}
+
+TEST(version_format)
+{
+	char buf[32];
+
+	vmpf_format_version(buf, sizeof(buf), VMPF_VERSION_CODE(70000, 65535, 7));
+	EXPECT_STREQ("70000.65535.7", buf);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,55 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+# /init of the test initramfs.  Loads kvm, kvm-amd and the module under test,
+# runs every /bin/*_test program, and reports on the second serial port
+# (/dev/ttyS1), which the host reads:
+#   VMPF-CHECK ok|fail NAME      one check made by this script
+#   VMPF-BEGIN NAME ... VMPF-END NAME RC   a test program's TAP output
+#   VMPF-DONE                    the run completed
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+
+R=/dev/ttyS1
+stty -F $R raw -echo 2>/dev/null
+say() { echo "$*" > $R; }
+check() {
+	name=$1
+	shift
+	if "$@" > /tmp/check.out 2>&1; then
+		say "VMPF-CHECK ok $name"
+	else
+		say "VMPF-CHECK fail $name"
+		sed 's/^/# /' /tmp/check.out > $R
+	fi
+}
+
+say "# guest kernel $(uname -r)"
+for m in $(cat /lib/modules/load.order); do
+	check "insmod $m" insmod /lib/modules/$m.ko
+done
+check "/dev/kvm present" test -c /dev/kvm
+check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko
+check "load message logged" sh -c 'dmesg | grep -q "vmpagefile: version .* loaded"'
+
+export VMPF_MODULE=/lib/modules/vmpagefile.ko
+for t in /bin/*_test /bin/*_test.sh; do
+	[ -x "$t" ] || continue
+	name=${t##*/}
+	say "VMPF-BEGIN $name"
+	"$t" > $R 2>&1
+	say "VMPF-END $name $?"
+done
+
+# Bits W (warning), D (oops), B (bad page), L (soft lockup).
+check "kernel not tainted by a warning or oops" \
+	sh -c '[ $(( $(cat /proc/sys/kernel/tainted) & (512 | 128 | 32 | 16384) )) -eq 0 ]'
+check "rmmod vmpagefile at the end" rmmod vmpagefile
+check "no /dev/vmpagefile after rmmod" sh -c '! test -e /dev/vmpagefile'
+say "VMPF-DONE"
+sync
+poweroff -f

@@ -1,0 +1,56 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the test initramfs for one kernel:
+#   mkinitramfs.sh KVER MODULE.ko OUT.cpio.gz FILE...
+# It holds busybox-static, the kvm/kvm-amd modules and their dependencies
+# from the kernel's own package (decompressed, in load order), the module
+# under test, /init (guest-init.sh) and the given files in /bin.
+set -euo pipefail
+
+kver=$1 module=$2 out=$3
+shift 3
+here=$(cd "$(dirname "$0")" && pwd)
+moddir=/lib/modules/$kver
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules}
+cp /bin/busybox "$stage/bin/busybox"
+cp "$here/guest-init.sh" "$stage/init"
+chmod +x "$stage/init"
+cp "$module" "$stage/lib/modules/vmpagefile.ko"
+for f in "$@"; do
+	cp "$f" "$stage/bin/"
+done
+
+find_module() {
+	local name=$1 f
+	f=$(find "$moddir/kernel" \( -name "$name.ko*" -o -name "${name//-/_}.ko*" \
+		-o -name "${name//_/-}.ko*" \) | head -n 1)
+	[ -n "$f" ] || { echo "mkinitramfs: module $name not found in $moddir" >&2; exit 1; }
+	echo "$f"
+}
+
+declare -A seen
+order=()
+add_module() {
+	local name=$1 f dep
+	[ -n "${seen[$name]:-}" ] && return
+	seen[$name]=1
+	f=$(find_module "$name")
+	for dep in $(modinfo -F depends "$f" | tr ',' ' '); do
+		add_module "$dep"
+	done
+	case $f in
+	*.xz)	xz -dc "$f" ;;
+	*.zst)	zstd -qdc "$f" ;;
+	*.gz)	gzip -dc "$f" ;;
+	*)	cat "$f" ;;
+	esac > "$stage/lib/modules/$name.ko"
+	order+=("$name")
+}
+
+add_module kvm-amd
+printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"
+
+(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

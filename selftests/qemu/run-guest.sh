@@ -1,0 +1,22 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot one kernel with a test initramfs under TCG:
+#   run-guest.sh KVER INITRD OUTDIR [TIMEOUT_SECONDS]
+# -cpu max exposes SVM, so kvm-amd loads inside and /dev/kvm runs real
+# guests.  The kernel console goes to OUTDIR/console.log, the result channel
+# (second serial port) to OUTDIR/result.log.  A warning panics the guest
+# (panic_on_warn) and -no-reboot turns that into QEMU exiting.  Exit status:
+# QEMU's, or 124 on timeout.
+set -uo pipefail
+
+kver=$1 initrd=$2 out=$3 limit=${4:-900}
+mkdir -p "$out"
+rm -f "$out/console.log" "$out/result.log"
+
+timeout --kill-after=10 "$limit" qemu-system-x86_64 \
+	-accel tcg -cpu max -m 1024 -smp 2 \
+	-nodefaults -display none -no-reboot \
+	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
+	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1" \
+	-serial "file:$out/console.log" -serial "file:$out/result.log" \
+	</dev/null >"$out/qemu.log" 2>&1

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vmpf-ctl's command line and output formatting, kept apart from main()
+ * so that the host-side unit tests can exercise them without a device.
+ */
+#ifndef VMPF_CTL_UTIL_H
+#define VMPF_CTL_UTIL_H
+
+#include <stdio.h>
+#include <linux/vmpagefile.h>
+
+enum ctl_cmd {
+	CTL_CMD_NONE,
+	CTL_CMD_HELP,
+	CTL_CMD_VERSION,
+};
+
+struct ctl_opts {
+	enum ctl_cmd cmd;
+	int json;		/* --json */
+	int help;		/* --help, or 'help' with a topic */
+	enum ctl_cmd topic;	/* the command --help or 'help' is about */
+	const char *device;	/* --device, or NULL for the default */
+};
+
+/* Exit codes of vmpf-ctl. */
+#define CTL_EXIT_OK	0
+#define CTL_EXIT_FAIL	1	/* the command ran and failed */
+#define CTL_EXIT_USAGE	2	/* the command line is wrong */
+
+/*
+ * Parse argv into @o.  Returns 0, or CTL_EXIT_USAGE with one sentence in
+ * @err for a person.
+ */
+int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
+	      size_t errlen);
+
+/* The top-level help, or one command's help for @topic. */
+void ctl_print_help(FILE *f, enum ctl_cmd topic);
+
+/* What `vmpf-ctl version` reports. */
+struct ctl_version {
+	const char *tool_version;
+	int have_module;		/* the fields below are valid */
+	struct vmpf_api api;		/* the handshake's answer */
+	struct vmpf_dev_info info;
+};
+
+void ctl_print_version(FILE *f, const struct ctl_version *v, int json);
+
+/* A JSON string literal for @s, with quotes and escapes. */
+void ctl_json_string(FILE *f, const char *s);
+
+#endif /* VMPF_CTL_UTIL_H */

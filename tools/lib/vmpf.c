@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libvmpf: device access and error sentences, see vmpf.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmpf.h"
+
+const char *vmpf_device_path(void)
+{
+	const char *p = getenv("VMPF_DEVICE");
+
+	return p && *p ? p : VMPF_DEVICE_PATH;
+}
+
+int vmpf_module_loaded(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/vmpagefile", &st) == 0;
+}
+
+int vmpf_open(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int __vmpf_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
+}
+
+int vmpf_handshake(int fd, __u64 features, struct vmpf_api *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->api = VMPF_API;
+	out->features = features;
+	return __vmpf_ioctl(fd, VMPF_IOC_API, out);
+}
+
+static const struct {
+	unsigned long cmd;
+	const char *name;
+} vmpf_ioctl_names[] = {
+	{ VMPF_IOC_API,		"VMPF_IOC_API" },
+	{ VMPF_IOC_DEV_INFO,	"VMPF_IOC_DEV_INFO" },
+};
+
+const char *vmpf_ioctl_name(unsigned long cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(vmpf_ioctl_names) / sizeof(vmpf_ioctl_names[0]); i++)
+		if (vmpf_ioctl_names[i].cmd == cmd)
+			return vmpf_ioctl_names[i].name;
+	return "unknown ioctl";
+}
+
+const char *vmpf_ioctl_bit_name(unsigned int nr)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(vmpf_ioctl_names) / sizeof(vmpf_ioctl_names[0]); i++)
+		if (_IOC_NR(vmpf_ioctl_names[i].cmd) == nr)
+			return vmpf_ioctl_names[i].name + strlen("VMPF_IOC_");
+	return NULL;
+}
+
+const char *vmpf_feature_name(unsigned int bit)
+{
+	/* API v1 of this release defines no feature bits yet. */
+	(void)bit;
+	return NULL;
+}
+
+void vmpf_format_version(char *buf, size_t len, __u64 code)
+{
+	snprintf(buf, len, "%u.%u.%u", VMPF_VERSION_MAJOR(code),
+		 VMPF_VERSION_MINOR(code), VMPF_VERSION_PATCH(code));
+}
+
+const char *vmpf_open_error(int err, int module_loaded, const char *path,
+			    char *buf, size_t len)
+{
+	switch (err) {
+	case ENOENT:
+		if (!module_loaded)
+			snprintf(buf, len,
+				 "the vmpagefile kernel module is not loaded (load it with 'modprobe vmpagefile' or 'insmod vmpagefile.ko')");
+		else
+			snprintf(buf, len,
+				 "%s does not exist although the vmpagefile module is loaded; is devtmpfs mounted on /dev?",
+				 path);
+		break;
+	case EACCES:
+	case EPERM:
+		snprintf(buf, len,
+			 "permission denied opening %s: run as root, or load the module with dev_mode=0660 and give the device a group",
+			 path);
+		break;
+	case ENXIO:
+	case ENODEV:
+		snprintf(buf, len,
+			 "%s is not a working vmpagefile device (the module may be unloading)",
+			 path);
+		break;
+	default:
+		snprintf(buf, len, "cannot open %s: %s", path, strerror(err));
+		break;
+	}
+	return buf;
+}
+
+const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
+{
+	const char *name = vmpf_ioctl_name(cmd);
+
+	switch (err) {
+	case ENOTTY:
+		snprintf(buf, len,
+			 "%s: the loaded vmpagefile module does not know this request; it is older than this tool",
+			 name);
+		break;
+	case EBADFD:
+		snprintf(buf, len,
+			 "%s: the API handshake has not been done on this file descriptor",
+			 name);
+		break;
+	case EEXIST:
+		snprintf(buf, len,
+			 "%s: the API handshake was already done on this file descriptor",
+			 name);
+		break;
+	case EINVAL:
+		if (cmd == VMPF_IOC_API)
+			snprintf(buf, len,
+				 "%s: the module refused the handshake: it does not speak API %d with the requested features",
+				 name, VMPF_API);
+		else
+			snprintf(buf, len, "%s: the module refused an invalid argument",
+				 name);
+		break;
+	case EFAULT:
+		snprintf(buf, len, "%s: bad address passed to the module", name);
+		break;
+	default:
+		snprintf(buf, len, "%s failed: %s", name, strerror(err));
+		break;
+	}
+	return buf;
+}
