@@ -14,9 +14,9 @@ gzip xz-utils zstd kmod linux-source-6.12 perl"
 updated=
 apt_update() {
 	[ -n "$updated" ] && return 0
-	log "apt-get update"
-	apt-get update -qq >&2
 	updated=1
+	log "apt-get update"
+	apt-get update -qq >&2 || log "apt-get update failed; using the package lists as they are"
 }
 
 missing_pkgs() {
@@ -49,13 +49,11 @@ fi
 if [ -n "${VMPF_KERNELS:-}" ]; then
 	kernels=$VMPF_KERNELS
 else
+	# Stale lists name kernels the archive has already dropped: refresh.
+	[ "$(id -u)" = 0 ] && apt_update
 	kernels=
 	for re in '6\.1\.0-[0-9]+' '6\.12\.[0-9]+\+deb12'; do
 		k=$(newest_kernel "$re")
-		if [ -z "$k" ]; then
-			apt_update
-			k=$(newest_kernel "$re")
-		fi
 		[ -n "$k" ] || k=$(newest_installed "$re")
 		if [ -z "$k" ]; then
 			log "no kernel matching $re offered by apt or installed"

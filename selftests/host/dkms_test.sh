@@ -33,12 +33,12 @@ if [ -n "$(dkms status vmpagefile 2>/dev/null)" ] || [ -e "/usr/src/vmpagefile-$
 	exit 0
 fi
 
-stage=$(mktemp -d)
-trap 'dkms remove "vmpagefile/$ver" --all >/dev/null 2>&1; rm -rf "$stage" "/usr/src/vmpagefile-$ver"' EXIT
-mkdir "$stage/vmpagefile-$ver"
-cp -r Kbuild Makefile dkms.conf kernel uapi "$stage/vmpagefile-$ver/"
+# The README's steps.
+trap 'dkms remove "vmpagefile/$ver" --all >/dev/null 2>&1; rm -rf "/usr/src/vmpagefile-$ver"' EXIT
+mkdir "/usr/src/vmpagefile-$ver"
+cp -r Kbuild Makefile dkms.conf kernel uapi "/usr/src/vmpagefile-$ver/"
 
-if out=$(dkms add "$stage/vmpagefile-$ver" 2>&1); then
+if out=$(dkms add "vmpagefile/$ver" 2>&1); then
 	tap ok "dkms.add"
 else
 	tap fail "dkms.add" "$out"
