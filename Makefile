@@ -24,7 +24,13 @@ TEST_CFLAGS = -Wno-sign-compare -Wno-unused-parameter -Wno-clobbered
 STATIC ?= -static
 HARNESS_DIR ?= build/harness
 
-TOOLS = tools/vmpf-ctl
+TOOLS = tools/vmpf-ctl tools/vmpf-vm
+VM_SRC = tools/vm/vm.c tools/build/guest_blob.o
+VM_HDR = tools/vm/vm.h tools/vm/vm_abi.h
+# The guest code: freestanding 64-bit, linked to a flat binary at VM_CODE_GPA.
+GUEST_CFLAGS = -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables \
+	-fcf-protection=none -nostdlib -static -no-pie -Wall -Wextra
 LIB_SRC = tools/lib/vmpf.c tools/lib/ctl_util.c
 LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h uapi/linux/vmpagefile.h
 TESTS = $(patsubst %.c,%,$(wildcard selftests/*_test.c))
@@ -48,6 +54,17 @@ tools: $(TOOLS)
 tools/vmpf-ctl: tools/vmpf-ctl.c $(LIB_SRC) $(LIB_HDR)
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(STATIC) -o $@ tools/vmpf-ctl.c $(LIB_SRC) $(LDFLAGS)
 
+tools/vmpf-vm: tools/vmpf-vm.c $(VM_SRC) $(VM_HDR)
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools/vm $(STATIC) -pthread -o $@ tools/vmpf-vm.c $(VM_SRC) $(LDFLAGS)
+
+tools/build/guest.bin: tools/vm/guest.c tools/vm/vm_abi.h tools/vm/guest.lds
+	@mkdir -p tools/build
+	$(CC) $(GUEST_CFLAGS) -Wl,-T,tools/vm/guest.lds -Wl,--oformat=binary \
+		-Wl,--build-id=none -o $@ tools/vm/guest.c
+
+tools/build/guest_blob.o: tools/vm/guest_blob.S tools/build/guest.bin
+	$(CC) -c -DVMPF_GUEST_BIN='"tools/build/guest.bin"' -o $@ tools/vm/guest_blob.S
+
 $(HARNESS_DIR)/kselftest_harness.h:
 	selftests/get-harness.sh $(HARNESS_DIR)
 
@@ -70,4 +87,4 @@ demo:
 
 clean: clean-module
 	rm -f $(TOOLS) $(TESTS) $(HOST_TESTS)
-	rm -rf build
+	rm -rf build tools/build

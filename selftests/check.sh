@@ -189,7 +189,7 @@ ingest_guest() {
 	fi
 }
 
-GUEST_BINS="tools/vmpf-ctl selftests/ctl_test.sh $(ls selftests/*_test)"
+GUEST_BINS="tools/vmpf-ctl tools/vmpf-vm $(ls selftests/*_test.sh selftests/*_test)"
 for k in $KERNELS; do
 	section "kernel $k (QEMU, TCG, -cpu max)"
 	dir=$BUILD/$k/guest

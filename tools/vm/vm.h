@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A small KVM VMM: the reference user of vmpagefile and the workload of its
+ * tests.  See vm_abi.h for what the guest does.
+ */
+#ifndef VMPF_VM_H
+#define VMPF_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "vm_abi.h"
+
+struct vm_slot {
+	uint32_t id;
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct vm_vcpu {
+	struct vm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	/* progress, written by the vCPU thread, read by anyone */
+	uint64_t stores;
+	uint64_t passes;
+	uint64_t exits;
+};
+
+struct vm_config {
+	uint64_t ram_bytes;	/* split over two slots */
+	int vcpus;		/* 1..VM_MAX_VCPUS */
+	int mode;		/* VM_MODE_DIRTY or VM_MODE_IDLE */
+	uint64_t ws_pages;	/* working set, pages; 0 = all writable pages */
+	uint64_t rate;		/* stores per second over all vCPUs; 0 = unthrottled */
+	uint64_t batch;		/* stores per progress exit */
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd;
+	int fd;
+	int nslots;
+	struct vm_slot slots[2];
+	struct vm_vcpu vcpu[VM_MAX_VCPUS];
+	size_t run_size;
+
+	/*
+	 * @lock protects @running, @paused_vcpus and @quit; vCPU threads wait
+	 * on @cond while paused, the controller waits on it for them to stop.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int running;
+	int paused_vcpus;
+	int quit;
+	int threads_started;
+	char error[256];	/* first vCPU error, under @lock */
+};
+
+/* Create the VM, its memory and vCPUs; 0 or -errno with vm->error set. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* Write page tables, code and parameters into fresh guest memory. */
+int vm_boot_setup(struct vm *vm);
+
+/* Start the vCPU threads (paused) / let them run / stop them all. */
+int vm_start_threads(struct vm *vm);
+void vm_resume(struct vm *vm);
+void vm_pause(struct vm *vm);	/* returns once every vCPU is out of KVM_RUN */
+void vm_destroy(struct vm *vm);
+
+/* The device state: every vCPU's registers, as a blob (malloc'ed). */
+int vm_save_state(struct vm *vm, void **blob, size_t *len);
+int vm_load_state(struct vm *vm, const void *blob, size_t len);
+/* Check a blob; its vCPU count and RAM size, without a VM.  0 or -EINVAL. */
+int vm_state_peek(const void *blob, size_t len, int *vcpus, uint64_t *ram_bytes);
+
+/* Guest memory as one plain image, slot after slot. */
+int vm_save_ram(struct vm *vm, const char *path);
+int vm_load_ram(struct vm *vm, const char *path);
+
+/* 64-bit FNV-1a of each guest page, written as "gpa checksum" lines. */
+uint64_t vm_page_checksum(const uint8_t *page);
+int vm_write_checksums(struct vm *vm, const char *path);
+/* Compare with a checksum file: number of mismatches, or -errno. */
+long vm_verify_checksums(struct vm *vm, const char *path, char *first_bad,
+			 size_t len);
+
+/* Check every word the guest can have written: pages with foreign words. */
+long vm_check_pattern(struct vm *vm, char *first_bad, size_t len);
+
+/* Translate a guest-physical address to the VMM's address, or NULL. */
+uint8_t *vm_gpa_to_hva(struct vm *vm, uint64_t gpa);
+
+uint64_t vm_total_stores(struct vm *vm);
+
+#endif /* VMPF_VM_H */
