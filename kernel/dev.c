@@ -10,6 +10,7 @@
 #include <linux/build_bug.h>
 #include <linux/compat.h>
 #include <linux/module.h>
+#include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -19,27 +20,46 @@
 static_assert(sizeof(struct vmpf_api) == 48);
 static_assert(sizeof(struct vmpf_dev_info) == 64);
 
+static_assert(sizeof(struct vmpf_source_attach) == 112);
+static_assert(sizeof(struct vmpf_status) == 288);
+static_assert(sizeof(struct vmpf_finish) == 80);
+static_assert(sizeof(struct vmpf_mark_dirty) == 32);
+static_assert(sizeof(struct vmpf_round_stats) == 64);
+static_assert(sizeof(struct vmpf_pf_super) <= VMPF_PF_BLOCK);
+static_assert(sizeof(struct vmpf_pf_commit) <= VMPF_PF_BLOCK);
+static_assert(sizeof(struct vmpf_pf_page) == 8);
+
 typedef long (*vmpf_ioctl_fn)(struct vmpf_file *vf, void __user *uarg);
 
 static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg);
 static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg);
 
+/* @feature: the handshake must have asked for it, or EOPNOTSUPP. */
 static const struct vmpf_ioctl_desc {
 	unsigned int cmd;
+	u64 feature;
 	vmpf_ioctl_fn fn;
 } vmpf_ioctls[] = {
-	{ VMPF_IOC_API,		vmpf_ioctl_api },
-	{ VMPF_IOC_DEV_INFO,	vmpf_ioctl_dev_info },
+	{ VMPF_IOC_API,			0, vmpf_ioctl_api },
+	{ VMPF_IOC_DEV_INFO,		0, vmpf_ioctl_dev_info },
+	{ VMPF_IOC_SOURCE_ATTACH,	VMPF_FEATURE_SOURCE, vmpf_source_attach },
+	{ VMPF_IOC_START,		VMPF_FEATURE_SOURCE, vmpf_source_start },
+	{ VMPF_IOC_STATUS,		0, vmpf_source_status },
+	{ VMPF_IOC_REQUEST_FINISH,	VMPF_FEATURE_SOURCE, vmpf_source_request_finish },
+	{ VMPF_IOC_FINISH,		VMPF_FEATURE_SOURCE, vmpf_source_finish },
+	{ VMPF_IOC_ABORT,		VMPF_FEATURE_SOURCE, vmpf_source_abort },
+	{ VMPF_IOC_MARK_DIRTY,		VMPF_FEATURE_SOURCE, vmpf_source_mark_dirty },
 };
 
-/* The ioctls a file descriptor accepts once the handshake is done. */
-static u64 vmpf_ioctl_mask(void)
+/* The ioctls a descriptor accepts once the handshake agreed on @features. */
+static u64 vmpf_ioctl_mask(u64 features)
 {
 	u64 mask = 0;
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(vmpf_ioctls); i++)
-		if (vmpf_ioctls[i].cmd != VMPF_IOC_API)
+		if (vmpf_ioctls[i].cmd != VMPF_IOC_API &&
+		    (vmpf_ioctls[i].feature & features) == vmpf_ioctls[i].feature)
 			mask |= 1ULL << _IOC_NR(vmpf_ioctls[i].cmd);
 	return mask;
 }
@@ -66,7 +86,7 @@ static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg)
 	}
 
 	wanted = api.features;
-	api.ioctls = vmpf_ioctl_mask();
+	api.ioctls = vmpf_ioctl_mask(wanted);
 	api.version = VMPF_VERSION;
 	api.features = VMPF_FEATURES_ALL;
 	/* The handshake only counts once the caller has seen the answer. */
@@ -91,6 +111,7 @@ static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg)
 		.features	= VMPF_FEATURES_ALL,
 		.open_files	= atomic64_read(&vmpf_counters.open_files),
 		.mem_bytes	= atomic64_read(&vmpf_counters.mem_bytes),
+		.sessions	= atomic64_read(&vmpf_counters.sessions),
 	};
 
 	if (copy_to_user(uarg, &info, sizeof(info)))
@@ -109,6 +130,8 @@ static long vmpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		/* Pairs with the release in vmpf_ioctl_api(). */
 		if (cmd != VMPF_IOC_API && !smp_load_acquire(&vf->api_done))
 			return -EBADFD;
+		if ((vf->features & vmpf_ioctls[i].feature) != vmpf_ioctls[i].feature)
+			return -EOPNOTSUPP;
 		return vmpf_ioctls[i].fn(vf, (void __user *)arg);
 	}
 	return -ENOTTY;
@@ -129,10 +152,22 @@ static int vmpf_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 }
 
+static __poll_t vmpf_poll(struct file *file, struct poll_table_struct *wait)
+{
+	struct vmpf_file *vf = file->private_data;
+	/* Pairs with the release in vmpf_source_attach(). */
+	struct vmpf_source *src = smp_load_acquire(&vf->src);
+
+	return src ? vmpf_source_poll(src, file, wait) : 0;
+}
+
 static int vmpf_release(struct inode *inode, struct file *file)
 {
 	struct vmpf_file *vf = file->private_data;
 
+	/* No ioctl can run any more: the session goes with the descriptor. */
+	if (vf->src)
+		vmpf_source_release(vf->src);
 	atomic64_sub(sizeof(*vf), &vmpf_counters.mem_bytes);
 	atomic64_dec(&vmpf_counters.open_files);
 	mutex_destroy(&vf->lock);
@@ -144,6 +179,7 @@ const struct file_operations vmpf_fops = {
 	.owner		= THIS_MODULE,
 	.open		= vmpf_open,
 	.release	= vmpf_release,
+	.poll		= vmpf_poll,
 	.unlocked_ioctl	= vmpf_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };

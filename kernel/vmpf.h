@@ -3,9 +3,16 @@
  * vmpagefile internal declarations shared by the module's files.
  *
  * Files:
- *   main.c  module init/exit, parameters, module-wide counters
- *   dev.c   the /dev/vmpagefile file operations: open, release and the
- *           ioctl dispatch, including the API handshake
+ *   main.c      module init/exit, parameters, module-wide counters
+ *   dev.c       /dev/vmpagefile: open, release, poll, ioctl dispatch, the
+ *               API handshake
+ *   source.c    source sessions: attach, start, status, finish, abort,
+ *               mark-dirty, and their lifetime
+ *   precopy.c   the source session's worker: pre-copy rounds, the final
+ *               round and the commit
+ *   dirty.c     KVM dirty tracking of the registered memslots
+ *   pagefile.c  the page-file format: layout, superblock, commit record
+ *   storage.c   direct I/O to the page file (block device or regular file)
  */
 #ifndef _VMPF_H
 #define _VMPF_H
@@ -14,6 +21,7 @@
 #include <linux/fs.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/vmpagefile.h>
 
 #define VMPF_VERSION	VMPF_VERSION_NUM
@@ -22,24 +30,56 @@
 struct vmpf_counters {
 	atomic64_t open_files;	/* file descriptions open on the device */
 	atomic64_t mem_bytes;	/* bytes allocated on behalf of callers */
+	atomic64_t sessions;	/* source sessions alive */
 };
 
 extern struct vmpf_counters vmpf_counters;
 extern const struct file_operations vmpf_fops;
 
+struct vmpf_source;
+
 /**
  * struct vmpf_file - state of one open file description of /dev/vmpagefile
- * @lock:	serialises the API handshake; protects @features and the
- *		transition of @api_done from false to true.
+ * @lock:	serialises the API handshake and session creation; protects
+ *		@features and the transitions of @api_done and @src.
  * @api_done:	true once VMPF_IOC_API succeeded.  Written under @lock with
  *		release semantics, read locklessly with acquire semantics:
  *		once true it never changes, and @features is stable.
  * @features:	feature bits agreed in the handshake.
+ * @src:	the source session, set once under @lock (release), read
+ *		with acquire; freed only by release(), when no ioctl can run.
  */
 struct vmpf_file {
-	struct mutex lock;	/* serialises the handshake, see above */
+	struct mutex lock;	/* see above */
 	bool api_done;
 	u64 features;
+	struct vmpf_source *src;
 };
+
+/* source.c */
+long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_start(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_status(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_abort(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg);
+__poll_t vmpf_source_poll(struct vmpf_source *src, struct file *file,
+			  struct poll_table_struct *wait);
+void vmpf_source_release(struct vmpf_source *src);
+
+/* pagefile.c: on-disk layout of a page file for a set of regions */
+struct vmpf_layout {
+	u64 total_pages;
+	u64 table_off;
+	u64 table_len;		/* bytes, multiple of VMPF_PF_BLOCK */
+	u64 state_off;
+	u64 state_max;		/* multiple of VMPF_PF_BLOCK */
+	u64 data_off;
+	u64 file_size;
+};
+
+void vmpf_pf_layout(struct vmpf_layout *l, u64 total_pages, u64 state_max);
+u32 vmpf_crc32c(const void *p, size_t len);
 
 #endif /* _VMPF_H */

@@ -4,21 +4,32 @@
  *
  * Runs a KVM guest whose built-in code stores a checkable pattern over a
  * working set at a chosen rate (or stays idle), pauses it, and saves or
- * restores its device state and RAM.  Today it saves and restores RAM as a
- * plain image, which tests the pause/save/load/resume path of the VMM
- * itself; the migration through /dev/vmpagefile builds on the same path.
+ * restores its device state and RAM: as plain files, or through vmpagefile.
+ *
+ * With --migrate-to it is the reference user of the source-side UAPI: it
+ * attaches its VM and a page file to /dev/vmpagefile, starts pre-copy,
+ * waits on poll() for the session to want a switch-over, pauses its vCPUs,
+ * writes a page itself (as device emulation would) and reports it with
+ * VMPF_IOC_MARK_DIRTY, and hands its device state to VMPF_IOC_FINISH.
+ * With --load-pagefile it restores a committed page file eagerly, from
+ * userspace, and checks it.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "pagefile.h"
 #include "vm.h"
+#include "vmpf.h"
 
 #define EXIT_FAIL	1
 #define EXIT_USAGE	2
@@ -48,6 +59,18 @@ static const char usage[] =
 "  --load-ram FILE     load guest RAM from a plain image (needs --load-state)\n"
 "  --verify FILE       before resuming, compare RAM with a checksum file\n"
 "\n"
+"Migration through vmpagefile:\n"
+"  --migrate-to PATH   after --seconds, migrate into the page file PATH (a\n"
+"                      block device or file, opened O_DIRECT); switch over\n"
+"                      when the session asks, then exit\n"
+"  --wait-request      switch over only when asked (vmpf-ctl finish), not\n"
+"                      when pre-copy converges\n"
+"  --max-rounds N      pre-copy round limit (default: the module's)\n"
+"  --target-pages N    converged below this many dirty pages (default: the module's)\n"
+"  --no-start          attach, but let vmpf-ctl start pre-copy\n"
+"  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
+"  --load-pagefile PATH  restore from a committed page file instead of booting\n"
+"\n"
 "  --json              print the report as JSON\n"
 "  -h, --help          this help\n"
 "\n"
@@ -60,6 +83,9 @@ struct opts {
 	int json;
 	const char *checksums, *save_state, *save_ram;
 	const char *load_state, *load_ram, *verify;
+	const char *migrate_to, *load_pagefile;
+	uint64_t max_rounds, target_pages;
+	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
 };
 
@@ -116,6 +142,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--json")) {
 			o->json = 1;
 			takes = 0;
+		} else if (!strcmp(a, "--wait-request")) {
+			o->wait_request = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--no-start")) {
+			o->no_start = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--no-mark-dirty")) {
+			o->no_mark_dirty = 1;
+			takes = 0;
 		} else if (a[0] == '-' && !val) {
 			return usage_error("option '%s' needs a value", a);
 		} else if (!strcmp(a, "--ram")) {
@@ -152,13 +187,28 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->load_ram = val;
 		} else if (!strcmp(a, "--verify")) {
 			o->verify = val;
+		} else if (!strcmp(a, "--migrate-to")) {
+			o->migrate_to = val;
+		} else if (!strcmp(a, "--load-pagefile")) {
+			o->load_pagefile = val;
+		} else if (!strcmp(a, "--max-rounds")) {
+			if (parse_size(val, &o->max_rounds))
+				return usage_error("bad number '%s' for --max-rounds", val);
+		} else if (!strcmp(a, "--target-pages")) {
+			if (parse_size(val, &o->target_pages))
+				return usage_error("bad number '%s' for --target-pages", val);
 		} else {
 			return usage_error("unknown option '%s'", a);
 		}
 		i += takes;
 	}
-	if ((o->load_ram || o->verify) && !o->load_state)
-		return usage_error("%s needs --load-state", o->load_ram ? "--load-ram" : "--verify");
+	if (o->load_pagefile && (o->load_state || o->load_ram))
+		return usage_error("%s cannot be combined with --load-state/--load-ram",
+				   "--load-pagefile");
+	if (o->verify && !o->load_state && !o->load_pagefile)
+		return usage_error("%s needs --load-state or --load-pagefile", "--verify");
+	if (o->load_ram && !o->load_state)
+		return usage_error("%s needs --load-state", "--load-ram");
 	if (o->load_state && !o->load_ram)
 		return usage_error("%s needs --load-ram (RAM to go with the registers)",
 				   "--load-state");
@@ -207,22 +257,315 @@ static int fail(struct vm *vm, const char *what)
 	return EXIT_FAIL;
 }
 
+static void sleep_seconds(double sec)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)sec,
+		.tv_nsec = (long)((sec - (time_t)sec) * 1e9),
+	};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Restore RAM and device state eagerly from a committed page file. */
+static int load_pagefile(struct vm *vm, struct opts *o, void **state,
+			 size_t *state_len)
+{
+	struct pf pf;
+	uint64_t p;
+	int i, ret;
+
+	ret = pf_open(&pf, o->load_pagefile);
+	if (!ret && !pf.committed)
+		ret = -EINVAL;
+	if (!ret)
+		ret = pf_read_state(&pf, state, state_len);
+	if (!ret && vm_state_peek(*state, *state_len, &o->cfg.vcpus, &o->cfg.ram_bytes)) {
+		snprintf(pf.why, sizeof(pf.why), "its device state is not vmpf-vm's");
+		ret = -EINVAL;
+	}
+	if (!ret && vm_create(vm, &o->cfg)) {
+		fprintf(stderr, "vmpf-vm: cannot create the VM: %s\n", vm->error);
+		pf_close(&pf);
+		return -1;
+	}
+	if (!ret && le32toh(pf.sb.nr_regions) != (uint32_t)vm->nslots)
+		ret = -EINVAL, snprintf(pf.why, sizeof(pf.why), "its regions are not this VM's");
+	for (i = 0; !ret && i < vm->nslots; i++)
+		if (le64toh(pf.sb.regions[i].gpa) != vm->slots[i].gpa ||
+		    le64toh(pf.sb.regions[i].pages) != vm->slots[i].size / VM_PAGE_SIZE)
+			ret = -EINVAL, snprintf(pf.why, sizeof(pf.why), "its regions are not this VM's");
+	if (!ret)
+		ret = pf_load_table(&pf);
+	for (i = 0; !ret && i < vm->nslots; i++) {
+		uint64_t first = le64toh(pf.sb.regions[i].first_page);
+
+		for (p = 0; !ret && p < vm->slots[i].size / VM_PAGE_SIZE; p++)
+			ret = pf_read_page(&pf, first + p, vm->slots[i].hva + p * VM_PAGE_SIZE);
+	}
+	if (ret)
+		fprintf(stderr, "vmpf-vm: cannot restore from %s: %s\n", o->load_pagefile,
+			pf.why);
+	pf_close(&pf);
+	return ret;
+}
+
+/* What a migration through vmpagefile reports. */
+struct migration {
+	struct vmpf_finish fin;
+	struct vmpf_status st;
+	struct vmpf_round_stats rounds[64];
+	int committed;
+};
+
+static const char *phase_name(uint64_t phase)
+{
+	static const char *const names[] = {
+		"none", "attached", "precopy", "finishing", "committed", "aborted", "failed",
+	};
+
+	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
+}
+
+static int session_status(int fd, struct migration *m)
+{
+	memset(&m->st, 0, sizeof(m->st));
+	m->st.rounds = (uintptr_t)m->rounds;
+	m->st.rounds_cap = 64;
+	return __vmpf_ioctl(fd, VMPF_IOC_STATUS, &m->st);
+}
+
+/*
+ * Migrate into @o->migrate_to.  Returns 0 once committed (the vCPUs stay
+ * paused: the VM now lives in the page file), 1 if the migration failed or
+ * was aborted (the VM runs on), -1 if it could not start.
+ */
+static int migrate(struct vm *vm, struct opts *o, struct migration *m)
+{
+	struct vmpf_region regs[2];
+	struct vmpf_source_attach at = { 0 };
+	struct vmpf_api api;
+	char msg[256];
+	int fd, target, i, ret = -1;
+	uint64_t marker;
+
+	fd = vmpf_open(vmpf_device_path());
+	if (fd < 0) {
+		fprintf(stderr, "vmpf-vm: %s\n",
+			vmpf_open_error(-fd, vmpf_module_loaded(), vmpf_device_path(), msg,
+					sizeof(msg)));
+		return -1;
+	}
+	ret = vmpf_handshake(fd, VMPF_FEATURE_SOURCE, &api);
+	if (ret) {
+		fprintf(stderr, "vmpf-vm: %s\n",
+			vmpf_ioctl_error(VMPF_IOC_API, -ret, msg, sizeof(msg)));
+		close(fd);
+		return -1;
+	}
+	target = open(o->migrate_to, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (target < 0) {
+		fprintf(stderr, "vmpf-vm: cannot open the page file %s with O_DIRECT: %s\n",
+			o->migrate_to, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	for (i = 0; i < vm->nslots; i++)
+		regs[i] = (struct vmpf_region){
+			.slot = vm->slots[i].id, .gpa = vm->slots[i].gpa,
+			.size = vm->slots[i].size, .uaddr = (uintptr_t)vm->slots[i].hva,
+		};
+	at.vm_fd = vm->fd;
+	at.target_fd = target;
+	at.regions = (uintptr_t)regs;
+	at.nr_regions = vm->nslots;
+	at.max_rounds = o->max_rounds;
+	at.target_pages = o->target_pages;
+	ret = __vmpf_ioctl(fd, VMPF_IOC_SOURCE_ATTACH, &at);
+	close(target);
+	if (ret == -ENOSPC) {
+		fprintf(stderr, "vmpf-vm: the page file %s is too small: it needs %llu bytes\n",
+			o->migrate_to, (unsigned long long)at.required_bytes);
+		goto out_close;
+	}
+	if (ret) {
+		fprintf(stderr, "vmpf-vm: %s\n",
+			vmpf_ioctl_error(VMPF_IOC_SOURCE_ATTACH, -ret, msg, sizeof(msg)));
+		goto out_close;
+	}
+	printf("vmpf-vm: attached, pid %d, session fd %d, %llu pages\n", getpid(), fd,
+	       (unsigned long long)at.total_pages);
+	fflush(stdout);
+	if (!o->no_start) {
+		ret = __vmpf_ioctl(fd, VMPF_IOC_START, NULL);
+		if (ret) {
+			fprintf(stderr, "vmpf-vm: %s\n",
+				vmpf_ioctl_error(VMPF_IOC_START, -ret, msg, sizeof(msg)));
+			goto out_close;
+		}
+	}
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			break;
+		if (session_status(fd, m))
+			break;
+		if (vm->quit) {
+			fprintf(stderr, "vmpf-vm: the guest stopped: %s\n", vm->error);
+			break;
+		}
+		if (pfd.revents & POLLERR) {
+			fprintf(stderr, "vmpf-vm: migration %s: %s; the VM keeps running\n",
+				phase_name(m->st.phase), m->st.message);
+			ret = 1;
+			goto out_close;
+		}
+		if (!(pfd.revents & POLLIN))
+			continue;
+		if (o->wait_request && !(m->st.flags & VMPF_STATUS_FINISH_REQUESTED)) {
+			usleep(50000);
+			continue;
+		}
+		break;
+	}
+
+	/* Switch-over: pause, write like device emulation would, finish. */
+	vm_pause(vm);
+	marker = VM_PATTERN(0xd0d0, vm_total_stores(vm));
+	memcpy(vm_gpa_to_hva(vm, (VM_RESERVED_PAGES - 1) * VM_PAGE_SIZE), &marker,
+	       sizeof(marker));
+	if (!o->no_mark_dirty) {
+		struct vmpf_mark_dirty md = {
+			.gpa = (VM_RESERVED_PAGES - 1) * VM_PAGE_SIZE, .len = sizeof(marker),
+		};
+
+		ret = __vmpf_ioctl(fd, VMPF_IOC_MARK_DIRTY, &md);
+		if (ret)
+			fprintf(stderr, "vmpf-vm: %s\n",
+				vmpf_ioctl_error(VMPF_IOC_MARK_DIRTY, -ret, msg, sizeof(msg)));
+	}
+	if (o->checksums && vm_write_checksums(vm, o->checksums)) {
+		fprintf(stderr, "vmpf-vm: %s\n", vm->error);
+		ret = -1;
+		goto out_resume;
+	}
+	{
+		void *blob;
+		size_t len;
+
+		if (vm_save_state(vm, &blob, &len)) {
+			fprintf(stderr, "vmpf-vm: %s\n", vm->error);
+			ret = -1;
+			goto out_resume;
+		}
+		m->fin.state = (uintptr_t)blob;
+		m->fin.state_len = len;
+		ret = __vmpf_ioctl(fd, VMPF_IOC_FINISH, &m->fin);
+		free(blob);
+	}
+	session_status(fd, m);
+	if (!ret) {
+		m->committed = 1;
+		goto out_close;
+	}
+	fprintf(stderr, "vmpf-vm: switch-over failed: %s%s%s; the VM resumes\n",
+		vmpf_ioctl_error(VMPF_IOC_FINISH, -ret, msg, sizeof(msg)),
+		m->st.message[0] ? ": " : "", m->st.message);
+	ret = 1;
+out_resume:
+	vm_resume(vm);
+out_close:
+	close(fd);
+	return ret;
+}
+
+/* After a failed migration: KVM must no longer log the VM's memslots. */
+static int logging_off(struct vm *vm)
+{
+	static unsigned long bitmap[1 << 14];
+	int i;
+
+	for (i = 0; i < vm->nslots; i++) {
+		struct kvm_dirty_log log = { .slot = vm->slots[i].id, .dirty_bitmap = bitmap };
+
+		if (vm->slots[i].size / VM_PAGE_SIZE > sizeof(bitmap) * 8)
+			continue;
+		if (!ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) || errno != ENOENT)
+			return 0;
+	}
+	return 1;
+}
+
+static void print_report(struct vm *vm, struct opts *o, struct migration *m,
+			 long mismatches, long pattern_errors)
+{
+	const struct vm_params *gp = (const struct vm_params *)vm_gpa_to_hva(vm, VM_PARAMS_GPA);
+	uint64_t ws = 0, r, n;
+
+	for (r = 0; r < gp->nranges && r < VM_MAX_RANGES; r++)
+		ws += gp->ranges[r].count;
+	if (o->json) {
+		printf("{\"ram_bytes\":%" PRIu64 ",\"vcpus\":%d,\"mode\":\"%s\","
+		       "\"working_set_pages\":%" PRIu64 ",\"stores\":%" PRIu64 ","
+		       "\"restored\":%s,\"verified_pages_mismatched\":%ld,"
+		       "\"pattern_errors\":%ld",
+		       o->cfg.ram_bytes, o->cfg.vcpus,
+		       gp->mode == VM_MODE_IDLE ? "idle" : "dirty", ws, vm_total_stores(vm),
+		       o->load_state || o->load_pagefile ? "true" : "false", mismatches,
+		       pattern_errors);
+		if (o->migrate_to) {
+			printf(",\"migration\":{\"phase\":\"%s\",\"committed\":%s,"
+			       "\"rounds\":%" PRIu64 ",\"final_pages\":%" PRIu64 ","
+			       "\"switchover_ns\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ","
+			       "\"zero_pages\":%" PRIu64 ",\"flags\":%" PRIu64 ","
+			       "\"logging_off\":%s,\"round_stats\":[",
+			       phase_name(m->st.phase), m->committed ? "true" : "false",
+			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
+			       (uint64_t)m->fin.switchover_ns, (uint64_t)m->st.bytes_written,
+			       (uint64_t)m->st.zero_pages, (uint64_t)m->st.flags,
+			       logging_off(vm) ? "true" : "false");
+			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
+			for (r = 0; r < n; r++)
+				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu}",
+				       r ? "," : "", (unsigned long long)m->rounds[r].round,
+				       (unsigned long long)m->rounds[r].dirty_pages,
+				       (unsigned long long)m->rounds[r].written_pages,
+				       (unsigned long long)m->rounds[r].zero_pages);
+			printf("]}");
+		}
+		printf("}\n");
+		return;
+	}
+	printf("guest RAM %" PRIu64 " MiB in 2 slots, %d vCPUs, %s%s: %" PRIu64 " stores\n",
+	       o->cfg.ram_bytes >> 20, o->cfg.vcpus,
+	       o->load_state || o->load_pagefile ? "restored, " : "",
+	       gp->mode == VM_MODE_IDLE ? "idle" : "dirtying", vm_total_stores(vm));
+	if (o->migrate_to && m->committed)
+		printf("migrated into %s: %llu rounds, %llu pages in the final round, "
+		       "switch-over %.3f ms, %llu bytes written\n", o->migrate_to,
+		       (unsigned long long)m->fin.rounds,
+		       (unsigned long long)m->fin.final_pages, m->fin.switchover_ns / 1e6,
+		       (unsigned long long)m->fin.bytes_written);
+}
+
 int main(int argc, char **argv)
 {
 	char bad[160] = "", pattern_bad[160] = "";
 	long mismatches = -1, pattern_errors;
-	const struct vm_params *gp;
-	uint64_t ws, r;
+	struct migration m = { 0 };
 	void *state = NULL;
 	size_t state_len = 0;
 	struct opts o;
-	struct timespec ts;
 	struct vm vm;
-	int ret;
+	int ret, migrated = -1;
 
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret;
+	memset(&vm, 0, sizeof(vm));
+	vm.fd = vm.kvm_fd = -1;
 
 	if (o.load_state) {
 		state = read_file(o.load_state, &state_len);
@@ -234,6 +577,7 @@ int main(int argc, char **argv)
 		if (vm_state_peek(state, state_len, &o.cfg.vcpus, &o.cfg.ram_bytes)) {
 			fprintf(stderr, "vmpf-vm: %s is not a vmpf-vm device state\n",
 				o.load_state);
+			free(state);
 			return EXIT_FAIL;
 		}
 	}
@@ -241,29 +585,38 @@ int main(int argc, char **argv)
 	if (o.cfg.rate && o.cfg.rate / o.cfg.vcpus < 6400)
 		o.cfg.batch = o.cfg.rate / o.cfg.vcpus / 100 + 1;	/* ~10 ms per exit */
 
-	if (vm_create(&vm, &o.cfg)) {
+	if (o.load_pagefile) {
+		if (load_pagefile(&vm, &o, &state, &state_len)) {
+			ret = EXIT_FAIL;
+			goto out;
+		}
+	} else if (vm_create(&vm, &o.cfg)) {
 		ret = fail(&vm, "cannot create the VM");
 		goto out;
 	}
-	if (o.load_state) {
-		if (vm_load_ram(&vm, o.load_ram) || vm_load_state(&vm, state, state_len)) {
-			ret = fail(&vm, "cannot restore");
+	if (o.load_state && (vm_load_ram(&vm, o.load_ram) ||
+			     vm_load_state(&vm, state, state_len))) {
+		ret = fail(&vm, "cannot restore");
+		goto out;
+	}
+	if (o.load_pagefile && vm_load_state(&vm, state, state_len)) {
+		ret = fail(&vm, "cannot restore");
+		goto out;
+	}
+	if (o.verify) {
+		mismatches = vm_verify_checksums(&vm, o.verify, bad, sizeof(bad));
+		if (mismatches < 0) {
+			ret = fail(&vm, "cannot verify");
 			goto out;
 		}
-		if (o.verify) {
-			mismatches = vm_verify_checksums(&vm, o.verify, bad, sizeof(bad));
-			if (mismatches < 0) {
-				ret = fail(&vm, "cannot verify");
-				goto out;
-			}
-			if (mismatches) {
-				fprintf(stderr, "vmpf-vm: %ld pages differ from %s; first: %s\n",
-					mismatches, o.verify, bad);
-				ret = EXIT_FAIL;
-				goto out;
-			}
+		if (mismatches) {
+			fprintf(stderr, "vmpf-vm: %ld pages differ from %s; first: %s\n",
+				mismatches, o.verify, bad);
+			ret = EXIT_FAIL;
+			goto out;
 		}
-	} else if (vm_boot_setup(&vm)) {
+	}
+	if (!o.load_state && !o.load_pagefile && vm_boot_setup(&vm)) {
 		ret = fail(&vm, "cannot set up the guest");
 		goto out;
 	}
@@ -273,21 +626,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vm_resume(&vm);
-	ts.tv_sec = (time_t)o.seconds;
-	ts.tv_nsec = (long)((o.seconds - ts.tv_sec) * 1e9);
-	nanosleep(&ts, NULL);
+	sleep_seconds(o.seconds);
+	if (o.migrate_to) {
+		migrated = migrate(&vm, &o, &m);
+		/* A failed migration leaves the VM running: show that it does. */
+		if (migrated)
+			sleep_seconds(0.2);
+	}
 	vm_pause(&vm);
 	if (vm.quit) {
 		ret = fail(&vm, "the guest stopped");
 		goto out;
 	}
 
-	/* What the guest was told to do lives in its memory (vm_abi.h). */
-	gp = (const struct vm_params *)vm_gpa_to_hva(&vm, VM_PARAMS_GPA);
-	for (ws = 0, r = 0; r < gp->nranges && r < VM_MAX_RANGES; r++)
-		ws += gp->ranges[r].count;
 	pattern_errors = vm_check_pattern(&vm, pattern_bad, sizeof(pattern_bad));
-	if (o.checksums && vm_write_checksums(&vm, o.checksums)) {
+	if (o.checksums && !o.migrate_to && vm_write_checksums(&vm, o.checksums)) {
 		ret = fail(&vm, "cannot write checksums");
 		goto out;
 	}
@@ -313,28 +666,15 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (o.json)
-		printf("{\"ram_bytes\":%" PRIu64 ",\"vcpus\":%d,\"mode\":\"%s\","
-		       "\"working_set_pages\":%" PRIu64 ",\"stores\":%" PRIu64 ","
-		       "\"restored\":%s,\"verified_pages_mismatched\":%ld,"
-		       "\"pattern_errors\":%ld}\n",
-		       o.cfg.ram_bytes, o.cfg.vcpus,
-		       gp->mode == VM_MODE_IDLE ? "idle" : "dirty",
-		       ws, vm_total_stores(&vm),
-		       o.load_state ? "true" : "false", mismatches, pattern_errors);
-	else
-		printf("guest RAM %" PRIu64 " MiB in 2 slots, %d vCPUs, %s%s: %" PRIu64
-		       " stores in %.2f s%s\n",
-		       o.cfg.ram_bytes >> 20, o.cfg.vcpus,
-		       o.load_state ? "restored, " : "",
-		       gp->mode == VM_MODE_IDLE ? "idle" : "dirtying",
-		       vm_total_stores(&vm), o.seconds,
-		       o.verify ? ", RAM verified before resume" : "");
+	print_report(&vm, &o, &m, mismatches, pattern_errors);
+	ret = 0;
 	if (pattern_errors) {
 		fprintf(stderr, "vmpf-vm: guest memory breaks the pattern in %ld words; first: %s\n",
 			pattern_errors, pattern_bad);
 		ret = EXIT_FAIL;
 	}
+	if (o.migrate_to && migrated)
+		ret = EXIT_FAIL;
 out:
 	vm_destroy(&vm);
 	free(state);

@@ -30,7 +30,11 @@ check() {
 
 say "# guest kernel $(uname -r)"
 for m in $(cat /lib/modules/load.order); do
-	check "insmod $m" insmod /lib/modules/$m.ko
+	case $m in
+	brd) params="rd_nr=2 rd_size=262144" ;;	# /dev/ram0, /dev/ram1: 256 MiB each
+	*) params= ;;
+	esac
+	check "insmod $m" insmod /lib/modules/$m.ko $params
 done
 check "/dev/kvm present" test -c /dev/kvm
 check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko

@@ -50,7 +50,11 @@ add_module() {
 	order+=("$name")
 }
 
-add_module kvm-amd
+# KVM, and what the tests use for page files: RAM disks (brd) and a
+# filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes).
+for m in kvm-amd brd ext4; do
+	add_module "$m"
+done
 printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"
 
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

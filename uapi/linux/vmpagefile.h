@@ -40,14 +40,15 @@
 #define VMPF_VERSION_PATCH(code)	((__u16)(code))
 
 /*
- * Feature bits a caller may ask for in struct vmpf_api.features.
+ * Feature bits a caller may ask for in struct vmpf_api.features; the
+ * handshake answers with every bit the loaded module has.  Asking for a bit
+ * outside VMPF_FEATURES_ALL fails with EINVAL.
  *
- * API v1 of this release defines none yet: the source-side and restore-side
- * sessions will each add a bit when they land, and a caller finds out
- * whether the loaded module has them from the handshake's answer.  Asking
- * for a bit outside VMPF_FEATURES_ALL fails with EINVAL.
+ * VMPF_FEATURE_SOURCE: source-side sessions (VMPF_IOC_SOURCE_ATTACH and
+ * the ioctls that drive pre-copy, switch-over and abort).
  */
-#define VMPF_FEATURES_ALL	0ULL
+#define VMPF_FEATURE_SOURCE	(1ULL << 0)
+#define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
 #define VMPF_IOCTL_MAGIC	0xBA
@@ -81,7 +82,8 @@ struct vmpf_api {
  * @features:	out: every feature bit this module supports.
  * @open_files:	out: file descriptions currently open on the device.
  * @mem_bytes:	out: memory the module currently holds for its callers, in
- *		bytes (per-file state and, later, session tables and bitmaps).
+ *		bytes (per-file state, session tables, bitmaps and buffers).
+ * @sessions:	out: sessions alive.
  * @reserved:	out: zero.
  *
  * Counters are module-wide and read without stopping other users: they are
@@ -92,10 +94,278 @@ struct vmpf_dev_info {
 	__u64 features;
 	__u64 open_files;
 	__u64 mem_bytes;
+	__u64 sessions;
+	__u64 reserved[3];
+};
+
+/*
+ * Source side.  A VMM attaches its KVM VM and a page file to a file
+ * descriptor of /dev/vmpagefile; that descriptor is then the session, and
+ * closing it (or the VMM dying) ends the session at any phase: pre-copy is
+ * stopped, the memslots get their original flags back, and a page file not
+ * yet committed stays uncommitted.  Another process (vmpf-ctl) reaches a
+ * session only through that descriptor, e.g. with pidfd_getfd(2).
+ *
+ * Phases: ATTACHED -> PRECOPY -> FINISHING -> COMMITTED, or ABORTED or
+ * FAILED from any phase before COMMITTED.
+ *
+ * poll(2) on the session reports EPOLLIN when the VMM should switch over
+ * (an operator called VMPF_IOC_REQUEST_FINISH, or pre-copy converged or hit
+ * its round limit) and EPOLLERR when the session failed or was aborted.
+ */
+
+/** struct vmpf_region - one KVM memslot of guest RAM, as the VMM set it */
+struct vmpf_region {
+	__u64 slot;	/* KVM memslot id, address space 0 */
+	__u64 gpa;	/* guest-physical start, page aligned */
+	__u64 size;	/* bytes, page aligned */
+	__u64 uaddr;	/* the VMM's address of the memory, page aligned */
+};
+
+#define VMPF_MAX_REGIONS	32
+
+/**
+ * struct vmpf_source_attach - VMPF_IOC_SOURCE_ATTACH
+ * @vm_fd:	in: the KVM VM file descriptor; the VM must belong to the
+ *		calling process's address space.
+ * @target_fd:	in: the page file, a block device or a regular file opened
+ *		O_RDWR | O_DIRECT, at least @required_bytes long.
+ * @regions:	in: pointer to @nr_regions struct vmpf_region; each must
+ *		match a KVM memslot exactly; no overlap.
+ * @nr_regions:	in: 1 to VMPF_MAX_REGIONS.
+ * @state_max:	in: room for the device state, bytes; 0 means 1 MiB.
+ * @max_rounds:	in: pre-copy stops after this many rounds; 0 means 30.
+ * @target_pages: in: pre-copy has converged when a round leaves at most
+ *		this many dirty pages; 0 means 256.
+ * @flags:	in: none defined, must be zero.
+ * @reserved:	in: must be zero.
+ * @required_bytes: out: size the page file needs; also written when the
+ *		ioctl fails with ENOSPC because the target is too small.
+ * @total_pages: out: guest pages in the regions.
+ *
+ * Nothing is written and KVM is not touched until VMPF_IOC_START.
+ * Errors: EINVAL a bad field, a region that is unaligned, oversized,
+ * overlapping or not exactly a memslot of the VM, @vm_fd not a KVM VM, or
+ * a target that is not a block device or regular file opened
+ * O_RDWR | O_DIRECT; EBADF a descriptor is not open; EPERM the VM belongs
+ * to another process; ENOSPC the target is too small; EBUSY this
+ * descriptor already has a session, or a memslot already logs dirty pages
+ * for someone else; EOPNOTSUPP the handshake did not ask for
+ * VMPF_FEATURE_SOURCE.
+ *
+ * The other session ioctls fail with ENOENT on a descriptor without a
+ * session, EINVAL in a phase where they mean nothing, and EPERM for
+ * FINISH and MARK_DIRTY called from outside the VM's process.
+ */
+struct vmpf_source_attach {
+	__u64 vm_fd;
+	__u64 target_fd;
+	__u64 regions;
+	__u64 nr_regions;
+	__u64 state_max;
+	__u64 max_rounds;
+	__u64 target_pages;
+	__u64 flags;
 	__u64 reserved[4];
+	__u64 required_bytes;
+	__u64 total_pages;
+};
+
+enum vmpf_phase {
+	VMPF_PHASE_NONE = 0,		/* no session on this descriptor */
+	VMPF_PHASE_ATTACHED = 1,	/* attached, pre-copy not started */
+	VMPF_PHASE_PRECOPY = 2,		/* copying rounds while the guest runs */
+	VMPF_PHASE_FINISHING = 3,	/* final round, device state, commit */
+	VMPF_PHASE_COMMITTED = 4,	/* the page file is a complete image */
+	VMPF_PHASE_ABORTED = 5,		/* stopped on request; not committed */
+	VMPF_PHASE_FAILED = 6,		/* stopped by an error; not committed */
+};
+
+/* struct vmpf_status.flags */
+#define VMPF_STATUS_CONVERGED		(1ULL << 0)	/* dirty set under target */
+#define VMPF_STATUS_ROUND_LIMIT		(1ULL << 1)	/* max_rounds reached */
+#define VMPF_STATUS_FINISH_REQUESTED	(1ULL << 2)	/* switch over now */
+
+/** struct vmpf_round_stats - one pre-copy round (round 0 copies all pages) */
+struct vmpf_round_stats {
+	__u64 round;
+	__u64 dirty_pages;	/* pages this round had to copy */
+	__u64 written_pages;	/* of those, pages written with data */
+	__u64 zero_pages;	/* of those, pages found zero (not written) */
+	__u64 bytes;		/* bytes written to the page file */
+	__u64 duration_ns;
+	__u64 dirty_rate;	/* pages the guest dirtied per second meanwhile */
+	__u64 write_rate;	/* bytes per second written */
+};
+
+/**
+ * struct vmpf_status - VMPF_IOC_STATUS
+ * @rounds:	in: pointer to @rounds_cap struct vmpf_round_stats, or 0.
+ * @rounds_cap:	in: entries at @rounds; the latest rounds are copied.
+ * @reserved_in: in: must be zero.
+ * @phase:	out: enum vmpf_phase.
+ * @flags:	out: VMPF_STATUS_*.
+ * @round:	out: the round in progress or last done.
+ * @nr_rounds:	out: rounds done; min(@nr_rounds, @rounds_cap, 64) copied.
+ * @total_pages: out: guest pages.
+ * @pages_written: out: data pages written, all rounds.
+ * @zero_pages:	out: pages found all zero (not written), all rounds.
+ * @bytes_written: out: bytes written to the page file.
+ * @dirty_pages: out: pages dirty at the last harvest: the work left.
+ * @elapsed_ns:	out: time since VMPF_IOC_START.
+ * @error:	out: positive errno of a failure, else 0.
+ * @mem_bytes:	out: memory the session holds (bitmaps, tables, buffers).
+ * @reserved:	out: zero.
+ * @message:	out: NUL-terminated sentence about the failure, if any.
+ */
+struct vmpf_status {
+	__u64 rounds;
+	__u64 rounds_cap;
+	__u64 reserved_in[2];
+	__u64 phase;
+	__u64 flags;
+	__u64 round;
+	__u64 nr_rounds;
+	__u64 total_pages;
+	__u64 pages_written;
+	__u64 zero_pages;
+	__u64 bytes_written;
+	__u64 dirty_pages;
+	__u64 elapsed_ns;
+	__u64 error;
+	__u64 mem_bytes;
+	__u64 reserved[4];
+	__u8 message[128];
+};
+
+/**
+ * struct vmpf_finish - VMPF_IOC_FINISH, the switch-over
+ * @state:	in: pointer to the VMM's device-state blob.
+ * @state_len:	in: its length, at most the attach's state_max.
+ * @flags:	in: none defined, must be zero.
+ * @reserved:	in: must be zero.
+ * @final_pages: out: pages copied in the final round.
+ * @switchover_ns: out: from the call until the commit record was durable.
+ * @bytes_written: out: bytes written to the page file in all.
+ * @rounds:	out: rounds including the final one.
+ *
+ * The caller (the VMM, in the VM's process) must have paused every vCPU
+ * and stopped writing guest memory.  Returns once the page file is
+ * committed, or with the error that stopped it (the session is then
+ * FAILED and the VM untouched).
+ */
+struct vmpf_finish {
+	__u64 state;
+	__u64 state_len;
+	__u64 flags;
+	__u64 reserved[3];
+	__u64 final_pages;
+	__u64 switchover_ns;
+	__u64 bytes_written;
+	__u64 rounds;
+};
+
+/**
+ * struct vmpf_mark_dirty - VMPF_IOC_MARK_DIRTY
+ * @gpa:	in: guest-physical start of memory the VMM wrote itself.
+ * @len:	in: bytes; the range must lie in the regions.
+ * @reserved:	in: must be zero.
+ */
+struct vmpf_mark_dirty {
+	__u64 gpa;
+	__u64 len;
+	__u64 reserved[2];
 };
 
 #define VMPF_IOC_API		_IOWR(VMPF_IOCTL_MAGIC, 0x00, struct vmpf_api)
 #define VMPF_IOC_DEV_INFO	_IOR(VMPF_IOCTL_MAGIC, 0x01, struct vmpf_dev_info)
+#define VMPF_IOC_SOURCE_ATTACH	_IOWR(VMPF_IOCTL_MAGIC, 0x02, struct vmpf_source_attach)
+/* Start pre-copy; the argument must be 0. */
+#define VMPF_IOC_START		_IO(VMPF_IOCTL_MAGIC, 0x03)
+#define VMPF_IOC_STATUS		_IOWR(VMPF_IOCTL_MAGIC, 0x04, struct vmpf_status)
+/* Ask the VMM to switch over (wakes its poll); the argument must be 0. */
+#define VMPF_IOC_REQUEST_FINISH	_IO(VMPF_IOCTL_MAGIC, 0x05)
+#define VMPF_IOC_FINISH		_IOWR(VMPF_IOCTL_MAGIC, 0x06, struct vmpf_finish)
+/* Stop and leave the page file uncommitted; the argument must be 0. */
+#define VMPF_IOC_ABORT		_IO(VMPF_IOCTL_MAGIC, 0x07)
+#define VMPF_IOC_MARK_DIRTY	_IOW(VMPF_IOCTL_MAGIC, 0x08, struct vmpf_mark_dirty)
+
+/*
+ * Page file format, version 1.  All fields little-endian; every structure
+ * starts on a VMPF_PF_BLOCK boundary.  docs/pagefile-format.md explains it.
+ *
+ *   block 0            struct vmpf_pf_super
+ *   block 1            struct vmpf_pf_commit (all zero while uncommitted)
+ *   table_off          struct vmpf_pf_page[total_pages]
+ *   state_off          the device-state blob, state_max bytes of room
+ *   data_off           page i at data_off + i * page_size
+ *
+ * A reader accepts the file only if the superblock's and the commit
+ * record's crc32c are right, both carry the same generation, and the
+ * table's and device state's crc32c match the commit record.
+ */
+#define VMPF_PF_MAGIC		"VMPFPAGE"
+#define VMPF_PF_COMMIT_MAGIC	"VMPFCMIT"
+#define VMPF_PF_VERSION		1
+#define VMPF_PF_BLOCK		4096
+#define VMPF_PF_PAGE_SIZE	4096
+
+struct vmpf_pf_region {
+	__le64 gpa;
+	__le64 pages;
+	__le64 first_page;	/* its first page's index in table and data */
+	__le32 slot;
+	__le32 flags;		/* the memslot's KVM flags */
+};
+
+struct vmpf_pf_super {
+	__u8 magic[8];
+	__le32 version;
+	__le32 page_size;
+	__u8 uuid[16];		/* new for every migration */
+	__le64 generation;	/* random, new for every migration */
+	__le64 flags;		/* none defined */
+	__le64 total_pages;
+	__le64 table_off;
+	__le64 state_off;
+	__le64 state_max;
+	__le64 data_off;
+	__le64 file_size;	/* bytes the page file needs */
+	__le32 nr_regions;
+	__le32 crc;		/* crc32c of this struct with crc = 0 */
+	struct vmpf_pf_region regions[VMPF_MAX_REGIONS];
+};
+
+struct vmpf_pf_commit {
+	__u8 magic[8];
+	__le64 generation;	/* equals the superblock's */
+	__le64 state_len;
+	__le32 state_crc;	/* crc32c of the device state */
+	__le32 table_crc;	/* crc32c of the whole page table */
+	__le64 rounds;
+	__le64 data_pages;
+	__le64 zero_pages;
+	__le64 commit_time_ns;	/* CLOCK_REALTIME */
+	__le64 reserved[9];
+	__le32 reserved32;
+	__le32 crc;		/* crc32c of this struct with crc = 0 */
+};
+
+/* struct vmpf_pf_page.state */
+#define VMPF_PAGE_NONE	0	/* never written: not part of any image */
+#define VMPF_PAGE_ZERO	1	/* all zero: nothing stored */
+#define VMPF_PAGE_DATA	2	/* stored at its data slot, crc valid */
+
+struct vmpf_pf_page {
+	__le32 crc;		/* crc32c of the page, VMPF_PAGE_DATA only */
+	__le16 round;		/* last round that copied it (saturates) */
+	__u8 state;
+	__u8 reserved;
+};
+
+/*
+ * crc32c here is the usual Castagnoli CRC: initial value ~0, result
+ * inverted (the kernel's crc32c(~0, p, n) ^ ~0).
+ */
 
 #endif /* _UAPI_LINUX_VMPAGEFILE_H */

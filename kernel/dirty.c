@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Dirty tracking of the registered memslots through KVM's own dirty log.
+ *
+ * KVM exports no in-kernel interface to its dirty log, and its page-track
+ * write notifier forces emulation of every tracked write.  So the worker
+ * does what the VMM would: with the VMM's mm adopted (kthread_use_mm()),
+ * it calls the VM file's ioctl handler with KVM_SET_USER_MEMORY_REGION to
+ * turn KVM_MEM_LOG_DIRTY_PAGES on and off, and KVM_GET_DIRTY_LOG to
+ * harvest (which also clears the log and write-protects the pages again).
+ * KVM sees a caller whose mm is the VM's, exactly as for the VMM itself.
+ * Both ioctls take user pointers, so the worker maps a small scratch
+ * buffer into the VMM's address space with vm_mmap() and unmaps it when
+ * the session's work is done.
+ *
+ * The VMM must not change these memslots during a migration; if it does,
+ * KVM refuses the harvest (ENOENT) and the migration fails cleanly.
+ */
+#include <linux/kvm.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/uaccess.h>
+
+#include "source.h"
+
+static size_t vmpf_bitmap_bytes(u64 npages)
+{
+	return BITS_TO_LONGS(npages) * sizeof(long);
+}
+
+int vmpf_dirty_init(struct vmpf_source *src)
+{
+	unsigned long addr;
+	size_t len;
+
+	len = PAGE_ALIGN(vmpf_bitmap_bytes(src->max_region_pages) +
+			 sizeof(struct kvm_userspace_memory_region));
+	addr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	if (IS_ERR_VALUE(addr))
+		return (int)addr;
+	src->scratch = (void __user *)addr;
+	src->scratch_len = len;
+	return 0;
+}
+
+void vmpf_dirty_exit(struct vmpf_source *src)
+{
+	if (src->scratch)
+		vm_munmap((unsigned long)src->scratch, src->scratch_len);
+	src->scratch = NULL;
+}
+
+static long vmpf_kvm_ioctl(struct vmpf_source *src, unsigned int cmd,
+			   void __user *arg)
+{
+	return src->vm_file->f_op->unlocked_ioctl(src->vm_file, cmd,
+						  (unsigned long)arg);
+}
+
+int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
+			   bool on)
+{
+	struct kvm_userspace_memory_region mr = {
+		.slot = r->slot,
+		.flags = r->orig_flags | (on ? KVM_MEM_LOG_DIRTY_PAGES : 0),
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->npages << PAGE_SHIFT,
+		.userspace_addr = r->uaddr,
+	};
+	long ret;
+
+	if (copy_to_user(src->scratch, &mr, sizeof(mr)))
+		return -EFAULT;
+	ret = vmpf_kvm_ioctl(src, KVM_SET_USER_MEMORY_REGION, src->scratch);
+	if (!ret)
+		r->logging = on;
+	return ret;
+}
+
+/*
+ * Add the pages KVM logged as dirty in @r since the last harvest, and the
+ * ones the VMM marked, to @r->pending.  Returns how many pages are pending.
+ */
+long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
+{
+	size_t bytes = vmpf_bitmap_bytes(r->npages);
+	unsigned long words = BITS_TO_LONGS(r->npages), i;
+	void __user *ubitmap = src->scratch + sizeof(struct kvm_dirty_log);
+	struct kvm_dirty_log log = {
+		.slot = r->slot,
+		.dirty_bitmap = ubitmap,
+	};
+	long ret;
+
+	if (copy_to_user(src->scratch, &log, sizeof(log)))
+		return -EFAULT;
+	ret = vmpf_kvm_ioctl(src, KVM_GET_DIRTY_LOG, src->scratch);
+	if (ret)
+		return ret;
+	if (copy_from_user(src->harvest, ubitmap, bytes))
+		return -EFAULT;
+	for (i = 0; i < words; i++)
+		r->pending[i] |= src->harvest[i] | xchg(&r->marked[i], 0);
+	return bitmap_weight(r->pending, r->npages);
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The page-file format, version 1 (uapi/linux/vmpagefile.h and
+ * docs/pagefile-format.md): layout, superblock and commit record.
+ *
+ * Commit ordering, which makes the file crash-consistent: the superblock
+ * with a new generation and an all-zero commit block are written and
+ * flushed before any page; data pages, the page table and the device
+ * state follow; a flush; then the commit record carrying the generation
+ * and the table's and state's crc32c; a flush.  A crash anywhere leaves
+ * either that committed image or a file whose commit record is missing,
+ * torn or of another generation, which every reader refuses.
+ */
+#include <linux/crc32.h>
+#include <linux/kernel.h>
+#include <linux/random.h>
+#include <linux/string.h>
+#include <linux/ktime.h>
+#include <linux/timekeeping.h>
+
+#include "source.h"
+
+u32 vmpf_crc32c(const void *p, size_t len)
+{
+	return __crc32c_le(~0U, p, len) ^ ~0U;
+}
+
+void vmpf_pf_layout(struct vmpf_layout *l, u64 total_pages, u64 state_max)
+{
+	l->total_pages = total_pages;
+	l->table_off = 2 * VMPF_PF_BLOCK;
+	l->table_len = round_up(total_pages * sizeof(struct vmpf_pf_page),
+				VMPF_PF_BLOCK);
+	l->state_off = l->table_off + l->table_len;
+	l->state_max = round_up(state_max, VMPF_PF_BLOCK);
+	l->data_off = l->state_off + l->state_max;
+	l->file_size = l->data_off + total_pages * VMPF_PF_PAGE_SIZE;
+}
+
+void vmpf_pf_fill_super(struct vmpf_source *src, struct vmpf_pf_super *sb)
+{
+	const struct vmpf_layout *l = &src->layout;
+	unsigned int i;
+
+	memset(sb, 0, sizeof(*sb));
+	memcpy(sb->magic, VMPF_PF_MAGIC, sizeof(sb->magic));
+	sb->version = cpu_to_le32(VMPF_PF_VERSION);
+	sb->page_size = cpu_to_le32(VMPF_PF_PAGE_SIZE);
+	get_random_bytes(sb->uuid, sizeof(sb->uuid));
+	sb->generation = cpu_to_le64(src->generation);
+	sb->total_pages = cpu_to_le64(l->total_pages);
+	sb->table_off = cpu_to_le64(l->table_off);
+	sb->state_off = cpu_to_le64(l->state_off);
+	sb->state_max = cpu_to_le64(l->state_max);
+	sb->data_off = cpu_to_le64(l->data_off);
+	sb->file_size = cpu_to_le64(l->file_size);
+	sb->nr_regions = cpu_to_le32(src->nr_regions);
+	for (i = 0; i < src->nr_regions; i++) {
+		const struct vmpf_sregion *r = &src->regions[i];
+
+		sb->regions[i].gpa = cpu_to_le64(r->gpa);
+		sb->regions[i].pages = cpu_to_le64(r->npages);
+		sb->regions[i].first_page = cpu_to_le64(r->first_page);
+		sb->regions[i].slot = cpu_to_le32(r->slot);
+		sb->regions[i].flags = cpu_to_le32(r->orig_flags);
+	}
+	sb->crc = cpu_to_le32(vmpf_crc32c(sb, sizeof(*sb)));
+}
+
+void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
+			 u32 table_crc, u32 state_crc, u64 data_pages,
+			 u64 zero_pages)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->magic, VMPF_PF_COMMIT_MAGIC, sizeof(c->magic));
+	c->generation = cpu_to_le64(src->generation);
+	c->state_len = cpu_to_le64(src->state_len);
+	c->state_crc = cpu_to_le32(state_crc);
+	c->table_crc = cpu_to_le32(table_crc);
+	c->rounds = cpu_to_le64(src->nr_rounds);
+	c->data_pages = cpu_to_le64(data_pages);
+	c->zero_pages = cpu_to_le64(zero_pages);
+	c->commit_time_ns = cpu_to_le64(ktime_get_real_ns());
+	c->crc = cpu_to_le32(vmpf_crc32c(c, sizeof(*c)));
+}

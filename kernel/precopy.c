@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The source session's worker: pre-copy rounds while the guest runs, then
+ * the final round, the device state and the commit.
+ *
+ * Round 0 turns on KVM's dirty log and copies every page; each following
+ * round harvests the log and copies what the guest dirtied meanwhile.
+ * Harvest comes before copy, so a page written after its copy is caught by
+ * the next harvest.  Rounds stop when the dirty set is at most
+ * target_pages, after max_rounds, or when finish or abort is asked; the
+ * VMM is told through poll.  Finish (vCPUs paused) harvests once more,
+ * copies the rest and commits; abort and errors turn the log off again and
+ * leave the page file uncommitted.  Guest memory is only ever read.
+ *
+ * Everything runs in this one kernel thread with the VMM's mm adopted: it
+ * reads guest memory with copy_from_user() and calls KVM's ioctls (see
+ * dirty.c).  It may sleep anywhere: it holds no lock while it does, and
+ * release() waits for it with kthread_stop().
+ */
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "source.h"
+
+void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	spin_lock(&src->lock);
+	if (!src->error) {
+		src->error = err;
+		va_start(ap, fmt);
+		vsnprintf(src->message, sizeof(src->message), fmt, ap);
+		va_end(ap);
+	}
+	spin_unlock(&src->lock);
+}
+
+static enum vmpf_cmd vmpf_cmd(struct vmpf_source *src)
+{
+	enum vmpf_cmd cmd;
+
+	spin_lock(&src->lock);
+	cmd = src->cmd;
+	spin_unlock(&src->lock);
+	if (kthread_should_stop())
+		cmd = VMPF_CMD_ABORT;
+	return cmd;
+}
+
+/* Per-round counters, folded into the session's under its lock. */
+struct vmpf_round {
+	u64 round;
+	u64 start_ns;
+	u64 dirty;
+	u64 written;
+	u64 zero;
+	u64 bytes;
+};
+
+static int vmpf_flush_run(struct vmpf_source *src, struct vmpf_sregion *r,
+			  u64 first, unsigned int n, struct vmpf_round *rs)
+{
+	loff_t pos = src->layout.data_off +
+		     (r->first_page + first) * VMPF_PF_PAGE_SIZE;
+	int ret;
+
+	if (!n)
+		return 0;
+	ret = vmpf_store_write_pages(&src->store, src->io_pages, n, pos);
+	if (ret) {
+		vmpf_source_fail(src, -ret,
+				 "writing %u pages at offset %lld of the page file failed (error %d)",
+				 n, pos, ret);
+		return ret;
+	}
+	rs->written += n;
+	rs->bytes += (u64)n * VMPF_PF_PAGE_SIZE;
+	return 0;
+}
+
+/*
+ * Copy @r's pending pages.  Runs of consecutive non-zero pages go out in
+ * one write of up to VMPF_IO_PAGES pages; zero pages are only recorded.
+ * Returns 0, 1 if interrupted by a command (the pages not yet copied stay
+ * pending), or -errno.
+ */
+static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
+			    struct vmpf_round *rs, bool final)
+{
+	u64 run_first = 0, i = 0;
+	unsigned int n = 0;
+	int ret;
+
+	for (;;) {
+		struct vmpf_pf_page *e;
+		void *buf;
+
+		i = find_next_bit(r->pending, r->npages, i);
+		/* Write the run when it cannot grow any further. */
+		if (n && (i >= r->npages || i != run_first + n || n == VMPF_IO_PAGES)) {
+			ret = vmpf_flush_run(src, r, run_first, n, rs);
+			if (ret)
+				return ret;
+			n = 0;
+		}
+		if (i >= r->npages)
+			return 0;
+		if (!n) {
+			enum vmpf_cmd cmd = vmpf_cmd(src);
+
+			if (cmd == VMPF_CMD_ABORT || (cmd == VMPF_CMD_FINISH && !final))
+				return 1;
+			cond_resched();
+			run_first = i;
+		}
+
+		buf = page_address(src->io_pages[n]);
+		if (copy_from_user(buf, (void __user *)(r->uaddr + (i << PAGE_SHIFT)),
+				   PAGE_SIZE)) {
+			vmpf_source_fail(src, EFAULT,
+					 "guest memory at gpa %#llx is not readable in the VMM",
+					 r->gpa + (i << PAGE_SHIFT));
+			return -EFAULT;
+		}
+		clear_bit(i, r->pending);
+		rs->dirty++;
+		e = &src->table[r->first_page + i];
+		e->round = cpu_to_le16(min_t(u64, rs->round, U16_MAX));
+		if (!memchr_inv(buf, 0, PAGE_SIZE)) {
+			e->state = VMPF_PAGE_ZERO;
+			e->crc = 0;
+			rs->zero++;
+			/* The run ends before this page. */
+			if (n) {
+				ret = vmpf_flush_run(src, r, run_first, n, rs);
+				if (ret)
+					return ret;
+				n = 0;
+			}
+			i++;
+			continue;
+		}
+		e->state = VMPF_PAGE_DATA;
+		e->crc = cpu_to_le32(vmpf_crc32c(buf, PAGE_SIZE));
+		n++;
+		i++;
+	}
+}
+
+static void vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
+			    u64 dirty_after)
+{
+	u64 ns = max_t(u64, ktime_get_ns() - rs->start_ns, 1);
+	struct vmpf_round_stats *st;
+
+	spin_lock(&src->lock);
+	st = &src->stats[src->nr_rounds % VMPF_STATS_KEPT];
+	st->round = rs->round;
+	st->dirty_pages = rs->dirty;
+	st->written_pages = rs->written;
+	st->zero_pages = rs->zero;
+	st->bytes = rs->bytes;
+	st->duration_ns = ns;
+	st->dirty_rate = div64_u64(dirty_after * NSEC_PER_SEC, ns);
+	st->write_rate = div64_u64(rs->bytes * NSEC_PER_SEC, ns);
+	src->nr_rounds++;
+	src->pages_written += rs->written;
+	src->zero_pages += rs->zero;
+	src->bytes_written += rs->bytes;
+	src->dirty_pages = dirty_after;
+	spin_unlock(&src->lock);
+}
+
+/* Copy every region's pending pages as round @rs->round. */
+static int vmpf_copy_all(struct vmpf_source *src, struct vmpf_round *rs,
+			 bool final)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		ret = vmpf_copy_region(src, &src->regions[i], rs, final);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static long vmpf_harvest_all(struct vmpf_source *src)
+{
+	long n, total = 0;
+	unsigned int i;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		n = vmpf_dirty_harvest(src, &src->regions[i]);
+		if (n < 0) {
+			vmpf_source_fail(src, -n,
+					 "KVM refused the dirty log of memslot %u (error %ld); did the VMM change it?",
+					 src->regions[i].slot, n);
+			return n;
+		}
+		total += n;
+	}
+	return total;
+}
+
+/* Superblock with a new generation, commit block zeroed, both durable. */
+static int vmpf_write_header(struct vmpf_source *src)
+{
+	void *sb = page_address(src->io_pages[0]);
+	int ret;
+
+	BUILD_BUG_ON(sizeof(struct vmpf_pf_super) > VMPF_PF_BLOCK);
+	get_random_bytes(&src->generation, sizeof(src->generation));
+	memset(sb, 0, PAGE_SIZE);
+	vmpf_pf_fill_super(src, sb);
+	clear_page(page_address(src->io_pages[1]));
+	ret = vmpf_store_write_pages(&src->store, src->io_pages, 2, 0);
+	if (!ret)
+		ret = vmpf_store_sync(&src->store);
+	if (ret)
+		vmpf_source_fail(src, -ret,
+				 "writing the page file's header failed (error %d)", ret);
+	return ret;
+}
+
+/* Table, device state, flush, commit record, flush. */
+static int vmpf_commit(struct vmpf_source *src)
+{
+	u64 data = 0, zero = 0, i;
+	u32 table_crc, state_crc;
+	void *state_buf = NULL;
+	size_t state_room;
+	int ret;
+
+	for (i = 0; i < src->layout.total_pages; i++) {
+		data += src->table[i].state == VMPF_PAGE_DATA;
+		zero += src->table[i].state == VMPF_PAGE_ZERO;
+	}
+	table_crc = vmpf_crc32c(src->table, src->layout.table_len);
+	ret = vmpf_store_write_buf(&src->store, src->table, src->layout.table_len,
+				   src->layout.table_off);
+	if (ret)
+		goto fail;
+
+	state_room = PAGE_ALIGN(max_t(size_t, src->state_len, 1));
+	state_buf = vzalloc(state_room);
+	if (!state_buf) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	memcpy(state_buf, src->state, src->state_len);
+	state_crc = vmpf_crc32c(state_buf, src->state_len);
+	ret = vmpf_store_write_buf(&src->store, state_buf, state_room,
+				   src->layout.state_off);
+	vfree(state_buf);
+	if (ret)
+		goto fail;
+
+	ret = vmpf_store_sync(&src->store);
+	if (ret)
+		goto fail;
+
+	clear_page(page_address(src->io_pages[0]));
+	vmpf_pf_fill_commit(src, page_address(src->io_pages[0]), table_crc,
+			    state_crc, data, zero);
+	ret = vmpf_store_write_pages(&src->store, src->io_pages, 1, VMPF_PF_BLOCK);
+	if (!ret)
+		ret = vmpf_store_sync(&src->store);
+	if (ret)
+		goto fail;
+	return 0;
+
+fail:
+	vmpf_source_fail(src, -ret,
+			 "writing the page table, device state or commit record failed (error %d)",
+			 ret);
+	return ret;
+}
+
+static void vmpf_set_phase(struct vmpf_source *src, enum vmpf_phase phase)
+{
+	spin_lock(&src->lock);
+	src->phase = phase;
+	spin_unlock(&src->lock);
+	wake_up_all(&src->wq);
+}
+
+/* Pre-copy rounds until a command.  0, or -errno. */
+static int vmpf_precopy_rounds(struct vmpf_source *src)
+{
+	struct vmpf_round rs = { 0 };
+	unsigned int i;
+	long dirty;
+	int ret;
+
+	for (i = 0; i < src->nr_regions; i++)
+		bitmap_fill(src->regions[i].pending, src->regions[i].npages);
+
+	for (;;) {
+		rs.start_ns = ktime_get_ns();
+		spin_lock(&src->lock);
+		src->round = rs.round;
+		spin_unlock(&src->lock);
+
+		ret = vmpf_copy_all(src, &rs, false);
+		if (ret < 0)
+			return ret;
+		dirty = ret ? 0 : vmpf_harvest_all(src);
+		if (dirty < 0)
+			return dirty;
+		vmpf_round_done(src, &rs, dirty);
+		if (ret)
+			return 0;	/* a command came; its pages stay pending */
+
+		spin_lock(&src->lock);
+		if (dirty <= src->target_pages)
+			src->flags |= VMPF_STATUS_CONVERGED;
+		if (rs.round + 1 >= src->max_rounds)
+			src->flags |= VMPF_STATUS_ROUND_LIMIT;
+		ret = !!(src->flags & (VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT));
+		spin_unlock(&src->lock);
+		if (ret) {
+			/* Done: tell the VMM, then wait for finish or abort. */
+			wake_up_all(&src->wq);
+			/*
+			 * Interruptible only to stay out of the hung-task
+			 * detector's sight: this may last as long as the
+			 * VMM takes to switch over.  A kthread gets no
+			 * signals, so the result needs no check.
+			 */
+			wait_event_interruptible(src->wq,
+						 vmpf_cmd(src) != VMPF_CMD_NONE);
+			return 0;
+		}
+		rs = (struct vmpf_round){ .round = rs.round + 1 };
+	}
+}
+
+/* The switch-over: the guest is paused, copy the rest and commit. */
+static int vmpf_final_round(struct vmpf_source *src)
+{
+	struct vmpf_round rs = { 0 };
+	long dirty;
+	int ret;
+
+	spin_lock(&src->lock);
+	rs.round = src->nr_rounds;
+	src->round = rs.round;
+	spin_unlock(&src->lock);
+	rs.start_ns = ktime_get_ns();
+
+	dirty = vmpf_harvest_all(src);
+	if (dirty < 0)
+		return dirty;
+	ret = vmpf_copy_all(src, &rs, true);
+	if (ret)
+		return ret < 0 ? ret : -ECANCELED;	/* 1: aborted */
+	vmpf_round_done(src, &rs, 0);
+
+	ret = vmpf_commit(src);
+	if (ret)
+		return ret;
+
+	spin_lock(&src->lock);
+	src->result.final_pages = rs.dirty;
+	src->result.switchover_ns = ktime_get_ns() - src->finish_ns;
+	src->result.bytes_written = src->bytes_written;
+	src->result.rounds = src->nr_rounds;
+	spin_unlock(&src->lock);
+	return 0;
+}
+
+static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
+{
+	enum vmpf_phase done = VMPF_PHASE_FAILED;
+	unsigned int i;
+	int ret;
+
+	ret = vmpf_dirty_init(src);
+	if (ret) {
+		vmpf_source_fail(src, -ret, "cannot map a scratch buffer in the VMM (error %d)",
+				 ret);
+		return VMPF_PHASE_FAILED;
+	}
+	ret = vmpf_write_header(src);
+	if (ret)
+		goto out;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		ret = vmpf_dirty_set_logging(src, &src->regions[i], true);
+		if (ret) {
+			vmpf_source_fail(src, -ret,
+					 "KVM refused to log dirty pages of memslot %u (error %d)",
+					 src->regions[i].slot, ret);
+			goto out;
+		}
+	}
+
+	ret = vmpf_precopy_rounds(src);
+	if (ret)
+		goto out;
+	if (vmpf_cmd(src) == VMPF_CMD_ABORT) {
+		done = VMPF_PHASE_ABORTED;
+		goto out;
+	}
+	ret = vmpf_final_round(src);
+	if (ret == -ECANCELED)
+		done = VMPF_PHASE_ABORTED;
+	else if (!ret)
+		done = VMPF_PHASE_COMMITTED;
+
+out:
+	/* Leave the memslots as the VMM set them, whatever happened. */
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+
+		if (r->logging && vmpf_dirty_set_logging(src, r, false))
+			pr_warn("could not restore the flags of memslot %u\n", r->slot);
+	}
+	vmpf_dirty_exit(src);
+	return done;
+}
+
+int vmpf_precopy_thread(void *arg)
+{
+	struct vmpf_source *src = arg;
+	enum vmpf_phase done = VMPF_PHASE_FAILED;
+
+	if (mmget_not_zero(src->mm)) {
+		kthread_use_mm(src->mm);
+		done = vmpf_precopy_run(src);
+		kthread_unuse_mm(src->mm);
+		mmput(src->mm);
+	} else {
+		vmpf_source_fail(src, ESRCH, "the VMM's address space is gone");
+	}
+	if (done == VMPF_PHASE_ABORTED)
+		vmpf_source_fail(src, ECANCELED, "aborted");
+	vmpf_set_phase(src, done);
+
+	/* Park until release() stops us. */
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
+}

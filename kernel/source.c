@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Source sessions: the ioctls a VMM (and vmpf-ctl, through the VMM's
+ * descriptor) uses to attach a VM and a page file, start pre-copy, watch
+ * it, switch over, abort, and report its own writes to guest memory; and
+ * the session's lifetime.  The work itself is done by precopy.c.
+ */
+#include <linux/file.h>
+#include <linux/kthread.h>
+#include <linux/kvm_host.h>
+#include <linux/poll.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "source.h"
+
+#define VMPF_DEFAULT_STATE_MAX		(1ULL << 20)
+#define VMPF_LIMIT_STATE_MAX		(1ULL << 30)
+#define VMPF_DEFAULT_MAX_ROUNDS		30
+#define VMPF_LIMIT_MAX_ROUNDS		10000
+#define VMPF_DEFAULT_TARGET_PAGES	256
+#define VMPF_LIMIT_REGION_BYTES		(1ULL << 42)	/* 4 TiB */
+
+static struct vmpf_source *vmpf_source_get(struct vmpf_file *vf)
+{
+	/* Pairs with the release in vmpf_source_attach(). */
+	return smp_load_acquire(&vf->src);
+}
+
+/* Count @bytes held by @src, in the session's and the module's totals. */
+static void vmpf_src_account(struct vmpf_source *src, size_t bytes)
+{
+	src->mem_bytes += bytes;
+	atomic64_add(bytes, &vmpf_counters.mem_bytes);
+}
+
+static void *vmpf_src_zalloc(struct vmpf_source *src, size_t size)
+{
+	void *p = kvzalloc(size, GFP_KERNEL_ACCOUNT);
+
+	if (p)
+		vmpf_src_account(src, size);
+	return p;
+}
+
+static void vmpf_source_free(struct vmpf_source *src)
+{
+	unsigned int i;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		kvfree(src->regions[i].pending);
+		kvfree(src->regions[i].marked);
+	}
+	kvfree(src->harvest);
+	vfree(src->table);
+	for (i = 0; i < VMPF_IO_PAGES; i++)
+		if (src->io_pages[i])
+			__free_page(src->io_pages[i]);
+	kvfree(src->state);
+	vmpf_store_put(&src->store);
+	if (src->vm_file)
+		fput(src->vm_file);
+	if (src->mm)
+		mmdrop(src->mm);
+	atomic64_sub(src->mem_bytes, &vmpf_counters.mem_bytes);
+	kfree(src);
+}
+
+/* The region must be exactly one of the VM's memslots, not yet logging. */
+static int vmpf_match_memslot(struct kvm *kvm, struct vmpf_sregion *r)
+{
+	struct kvm_memory_slot *ms;
+	int ret = -EINVAL;
+
+	mutex_lock(&kvm->slots_lock);
+	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
+	if (ms && ms->base_gfn == r->gpa >> PAGE_SHIFT && ms->npages == r->npages &&
+	    ms->userspace_addr == r->uaddr) {
+		/* Someone else reads this log: we would steal its bits. */
+		if (ms->flags & KVM_MEM_LOG_DIRTY_PAGES) {
+			ret = -EBUSY;
+		} else {
+			r->orig_flags = ms->flags;
+			ret = 0;
+		}
+	}
+	mutex_unlock(&kvm->slots_lock);
+	return ret;
+}
+
+static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		const struct vmpf_region *a = &regs[i];
+
+		if (!a->size || a->size > VMPF_LIMIT_REGION_BYTES ||
+		    !PAGE_ALIGNED(a->gpa) || !PAGE_ALIGNED(a->size) ||
+		    !PAGE_ALIGNED(a->uaddr) || a->slot > SHRT_MAX ||
+		    a->gpa + a->size < a->gpa || a->uaddr + a->size < a->uaddr ||
+		    a->uaddr + a->size > TASK_SIZE)
+			return -EINVAL;
+		for (j = 0; j < i; j++) {
+			const struct vmpf_region *b = &regs[j];
+
+			if (a->slot == b->slot ||
+			    (a->gpa < b->gpa + b->size && b->gpa < a->gpa + a->size))
+				return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int vmpf_source_alloc(struct vmpf_source *src)
+{
+	unsigned int i;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+		size_t bytes = BITS_TO_LONGS(r->npages) * sizeof(long);
+
+		r->pending = vmpf_src_zalloc(src, bytes);
+		r->marked = vmpf_src_zalloc(src, bytes);
+		if (!r->pending || !r->marked)
+			return -ENOMEM;
+	}
+	src->harvest = vmpf_src_zalloc(src, BITS_TO_LONGS(src->max_region_pages) *
+				       sizeof(long));
+	if (!src->harvest)
+		return -ENOMEM;
+	src->table = vzalloc(src->layout.table_len);
+	if (!src->table)
+		return -ENOMEM;
+	vmpf_src_account(src, src->layout.table_len);
+	for (i = 0; i < VMPF_IO_PAGES; i++) {
+		src->io_pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);
+		if (!src->io_pages[i])
+			return -ENOMEM;
+		vmpf_src_account(src, PAGE_SIZE);
+	}
+	return 0;
+}
+
+long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source_attach a;
+	struct vmpf_region *regs;
+	struct vmpf_source *src;
+	struct kvm *kvm;
+	unsigned int i;
+	u64 pages = 0;
+	long ret;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.reserved[0] || a.reserved[1] || a.reserved[2] ||
+	    a.reserved[3] || !a.nr_regions || a.nr_regions > VMPF_MAX_REGIONS ||
+	    a.vm_fd > INT_MAX || a.target_fd > INT_MAX ||
+	    a.state_max > VMPF_LIMIT_STATE_MAX || a.max_rounds > VMPF_LIMIT_MAX_ROUNDS)
+		return -EINVAL;
+	if (vmpf_source_get(vf))
+		return -EBUSY;
+
+	regs = kmalloc_array(a.nr_regions, sizeof(*regs), GFP_KERNEL);
+	if (!regs)
+		return -ENOMEM;
+	if (copy_from_user(regs, u64_to_user_ptr(a.regions),
+			   a.nr_regions * sizeof(*regs))) {
+		ret = -EFAULT;
+		goto err_regs;
+	}
+	ret = vmpf_check_regions(regs, a.nr_regions);
+	if (ret)
+		goto err_regs;
+
+	src = kzalloc(sizeof(*src), GFP_KERNEL_ACCOUNT);
+	if (!src) {
+		ret = -ENOMEM;
+		goto err_regs;
+	}
+	vmpf_src_account(src, sizeof(*src));
+	spin_lock_init(&src->lock);
+	init_waitqueue_head(&src->wq);
+	src->phase = VMPF_PHASE_ATTACHED;
+	src->max_rounds = a.max_rounds ?: VMPF_DEFAULT_MAX_ROUNDS;
+	src->target_pages = a.target_pages ?: VMPF_DEFAULT_TARGET_PAGES;
+
+	src->vm_file = fget(a.vm_fd);
+	if (!src->vm_file) {
+		ret = -EBADF;
+		goto err_src;
+	}
+	if (!file_is_kvm(src->vm_file)) {
+		ret = -EINVAL;
+		goto err_src;
+	}
+	kvm = src->vm_file->private_data;
+	if (kvm->mm != current->mm) {
+		ret = -EPERM;
+		goto err_src;
+	}
+
+	src->nr_regions = a.nr_regions;
+	for (i = 0; i < a.nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+
+		r->slot = regs[i].slot;
+		r->gpa = regs[i].gpa;
+		r->npages = regs[i].size >> PAGE_SHIFT;
+		r->uaddr = regs[i].uaddr;
+		r->first_page = pages;
+		pages += r->npages;
+		src->max_region_pages = max(src->max_region_pages, r->npages);
+		ret = vmpf_match_memslot(kvm, r);
+		if (ret)
+			goto err_src;
+	}
+
+	ret = vmpf_store_get(&src->store, a.target_fd);
+	if (ret)
+		goto err_src;
+	vmpf_pf_layout(&src->layout, pages, a.state_max ?: VMPF_DEFAULT_STATE_MAX);
+	a.required_bytes = src->layout.file_size;
+	a.total_pages = pages;
+	if (copy_to_user(uarg, &a, sizeof(a))) {
+		ret = -EFAULT;
+		goto err_src;
+	}
+	if (src->store.size < src->layout.file_size) {
+		ret = -ENOSPC;
+		goto err_src;
+	}
+
+	ret = vmpf_source_alloc(src);
+	if (ret)
+		goto err_src;
+	mmgrab(current->mm);
+	src->mm = current->mm;
+
+	mutex_lock(&vf->lock);
+	if (vf->src) {
+		mutex_unlock(&vf->lock);
+		ret = -EBUSY;
+		goto err_src;
+	}
+	/* Pairs with the acquire in vmpf_source_get(). */
+	smp_store_release(&vf->src, src);
+	mutex_unlock(&vf->lock);
+	atomic64_inc(&vmpf_counters.sessions);
+	kfree(regs);
+	return 0;
+
+err_src:
+	vmpf_source_free(src);
+err_regs:
+	kfree(regs);
+	return ret;
+}
+
+long vmpf_source_start(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct task_struct *t;
+	long ret = 0;
+
+	if (uarg)
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+
+	/* @vf->lock serialises concurrent starts. */
+	mutex_lock(&vf->lock);
+	if (READ_ONCE(src->phase) != VMPF_PHASE_ATTACHED || src->worker) {
+		ret = -EINVAL;
+		goto out;
+	}
+	t = kthread_create(vmpf_precopy_thread, src, "vmpf-src/%d",
+			   task_tgid_nr(current));
+	if (IS_ERR(t)) {
+		ret = PTR_ERR(t);
+		goto out;
+	}
+	spin_lock(&src->lock);
+	if (src->phase != VMPF_PHASE_ATTACHED) {
+		/* Aborted meanwhile; the thread never ran. */
+		spin_unlock(&src->lock);
+		kthread_stop(t);
+		ret = -EINVAL;
+		goto out;
+	}
+	get_task_struct(t);
+	src->worker = t;
+	src->phase = VMPF_PHASE_PRECOPY;
+	src->start_ns = ktime_get_ns();
+	spin_unlock(&src->lock);
+	wake_up_process(t);
+out:
+	mutex_unlock(&vf->lock);
+	return ret;
+}
+
+long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_round_stats *rounds = NULL;
+	struct vmpf_status in, st = { 0 };
+	u64 n = 0, k, first;
+	long ret = 0;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	if (in.reserved_in[0] || in.reserved_in[1])
+		return -EINVAL;
+	if (in.rounds_cap && !in.rounds)
+		return -EINVAL;
+
+	st.rounds = in.rounds;
+	st.rounds_cap = in.rounds_cap;
+	if (!src)
+		goto out;
+	if (st.rounds_cap) {
+		rounds = kmalloc_array(VMPF_STATS_KEPT, sizeof(*rounds), GFP_KERNEL);
+		if (!rounds)
+			return -ENOMEM;
+	}
+
+	spin_lock(&src->lock);
+	st.phase = src->phase;
+	st.flags = src->flags;
+	st.round = src->round;
+	st.nr_rounds = src->nr_rounds;
+	st.total_pages = src->layout.total_pages;
+	st.pages_written = src->pages_written;
+	st.zero_pages = src->zero_pages;
+	st.bytes_written = src->bytes_written;
+	st.dirty_pages = src->dirty_pages;
+	st.elapsed_ns = src->start_ns ? ktime_get_ns() - src->start_ns : 0;
+	st.error = src->error;
+	st.mem_bytes = src->mem_bytes;
+	strscpy(st.message, src->message, sizeof(st.message));
+	if (rounds) {
+		n = min3(st.nr_rounds, st.rounds_cap, (u64)VMPF_STATS_KEPT);
+		first = st.nr_rounds - n;
+		for (k = 0; k < n; k++)
+			rounds[k] = src->stats[(first + k) % VMPF_STATS_KEPT];
+	}
+	spin_unlock(&src->lock);
+
+	if (n && copy_to_user(u64_to_user_ptr(st.rounds), rounds, n * sizeof(*rounds)))
+		ret = -EFAULT;
+	kfree(rounds);
+	if (ret)
+		return ret;
+out:
+	if (copy_to_user(uarg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
+long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	long ret = 0;
+
+	if (uarg)
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	spin_lock(&src->lock);
+	if (src->phase == VMPF_PHASE_PRECOPY)
+		src->flags |= VMPF_STATUS_FINISH_REQUESTED;
+	else
+		ret = -EINVAL;
+	spin_unlock(&src->lock);
+	if (!ret)
+		wake_up_all(&src->wq);
+	return ret;
+}
+
+long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_finish f;
+	void *state;
+	long ret;
+
+	if (copy_from_user(&f, uarg, sizeof(f)))
+		return -EFAULT;
+	if (f.flags || f.reserved[0] || f.reserved[1] || f.reserved[2])
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	if (current->mm != src->mm)
+		return -EPERM;
+	if (f.state_len > src->layout.state_max || (f.state_len && !f.state))
+		return -EINVAL;
+
+	state = kvmalloc(max_t(u64, f.state_len, 1), GFP_KERNEL_ACCOUNT);
+	if (!state)
+		return -ENOMEM;
+	if (copy_from_user(state, u64_to_user_ptr(f.state), f.state_len)) {
+		kvfree(state);
+		return -EFAULT;
+	}
+
+	spin_lock(&src->lock);
+	if (src->phase != VMPF_PHASE_PRECOPY || src->cmd != VMPF_CMD_NONE) {
+		spin_unlock(&src->lock);
+		kvfree(state);
+		return -EINVAL;
+	}
+	src->state = state;
+	src->state_len = f.state_len;
+	src->cmd = VMPF_CMD_FINISH;
+	src->phase = VMPF_PHASE_FINISHING;
+	src->finish_ns = ktime_get_ns();
+	spin_unlock(&src->lock);
+	wake_up_all(&src->wq);
+
+	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)));
+	if (ret)
+		return ret;
+
+	spin_lock(&src->lock);
+	if (src->phase == VMPF_PHASE_COMMITTED) {
+		f.final_pages = src->result.final_pages;
+		f.switchover_ns = src->result.switchover_ns;
+		f.bytes_written = src->result.bytes_written;
+		f.rounds = src->result.rounds;
+		ret = 0;
+	} else {
+		ret = -(src->error ?: EIO);
+	}
+	spin_unlock(&src->lock);
+	if (!ret && copy_to_user(uarg, &f, sizeof(f)))
+		ret = -EFAULT;
+	return ret;
+}
+
+long vmpf_source_abort(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	enum vmpf_phase phase;
+	long ret;
+
+	if (uarg)
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+
+	spin_lock(&src->lock);
+	phase = src->phase;
+	if (phase == VMPF_PHASE_ATTACHED) {
+		/* No worker yet; under the lock, so START cannot race. */
+		src->phase = VMPF_PHASE_ABORTED;
+		src->error = ECANCELED;
+		strscpy(src->message, "aborted", sizeof(src->message));
+	} else if (!vmpf_phase_done(phase)) {
+		src->cmd = VMPF_CMD_ABORT;
+	}
+	spin_unlock(&src->lock);
+	if (vmpf_phase_done(phase))
+		return -EINVAL;
+	wake_up_all(&src->wq);
+
+	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)));
+	if (ret)
+		return ret;
+	/* Finish may have committed before the abort was seen. */
+	return READ_ONCE(src->phase) == VMPF_PHASE_COMMITTED ? -EBUSY : 0;
+}
+
+long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_mark_dirty m;
+	enum vmpf_phase phase;
+	unsigned int i;
+	u64 p, last;
+
+	if (copy_from_user(&m, uarg, sizeof(m)))
+		return -EFAULT;
+	if (m.reserved[0] || m.reserved[1] || !m.len || m.gpa + m.len < m.gpa)
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	if (current->mm != src->mm)
+		return -EPERM;
+	phase = READ_ONCE(src->phase);
+	if (phase != VMPF_PHASE_ATTACHED && phase != VMPF_PHASE_PRECOPY)
+		return -EINVAL;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+		u64 end = r->gpa + (r->npages << PAGE_SHIFT);
+
+		if (m.gpa < r->gpa || m.gpa + m.len > end)
+			continue;
+		last = (m.gpa + m.len - 1 - r->gpa) >> PAGE_SHIFT;
+		for (p = (m.gpa - r->gpa) >> PAGE_SHIFT; p <= last; p++)
+			set_bit(p, r->marked);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+__poll_t vmpf_source_poll(struct vmpf_source *src, struct file *file,
+			  struct poll_table_struct *wait)
+{
+	__poll_t mask = 0;
+
+	poll_wait(file, &src->wq, wait);
+	spin_lock(&src->lock);
+	if (src->phase == VMPF_PHASE_PRECOPY &&
+	    (src->flags & (VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT |
+			   VMPF_STATUS_FINISH_REQUESTED)))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (src->phase == VMPF_PHASE_FAILED || src->phase == VMPF_PHASE_ABORTED)
+		mask |= EPOLLERR;
+	spin_unlock(&src->lock);
+	return mask;
+}
+
+void vmpf_source_release(struct vmpf_source *src)
+{
+	spin_lock(&src->lock);
+	src->cmd = VMPF_CMD_ABORT;
+	spin_unlock(&src->lock);
+	wake_up_all(&src->wq);
+	if (src->worker) {
+		kthread_stop(src->worker);
+		put_task_struct(src->worker);
+	}
+	atomic64_dec(&vmpf_counters.sessions);
+	vmpf_source_free(src);
+}

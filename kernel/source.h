@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The source session: what source.c, precopy.c, dirty.c and storage.c
+ * share.
+ *
+ * Lifetime: a session is created by VMPF_IOC_SOURCE_ATTACH on a file
+ * description of /dev/vmpagefile and freed by that description's release.
+ * VMPF_IOC_START creates the worker thread (precopy.c), which does all
+ * work touching KVM, guest memory and the page file, with the VMM's mm
+ * adopted.  release() tells the worker to abort, kthread_stop()s it (the
+ * worker parks once its job is over and only exits when stopped), and
+ * frees the session.
+ *
+ * Locking: @lock (a spinlock) protects the fields under "status"; it is
+ * never held across I/O, KVM calls or user copies.  Fields under "worker"
+ * are touched only by the worker thread (and freed after it stopped).
+ * Fields under "attach" are set before the session is published and
+ * constant afterwards.  The only field the worker shares with ioctls
+ * without @lock is each region's @marked bitmap, updated with atomic bit
+ * operations by VMPF_IOC_MARK_DIRTY and drained with xchg() by the worker.
+ */
+#ifndef _VMPF_SOURCE_H
+#define _VMPF_SOURCE_H
+
+#include <linux/mm_types.h>
+#include <linux/sched.h>
+#include <linux/spinlock.h>
+
+#include "vmpf.h"
+
+/* The page file, taken from the caller as a file descriptor. */
+struct vmpf_store {
+	struct file *file;
+	loff_t size;
+};
+
+int vmpf_store_get(struct vmpf_store *st, int fd);
+void vmpf_store_put(struct vmpf_store *st);
+int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
+			   unsigned int n, loff_t pos);
+int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
+			 loff_t pos);
+int vmpf_store_sync(struct vmpf_store *st);
+
+/* One registered memslot. */
+struct vmpf_sregion {
+	u32 slot;
+	u32 orig_flags;		/* the memslot's flags before logging */
+	u64 gpa;
+	u64 npages;
+	u64 uaddr;
+	u64 first_page;		/* index in the page file */
+	bool logging;		/* worker: dirty logging turned on by us */
+	unsigned long *pending;	/* worker: pages still to copy */
+	unsigned long *marked;	/* VMPF_IOC_MARK_DIRTY, atomic bit ops */
+};
+
+enum vmpf_cmd {
+	VMPF_CMD_NONE,
+	VMPF_CMD_FINISH,
+	VMPF_CMD_ABORT,
+};
+
+#define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
+#define VMPF_IO_PAGES	64	/* pages per write: 256 KiB */
+#define VMPF_MSG_LEN	128
+
+struct vmpf_source {
+	/* attach */
+	struct file *vm_file;		/* holds the VM alive */
+	struct mm_struct *mm;		/* the VMM's, mmgrab()ed */
+	struct vmpf_store store;
+	struct vmpf_layout layout;
+	struct vmpf_sregion regions[VMPF_MAX_REGIONS];
+	unsigned int nr_regions;
+	u64 max_rounds;
+	u64 target_pages;
+	u64 max_region_pages;
+	u64 mem_bytes;			/* allocated for this session */
+
+	/* worker */
+	struct task_struct *worker;	/* set by START under @lock */
+	struct vmpf_pf_page *table;	/* vzalloc()ed, layout.table_len */
+	unsigned long *harvest;		/* one region's dirty log */
+	struct page *io_pages[VMPF_IO_PAGES];
+	void __user *scratch;		/* in the VMM's mm, for KVM ioctls */
+	size_t scratch_len;
+	u64 generation;
+
+	/* status */
+	spinlock_t lock;		/* see the comment at the top */
+	wait_queue_head_t wq;		/* poll, finish and the worker wait here */
+	enum vmpf_phase phase;
+	u64 flags;			/* VMPF_STATUS_* */
+	enum vmpf_cmd cmd;
+	u64 round;
+	u64 nr_rounds;
+	u64 pages_written;
+	u64 zero_pages;
+	u64 bytes_written;
+	u64 dirty_pages;
+	u64 start_ns;
+	u64 finish_ns;			/* when VMPF_IOC_FINISH was called */
+	int error;			/* positive errno */
+	char message[VMPF_MSG_LEN];
+	struct vmpf_round_stats stats[VMPF_STATS_KEPT];
+	void *state;			/* device state handed over by finish */
+	size_t state_len;
+	struct vmpf_finish result;	/* out fields of a successful finish */
+};
+
+static inline bool vmpf_phase_done(enum vmpf_phase phase)
+{
+	return phase == VMPF_PHASE_COMMITTED || phase == VMPF_PHASE_ABORTED ||
+	       phase == VMPF_PHASE_FAILED;
+}
+
+/* precopy.c */
+int vmpf_precopy_thread(void *arg);
+void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
+	__printf(3, 4);
+
+/* dirty.c: worker context, with the VMM's mm adopted */
+int vmpf_dirty_init(struct vmpf_source *src);
+void vmpf_dirty_exit(struct vmpf_source *src);
+int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
+			   bool on);
+long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r);
+
+/* pagefile.c */
+void vmpf_pf_fill_super(struct vmpf_source *src, struct vmpf_pf_super *sb);
+void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
+			 u32 table_crc, u32 state_crc, u64 data_pages,
+			 u64 zero_pages);
+
+#endif /* _VMPF_SOURCE_H */

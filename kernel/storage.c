@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Direct I/O to the page file.
+ *
+ * The page file is a block device or a regular file on any filesystem that
+ * does direct I/O (local, NFS, OCFS2, GFS2), handed over as a descriptor
+ * opened O_RDWR | O_DIRECT.  Writes go through the file's own ->write_iter
+ * with a bvec iterator over kernel pages, so the page cache is bypassed and
+ * the filesystem or block layer does the rest; vfs_fsync() makes them
+ * durable (a cache flush on a block device).
+ */
+#include <linux/bvec.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/uio.h>
+#include <linux/vmalloc.h>
+
+#include "source.h"
+
+int vmpf_store_get(struct vmpf_store *st, int fd)
+{
+	struct file *file = fget(fd);
+	umode_t mode;
+
+	if (!file)
+		return -EBADF;
+	mode = file_inode(file)->i_mode;
+	if (!S_ISBLK(mode) && !S_ISREG(mode))
+		goto err_inval;
+	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) != (FMODE_READ | FMODE_WRITE))
+		goto err_inval;
+	if (!(file->f_flags & O_DIRECT))
+		goto err_inval;
+	st->file = file;
+	/* For a block device, the mapping's host is the device's inode. */
+	st->size = i_size_read(file->f_mapping->host);
+	return 0;
+
+err_inval:
+	fput(file);
+	return -EINVAL;
+}
+
+void vmpf_store_put(struct vmpf_store *st)
+{
+	if (st->file)
+		fput(st->file);
+	st->file = NULL;
+}
+
+static int vmpf_store_write_bvec(struct vmpf_store *st, struct bio_vec *bv,
+				 unsigned int n, size_t len, loff_t pos)
+{
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	if (pos < 0 || pos + len > st->size)
+		return -ENOSPC;
+	iov_iter_bvec(&iter, ITER_SOURCE, bv, n, len);
+	while (iov_iter_count(&iter)) {
+		init_sync_kiocb(&kiocb, st->file);
+		kiocb.ki_pos = pos;
+		ret = vfs_iocb_iter_write(st->file, &kiocb, &iter);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			return -EIO;
+		pos += ret;
+	}
+	return 0;
+}
+
+/* Write @n whole pages to @pos, which is page aligned. */
+int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
+			   unsigned int n, loff_t pos)
+{
+	struct bio_vec bv[VMPF_IO_PAGES];
+	unsigned int i;
+
+	if (n > VMPF_IO_PAGES)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		bv[i].bv_page = pages[i];
+		bv[i].bv_len = PAGE_SIZE;
+		bv[i].bv_offset = 0;
+	}
+	return vmpf_store_write_bvec(st, bv, n, (size_t)n * PAGE_SIZE, pos);
+}
+
+/*
+ * Write a page-aligned vmalloc() buffer whose length is a multiple of
+ * PAGE_SIZE, VMPF_IO_PAGES pages at a time.
+ */
+int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
+			 loff_t pos)
+{
+	struct page *pages[VMPF_IO_PAGES];
+	size_t done = 0;
+	int ret;
+
+	if (!PAGE_ALIGNED(buf) || !PAGE_ALIGNED(len) || !is_vmalloc_addr(buf))
+		return -EINVAL;
+	while (done < len) {
+		unsigned int n = min_t(size_t, (len - done) >> PAGE_SHIFT, VMPF_IO_PAGES);
+		unsigned int i;
+
+		for (i = 0; i < n; i++)
+			pages[i] = vmalloc_to_page(buf + done + i * PAGE_SIZE);
+		ret = vmpf_store_write_pages(st, pages, n, pos + done);
+		if (ret)
+			return ret;
+		done += (size_t)n << PAGE_SHIFT;
+	}
+	return 0;
+}
+
+int vmpf_store_sync(struct vmpf_store *st)
+{
+	return vfs_fsync(st->file, 0);
+}

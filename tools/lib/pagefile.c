@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Page-file reading and checking, see pagefile.h.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pagefile.h"
+
+static uint32_t crc_table[256];
+
+uint32_t pf_crc32c(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint32_t crc = ~0U;
+	int i, j;
+
+	if (!crc_table[1]) {
+		for (i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (j = 0; j < 8; j++)
+				c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
+			crc_table[i] = c;
+		}
+	}
+	while (len--)
+		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static int why(struct pf *pf, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(pf->why, sizeof(pf->why), fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			return -ENODATA;
+		done += n;
+	}
+	return 0;
+}
+
+int pf_open(struct pf *pf, const char *path)
+{
+	struct vmpf_pf_super sb;
+	struct vmpf_pf_commit c;
+	uint32_t crc, n, i;
+	uint64_t pages, total = 0, want;
+	int ret;
+
+	memset(pf, 0, sizeof(*pf));
+	pf->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pf->fd < 0)
+		return why(pf, errno, "cannot open %s: %s", path, strerror(errno));
+	ret = pread_all(pf->fd, &sb, sizeof(sb), 0);
+	if (ret)
+		return why(pf, -ret, "cannot read the superblock: %s", strerror(-ret));
+	if (memcmp(sb.magic, VMPF_PF_MAGIC, 8))
+		return why(pf, EINVAL, "not a vmpagefile page file (bad magic)");
+	crc = le32toh(sb.crc);
+	sb.crc = 0;
+	if (pf_crc32c(&sb, sizeof(sb)) != crc)
+		return why(pf, EBADMSG, "the superblock is corrupt (crc mismatch)");
+	sb.crc = htole32(crc);
+	if (le32toh(sb.version) != VMPF_PF_VERSION)
+		return why(pf, EPROTONOSUPPORT, "format version %u, this tool reads version %u",
+			   le32toh(sb.version), VMPF_PF_VERSION);
+	n = le32toh(sb.nr_regions);
+	pages = le64toh(sb.total_pages);
+	if (le32toh(sb.page_size) != VMPF_PF_PAGE_SIZE || !n || n > VMPF_MAX_REGIONS ||
+	    pages > (1ULL << 40))
+		return why(pf, EINVAL, "the superblock holds impossible values");
+	for (i = 0; i < n; i++) {
+		if (le64toh(sb.regions[i].first_page) != total ||
+		    le64toh(sb.regions[i].pages) > pages - total)
+			return why(pf, EINVAL, "the region table is inconsistent");
+		total += le64toh(sb.regions[i].pages);
+	}
+	want = 2 * VMPF_PF_BLOCK + ((pages * 8 + VMPF_PF_BLOCK - 1) & ~(uint64_t)(VMPF_PF_BLOCK - 1));
+	if (total != pages || le64toh(sb.table_off) != 2 * VMPF_PF_BLOCK ||
+	    le64toh(sb.state_off) != want ||
+	    le64toh(sb.data_off) != want + le64toh(sb.state_max) ||
+	    le64toh(sb.file_size) != le64toh(sb.data_off) + pages * VMPF_PF_PAGE_SIZE)
+		return why(pf, EINVAL, "the layout in the superblock is inconsistent");
+	pf->sb = sb;
+
+	ret = pread_all(pf->fd, &c, sizeof(c), VMPF_PF_BLOCK);
+	if (ret)
+		return why(pf, -ret, "cannot read the commit record: %s", strerror(-ret));
+	crc = le32toh(c.crc);
+	c.crc = 0;
+	if (memcmp(c.magic, VMPF_PF_COMMIT_MAGIC, 8))
+		why(pf, 0, "no commit record: the migration did not finish");
+	else if (pf_crc32c(&c, sizeof(c)) != crc)
+		why(pf, 0, "the commit record is torn or corrupt");
+	else if (c.generation != sb.generation)
+		why(pf, 0, "the commit record belongs to an earlier migration");
+	else if (le64toh(c.state_len) > le64toh(sb.state_max))
+		why(pf, 0, "the commit record's device-state length is impossible");
+	else
+		pf->committed = 1;
+	c.crc = htole32(crc);
+	pf->commit = c;
+	return 0;
+}
+
+void pf_close(struct pf *pf)
+{
+	if (pf->fd >= 0)
+		close(pf->fd);
+	free(pf->table);
+	pf->fd = -1;
+	pf->table = NULL;
+}
+
+int pf_load_table(struct pf *pf)
+{
+	uint64_t pages = le64toh(pf->sb.total_pages);
+	size_t len = (pages * 8 + VMPF_PF_BLOCK - 1) & ~(size_t)(VMPF_PF_BLOCK - 1);
+	int ret;
+
+	pf->table = calloc(1, len ? len : 1);
+	if (!pf->table)
+		return why(pf, ENOMEM, "out of memory for the page table");
+	ret = pread_all(pf->fd, pf->table, len, le64toh(pf->sb.table_off));
+	if (ret)
+		return why(pf, -ret, "cannot read the page table: %s", strerror(-ret));
+	if (pf->committed && pf_crc32c(pf->table, len) != le32toh(pf->commit.table_crc))
+		return why(pf, EBADMSG, "the page table is corrupt (crc mismatch)");
+	return 0;
+}
+
+int pf_read_state(struct pf *pf, void **state, size_t *len)
+{
+	size_t n = le64toh(pf->commit.state_len);
+	void *buf;
+	int ret;
+
+	if (!pf->committed)
+		return why(pf, EINVAL, "uncommitted: %s", pf->why);
+	buf = malloc(n ? n : 1);
+	if (!buf)
+		return why(pf, ENOMEM, "out of memory");
+	ret = pread_all(pf->fd, buf, n, le64toh(pf->sb.state_off));
+	if (!ret && pf_crc32c(buf, n) != le32toh(pf->commit.state_crc))
+		ret = -EBADMSG;
+	if (ret) {
+		free(buf);
+		return why(pf, -ret, "the device state is unreadable or corrupt");
+	}
+	*state = buf;
+	*len = n;
+	return 0;
+}
+
+int pf_read_page(struct pf *pf, uint64_t idx, void *buf)
+{
+	const struct vmpf_pf_page *e = &pf->table[idx];
+	int ret;
+
+	if (e->state != VMPF_PAGE_DATA) {
+		memset(buf, 0, VMPF_PF_PAGE_SIZE);
+		return e->state == VMPF_PAGE_ZERO ? 0 :
+		       why(pf, ENODATA, "page %llu was never written", (unsigned long long)idx);
+	}
+	ret = pread_all(pf->fd, buf, VMPF_PF_PAGE_SIZE,
+			le64toh(pf->sb.data_off) + idx * VMPF_PF_PAGE_SIZE);
+	if (ret)
+		return why(pf, -ret, "cannot read page %llu: %s", (unsigned long long)idx,
+			   strerror(-ret));
+	if (pf_crc32c(buf, VMPF_PF_PAGE_SIZE) != le32toh(e->crc))
+		return why(pf, EBADMSG, "page %llu is corrupt (crc mismatch)",
+			   (unsigned long long)idx);
+	return 0;
+}

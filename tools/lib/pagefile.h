@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Reading a vmpagefile page file from userspace: vmpf-ctl info/verify and
+ * vmpf-vm's eager restore.  The format is in uapi/linux/vmpagefile.h.
+ */
+#ifndef VMPF_PAGEFILE_H
+#define VMPF_PAGEFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/vmpagefile.h>
+
+struct pf {
+	int fd;
+	struct vmpf_pf_super sb;
+	struct vmpf_pf_commit commit;
+	int committed;			/* the commit record is valid */
+	struct vmpf_pf_page *table;	/* loaded by pf_load_table() */
+	char why[160];			/* why it is not (fully) valid */
+};
+
+uint32_t pf_crc32c(const void *p, size_t len);
+
+/*
+ * Open and check superblock and commit record.  0 with @pf filled (look at
+ * pf->committed), or -errno with pf->why saying what is wrong.
+ */
+int pf_open(struct pf *pf, const char *path);
+void pf_close(struct pf *pf);
+
+/* Read the page table; -EBADMSG if its crc differs from the commit's. */
+int pf_load_table(struct pf *pf);
+
+/* Read the device state (malloc'ed) and check its crc. */
+int pf_read_state(struct pf *pf, void **state, size_t *len);
+
+/* Read page @idx into @buf (zero-filled for zero pages); check its crc. */
+int pf_read_page(struct pf *pf, uint64_t idx, void *buf);
+
+#endif /* VMPF_PAGEFILE_H */
