@@ -5,11 +5,19 @@
  * Every failure ends in one sentence on stderr and a non-zero exit status:
  * 1 when a command ran and failed, 2 for a wrong command line.
  */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl_util.h"
+#include "pagefile.h"
 #include "vmpf.h"
 
 #ifndef VMPF_TOOL_VERSION
@@ -58,6 +66,267 @@ fail:
 	return ctl_fail(vmpf_ioctl_error(cmd, -ret, msg, sizeof(msg)));
 }
 
+/*
+ * Take the session descriptor of process @o->pid: its descriptor @o->fd,
+ * or the first of its /dev/vmpagefile descriptors that holds a session.
+ * pidfd_getfd(2) applies ptrace access rules.  The copy needs no handshake
+ * of its own: the handshake belongs to the open file description.
+ */
+static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
+{
+	char dir[64], link[PATH_MAX], target[PATH_MAX];
+	int pidfd, fd = -1, ret = 0;
+	struct dirent *de;
+	DIR *d;
+
+	pidfd = syscall(SYS_pidfd_open, (pid_t)o->pid, 0);
+	if (pidfd < 0) {
+		snprintf(msg, len, "no process %ld: %s", o->pid, strerror(errno));
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", o->pid);
+	d = opendir(dir);
+	if (!d) {
+		snprintf(msg, len, "cannot list the descriptors of process %ld: %s", o->pid,
+			 strerror(errno));
+		close(pidfd);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		struct vmpf_status st = { 0 };
+		long n;
+		ssize_t l;
+
+		if (de->d_name[0] == '.')
+			continue;
+		n = strtol(de->d_name, NULL, 10);
+		if (o->fd >= 0 && n != o->fd)
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		l = readlink(link, target, sizeof(target) - 1);
+		if (l < 0)
+			continue;
+		target[l] = 0;
+		if (strcmp(target, VMPF_DEVICE_PATH))
+			continue;
+		fd = syscall(SYS_pidfd_getfd, pidfd, (int)n, 0);
+		if (fd < 0) {
+			ret = errno;
+			continue;
+		}
+		if (!__vmpf_ioctl(fd, VMPF_IOC_STATUS, &st) && st.phase != VMPF_PHASE_NONE)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	closedir(d);
+	close(pidfd);
+	if (fd < 0) {
+		if (ret)
+			snprintf(msg, len, "cannot take process %ld's descriptor: %s (run as root)",
+				 o->pid, strerror(ret));
+		else
+			snprintf(msg, len, "process %ld holds no vmpagefile migration session%s",
+				 o->pid, o->fd >= 0 ? " on that descriptor" : "");
+	}
+	return fd;
+}
+
+static int get_status(int fd, struct vmpf_status *st, struct vmpf_round_stats *rounds,
+		      unsigned int cap)
+{
+	memset(st, 0, sizeof(*st));
+	st->rounds = (unsigned long)rounds;
+	st->rounds_cap = cap;
+	return __vmpf_ioctl(fd, VMPF_IOC_STATUS, st);
+}
+
+static int phase_done(unsigned long long phase)
+{
+	return phase == VMPF_PHASE_COMMITTED || phase == VMPF_PHASE_ABORTED ||
+	       phase == VMPF_PHASE_FAILED;
+}
+
+static int cmd_session(const struct ctl_opts *o)
+{
+	struct vmpf_round_stats rounds[64];
+	struct timespec half = { 0, 500000000 };
+	struct vmpf_status st;
+	unsigned long cmd = VMPF_IOC_STATUS;
+	char msg[320];
+	int fd, ret;
+
+	fd = session_fd(o, msg, sizeof(msg));
+	if (fd < 0)
+		return ctl_fail(msg);
+
+	switch (o->cmd) {
+	case CTL_CMD_START:
+		cmd = VMPF_IOC_START;
+		break;
+	case CTL_CMD_FINISH:
+		cmd = VMPF_IOC_REQUEST_FINISH;
+		break;
+	case CTL_CMD_ABORT:
+		cmd = VMPF_IOC_ABORT;
+		break;
+	default:
+		break;
+	}
+	if (cmd != VMPF_IOC_STATUS) {
+		ret = __vmpf_ioctl(fd, cmd, NULL);
+		if (ret) {
+			close(fd);
+			return ctl_fail(vmpf_ioctl_error(cmd, -ret, msg, sizeof(msg)));
+		}
+	}
+
+	for (;;) {
+		ret = get_status(fd, &st, rounds, 64);
+		if (ret) {
+			close(fd);
+			return ctl_fail(vmpf_ioctl_error(VMPF_IOC_STATUS, -ret, msg, sizeof(msg)));
+		}
+		if (o->watch) {
+			if (o->json)
+				ctl_print_status(stdout, &st, NULL, 0, 1);
+			else
+				ctl_print_status_line(stdout, &st);
+			fflush(stdout);
+		}
+		/* finish waits for the VMM to switch over and commit. */
+		if ((!o->watch && o->cmd != CTL_CMD_FINISH) || phase_done(st.phase))
+			break;
+		nanosleep(&half, NULL);
+	}
+	close(fd);
+	if (!o->watch)
+		ctl_print_status(stdout, &st, rounds,
+				 st.nr_rounds < 64 ? st.nr_rounds : 64, o->json);
+	if (o->cmd == CTL_CMD_FINISH && st.phase != VMPF_PHASE_COMMITTED)
+		return ctl_fail("the migration did not commit");
+	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)
+		return ctl_fail("the migration was not aborted");
+	return CTL_EXIT_OK;
+}
+
+static int cmd_pagefile(const struct ctl_opts *o)
+{
+	unsigned long long counts[3] = { 0 }, pages, i, bad = 0, first_bad = 0;
+	char uuid[40], first_why[160] = "";
+	static unsigned char buf[VMPF_PF_PAGE_SIZE];
+	int table_ok, ret;
+	void *state = NULL;
+	size_t state_len = 0;
+	struct pf pf;
+
+	ret = pf_open(&pf, o->path);
+	if (ret) {
+		pf_close(&pf);
+		fprintf(stderr, "vmpf-ctl: %s: %s\n", o->path, pf.why);
+		return CTL_EXIT_FAIL;
+	}
+	pages = le64toh(pf.sb.total_pages);
+	table_ok = !pf_load_table(&pf);
+	if (table_ok)
+		for (i = 0; i < pages; i++)
+			if (pf.table[i].state <= VMPF_PAGE_DATA)
+				counts[pf.table[i].state]++;
+	for (i = 0; i < 16; i++)
+		sprintf(uuid + 2 * i + (i >= 4) + (i >= 6) + (i >= 8) + (i >= 10), "%02x%s",
+			pf.sb.uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
+
+	if (o->cmd == CTL_CMD_VERIFY) {
+		if (!pf.committed)
+			goto fail_uncommitted;
+		if (!table_ok) {
+			fprintf(stderr, "vmpf-ctl: %s: %s\n", o->path, pf.why);
+			pf_close(&pf);
+			return CTL_EXIT_FAIL;
+		}
+		if (pf_read_state(&pf, &state, &state_len)) {
+			fprintf(stderr, "vmpf-ctl: %s: %s\n", o->path, pf.why);
+			pf_close(&pf);
+			return CTL_EXIT_FAIL;
+		}
+		free(state);
+		for (i = 0; i < pages; i++) {
+			if (pf.table[i].state == VMPF_PAGE_NONE || pf.table[i].state > VMPF_PAGE_DATA) {
+				snprintf(pf.why, sizeof(pf.why), "page %llu has no valid state", i);
+			} else if (!pf_read_page(&pf, i, buf)) {
+				continue;
+			}
+			if (!bad++) {
+				first_bad = i;
+				snprintf(first_why, sizeof(first_why), "%s", pf.why);
+			}
+		}
+		if (o->json)
+			printf("{\"path\":\"%s\",\"committed\":true,\"pages\":%llu,\"data_pages\":%llu,"
+			       "\"zero_pages\":%llu,\"bad_pages\":%llu,\"first_bad\":%lld}\n",
+			       o->path, pages, counts[VMPF_PAGE_DATA], counts[VMPF_PAGE_ZERO], bad,
+			       bad ? (long long)first_bad : -1LL);
+		else
+			printf("%s: %llu pages: %llu data and %llu zero verified, %llu bad%s%s\n",
+			       o->path, pages, counts[VMPF_PAGE_DATA] - (bad ? bad : 0),
+			       counts[VMPF_PAGE_ZERO], bad, bad ? "; first: " : "", first_why);
+		pf_close(&pf);
+		return bad ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+	}
+
+	if (o->json) {
+		printf("{\"path\":\"%s\",\"version\":%u,\"uuid\":\"%s\",\"generation\":%llu,"
+		       "\"committed\":%s,\"reason\":", o->path, le32toh(pf.sb.version), uuid,
+		       (unsigned long long)le64toh(pf.sb.generation),
+		       pf.committed ? "true" : "false");
+		ctl_json_string(stdout, pf.committed ? "" : pf.why);
+		printf(",\"file_size\":%llu,\"total_pages\":%llu,\"state_len\":%llu,"
+		       "\"rounds\":%llu,\"pages_by_state\":{\"never_written\":%llu,\"zero\":%llu,"
+		       "\"data\":%llu},\"regions\":[",
+		       (unsigned long long)le64toh(pf.sb.file_size), pages,
+		       pf.committed ? (unsigned long long)le64toh(pf.commit.state_len) : 0ULL,
+		       pf.committed ? (unsigned long long)le64toh(pf.commit.rounds) : 0ULL,
+		       counts[0], counts[1], counts[2]);
+		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)
+			printf("%s{\"slot\":%u,\"gpa\":%llu,\"pages\":%llu,\"flags\":%u}",
+			       i ? "," : "", le32toh(pf.sb.regions[i].slot),
+			       (unsigned long long)le64toh(pf.sb.regions[i].gpa),
+			       (unsigned long long)le64toh(pf.sb.regions[i].pages),
+			       le32toh(pf.sb.regions[i].flags));
+		printf("]}\n");
+	} else {
+		printf("page file  %s, format version %u, uuid %s\n", o->path,
+		       le32toh(pf.sb.version), uuid);
+		printf("generation %016llx\n", (unsigned long long)le64toh(pf.sb.generation));
+		if (pf.committed)
+			printf("committed  yes: %llu rounds, device state %llu bytes\n",
+			       (unsigned long long)le64toh(pf.commit.rounds),
+			       (unsigned long long)le64toh(pf.commit.state_len));
+		else
+			printf("committed  no: %s\n", pf.why);
+		printf("size       %llu bytes for %llu pages\n",
+		       (unsigned long long)le64toh(pf.sb.file_size), pages);
+		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)
+			printf("region %llu   slot %u, gpa %#llx, %llu pages, flags %#x\n", i,
+			       le32toh(pf.sb.regions[i].slot),
+			       (unsigned long long)le64toh(pf.sb.regions[i].gpa),
+			       (unsigned long long)le64toh(pf.sb.regions[i].pages),
+			       le32toh(pf.sb.regions[i].flags));
+		if (table_ok)
+			printf("pages      %llu data, %llu zero, %llu never written\n",
+			       counts[2], counts[1], counts[0]);
+		else
+			printf("pages      unknown: %s\n", pf.why);
+	}
+	pf_close(&pf);
+	return CTL_EXIT_OK;
+
+fail_uncommitted:
+	fprintf(stderr, "vmpf-ctl: %s is not a committed page file: %s\n", o->path, pf.why);
+	pf_close(&pf);
+	return CTL_EXIT_FAIL;
+}
+
 int main(int argc, char *argv[])
 {
 	struct ctl_opts o;
@@ -77,6 +346,14 @@ int main(int argc, char *argv[])
 	switch (o.cmd) {
 	case CTL_CMD_VERSION:
 		return cmd_version(&o);
+	case CTL_CMD_START:
+	case CTL_CMD_STATUS:
+	case CTL_CMD_FINISH:
+	case CTL_CMD_ABORT:
+		return cmd_session(&o);
+	case CTL_CMD_INFO:
+	case CTL_CMD_VERIFY:
+		return cmd_pagefile(&o);
 	default:
 		break;
 	}

@@ -11,6 +11,7 @@
 
 #include "kselftest_harness.h"
 #include "ctl_util.h"
+#include "pagefile.h"
 #include "vmpf.h"
 
 static int parse(struct ctl_opts *o, char *err, const char *a0, ...)
@@ -164,7 +165,7 @@ TEST(version_text)
 		     "module   4.5.6 (API 1)\n"
 		     "features none\n"
 		     "ioctls   DEV_INFO bit40\n"
-		     "open files 3, module memory 4096 bytes\n", out);
+		     "open files 3, sessions 0, module memory 4096 bytes\n", out);
 	free(out);
 }
 
@@ -177,7 +178,7 @@ TEST(version_json)
 		     "\"module\":{\"version\":\"4.5.6\",\"api\":1,\"features_mask\":0,"
 		     "\"features\":[],\"ioctls_mask\":1099511627778,"
 		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"open_files\":3,"
-		     "\"mem_bytes\":4096}}\n", out);
+		     "\"sessions\":0,\"mem_bytes\":4096}}\n", out);
 	free(out);
 }
 
@@ -241,6 +242,76 @@ TEST(version_format)
 
 	vmpf_format_version(buf, sizeof(buf), VMPF_VERSION_CODE(70000, 65535, 7));
 	EXPECT_STREQ("70000.65535.7", buf);
+}
+
+TEST(parse_session_commands)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "status", NULL));
+	EXPECT_NE(NULL, strstr(err, "needs --pid"));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "finish", "--pid", "x1", NULL));
+	EXPECT_NE(NULL, strstr(err, "not a valid process id"));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "abort", "--pid", "0", NULL));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "start", "--pid", "7", "--watch", NULL));
+	EXPECT_NE(NULL, strstr(err, "--watch is for status only"));
+	ASSERT_EQ(0, parse(&o, err, "status", "-p", "42", "--fd", "5", "-w", "--json", NULL));
+	EXPECT_EQ(CTL_CMD_STATUS, o.cmd);
+	EXPECT_EQ(42, o.pid);
+	EXPECT_EQ(5, o.fd);
+	EXPECT_TRUE(o.watch);
+	ASSERT_EQ(0, parse(&o, err, "finish", "--pid", "9", NULL));
+	EXPECT_EQ(-1, o.fd);
+}
+
+TEST(parse_pagefile_commands)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "info", NULL));
+	EXPECT_NE(NULL, strstr(err, "info needs a PAGEFILE"));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "verify", "a", "b", NULL));
+	ASSERT_EQ(0, parse(&o, err, "verify", "/dev/sdb", "--json", NULL));
+	EXPECT_EQ(CTL_CMD_VERIFY, o.cmd);
+	EXPECT_STREQ("/dev/sdb", o.path);
+}
+
+TEST(status_text_and_json)
+{
+	struct vmpf_status st = {
+		.phase = VMPF_PHASE_FAILED, .flags = VMPF_STATUS_CONVERGED, .round = 2,
+		.nr_rounds = 3, .total_pages = 100, .pages_written = 90, .zero_pages = 10,
+		.bytes_written = 368640, .error = 5,
+	};
+	struct vmpf_round_stats r = { .round = 2, .dirty_pages = 4, .written_pages = 3,
+				      .zero_pages = 1, .bytes = 12288 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	strcpy((char *)st.message, "disk \"gone\"");
+	f = open_memstream(&buf, &len);
+	ctl_print_status(f, &st, &r, 1, 1);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "{\"phase\":\"failed\",\"flags\":[\"converged\"],\"round\":2,"));
+	EXPECT_NE(NULL, strstr(buf, "\"message\":\"disk \\\"gone\\\"\""));
+	EXPECT_NE(NULL, strstr(buf, "\"rounds\":[{\"round\":2,\"dirty_pages\":4,"));
+	free(buf);
+	f = open_memstream(&buf, &len);
+	ctl_print_status(f, &st, &r, 1, 0);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "phase      failed, converged\n"));
+	EXPECT_NE(NULL, strstr(buf, "error      disk \"gone\" (errno 5)\n"));
+	free(buf);
+}
+
+TEST(crc32c_known_vector)
+{
+	/* The Castagnoli check value (RFC 3720, and every crc32c library). */
+	EXPECT_EQ(0xe3069283, pf_crc32c("123456789", 9));
+	EXPECT_EQ(0, pf_crc32c("", 0));
 }
 
 TEST_HARNESS_MAIN

@@ -51,8 +51,9 @@ add_module() {
 }
 
 # KVM, and what the tests use for page files: RAM disks (brd) and a
-# filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes).
-for m in kvm-amd brd ext4; do
+# filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes;
+# it wants the crc32c crypto driver even then).
+for m in kvm-amd brd crc32c_generic ext4; do
 	add_module "$m"
 done
 printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"

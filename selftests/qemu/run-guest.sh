@@ -5,7 +5,11 @@
 # -cpu max exposes SVM, so kvm-amd loads inside and /dev/kvm runs real
 # guests.  The kernel console goes to OUTDIR/console.log, the result channel
 # (second serial port) to OUTDIR/result.log.  A warning panics the guest
-# (panic_on_warn) and -no-reboot turns that into QEMU exiting.  Exit status:
+# (panic_on_warn) and -no-reboot turns that into QEMU exiting.
+# thread=single: QEMU 7.2's multi-threaded TCG raced with the nested guests'
+# page-table and code patching here (seen: an L2 triple fault during dirty
+# logging, an int3 oops in __schedule after a static-key flip); one TCG
+# thread still runs two guest CPUs, interleaved.  Exit status:
 # QEMU's, or 124 on timeout.
 set -uo pipefail
 
@@ -14,7 +18,7 @@ mkdir -p "$out"
 rm -f "$out/console.log" "$out/result.log"
 
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-	-accel tcg -cpu max -m 1024 -smp 2 \
+	-accel tcg,thread=single -cpu max -m 1024 -smp 2 \
 	-nodefaults -display none -no-reboot \
 	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1" \

@@ -2,7 +2,9 @@
 /*
  * vmpf-ctl command line parsing and output formatting, see ctl_util.h.
  */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl_util.h"
@@ -24,6 +26,59 @@ static const struct ctl_command {
 		"bits it supports, the ioctls it accepts and its counters.\n"
 		"Exits 1 with one sentence on stderr if the module is not loaded or\n"
 		"the device cannot be used.\n",
+	},
+	{
+		"start", CTL_CMD_START,
+		"start pre-copy of a session a VMM attached",
+		"vmpf-ctl start --pid PID [--fd N]",
+		"Starts pre-copy of the session that the VMM with process id PID\n"
+		"attached but did not start.  vmpf-ctl reaches the session through\n"
+		"the VMM's descriptor of /dev/vmpagefile, taken with pidfd_getfd(2)\n"
+		"(ptrace rules apply: run as root or as the VMM's user); --fd picks\n"
+		"one if the VMM has several.\n",
+	},
+	{
+		"status", CTL_CMD_STATUS,
+		"show a migration's phase, rounds and progress",
+		"vmpf-ctl status --pid PID [--fd N] [--watch] [--json]",
+		"Shows the phase, the current round, pages written and left, the\n"
+		"statistics of each pre-copy round and any error of the session held\n"
+		"by process PID.  --watch prints a line per half second until the\n"
+		"migration ends; --json prints JSON (one object per line with --watch).\n",
+	},
+	{
+		"finish", CTL_CMD_FINISH,
+		"ask the VMM to switch over now, and wait for the commit",
+		"vmpf-ctl finish --pid PID [--fd N] [--json]",
+		"Asks the VMM holding the session to switch over (it pauses its vCPUs\n"
+		"and hands over its device state), then waits until the page file is\n"
+		"committed.  Exits 0 if it was, 1 if the migration failed or was\n"
+		"aborted.\n",
+	},
+	{
+		"abort", CTL_CMD_ABORT,
+		"stop a migration, leaving the VM running and the page file uncommitted",
+		"vmpf-ctl abort --pid PID [--fd N]",
+		"Stops pre-copy (or a switch-over that has not committed yet), gives\n"
+		"the memslots their flags back and leaves the page file uncommitted.\n"
+		"The VM keeps running where it is.\n",
+	},
+	{
+		"info", CTL_CMD_INFO,
+		"describe a page file: superblock, regions, commit, page counts",
+		"vmpf-ctl info PAGEFILE [--json]",
+		"Reads a page file (a block device or a file) from userspace and\n"
+		"prints its format version, generation, regions, whether it is\n"
+		"committed (and if not, why) and its pages by state.  Exits 0 if the\n"
+		"file could be read, committed or not.\n",
+	},
+	{
+		"verify", CTL_CMD_VERIFY,
+		"check every crc32c of a committed page file",
+		"vmpf-ctl verify PAGEFILE [--json]",
+		"Checks the superblock, the commit record, the page table, the\n"
+		"device state and the crc32c of every data page.  Exits 0 if all are\n"
+		"right, 1 otherwise, naming the first bad page.\n",
 	},
 	{
 		"help", CTL_CMD_HELP,
@@ -62,10 +117,33 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 	int i;
 
 	memset(o, 0, sizeof(*o));
+	o->fd = -1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		if (!strcmp(a, "-p"))
+			a = "--pid";
+		if (!strcmp(a, "--pid") || !strcmp(a, "--fd")) {
+			char *end;
+			long v;
+
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "option '%s' needs a number", a);
+				return CTL_EXIT_USAGE;
+			}
+			v = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || v < (a[2] == 'p' ? 1 : 0) || v > INT_MAX) {
+				snprintf(err, errlen, "'%s' is not a valid %s", argv[i],
+					 a[2] == 'p' ? "process id" : "descriptor number");
+				return CTL_EXIT_USAGE;
+			}
+			if (a[2] == 'p')
+				o->pid = v;
+			else
+				o->fd = v;
+		} else if (!strcmp(a, "-w") || !strcmp(a, "--watch")) {
+			o->watch = 1;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			o->help = 1;
 		} else if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
 			o->json = 1;
@@ -91,6 +169,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 				return CTL_EXIT_USAGE;
 			}
 			o->cmd = c->cmd;
+		} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY) && !o->path) {
+			o->path = a;
 		} else if (o->cmd == CTL_CMD_HELP && o->topic == CTL_CMD_NONE) {
 			c = ctl_find(a);
 			if (!c) {
@@ -111,6 +191,18 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		o->topic = o->cmd;
 	} else if (o->cmd == CTL_CMD_NONE) {
 		snprintf(err, errlen, "no command given; see 'vmpf-ctl --help'");
+		return CTL_EXIT_USAGE;
+	} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY) && !o->path) {
+		snprintf(err, errlen, "%s needs a PAGEFILE; see 'vmpf-ctl help %s'",
+			 ctl_find_cmd(o->cmd)->name, ctl_find_cmd(o->cmd)->name);
+		return CTL_EXIT_USAGE;
+	} else if (o->cmd >= CTL_CMD_START && o->cmd <= CTL_CMD_ABORT && !o->pid) {
+		snprintf(err, errlen, "%s needs --pid PID, the VMM holding the session",
+			 ctl_find_cmd(o->cmd)->name);
+		return CTL_EXIT_USAGE;
+	}
+	if (o->watch && o->cmd != CTL_CMD_STATUS) {
+		snprintf(err, errlen, "--watch is for status only");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;
@@ -142,6 +234,9 @@ void ctl_print_help(FILE *f, enum ctl_cmd topic)
 		"Options:\n"
 		"  -d, --device PATH  the control device (default $VMPF_DEVICE or %s)\n"
 		"  -j, --json         machine-readable output\n"
+		"  -p, --pid PID      the VMM process holding the migration session\n"
+		"      --fd N         its session descriptor, if it has several\n"
+		"  -w, --watch        status: print progress until the migration ends\n"
 		"  -h, --help         this help, or a command's help after the command\n"
 		"\n"
 		"Exit status: 0 success, 1 the command failed, 2 a usage error.\n",
@@ -214,8 +309,9 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		ctl_print_bits(f, v->api.features, vmpf_feature_name, " ", 0);
 		fputs("\nioctls   ", f);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, " ", 0);
-		fprintf(f, "\nopen files %llu, module memory %llu bytes\n",
+		fprintf(f, "\nopen files %llu, sessions %llu, module memory %llu bytes\n",
 			(unsigned long long)v->info.open_files,
+			(unsigned long long)v->info.sessions,
 			(unsigned long long)v->info.mem_bytes);
 		return;
 	}
@@ -232,9 +328,103 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		fprintf(f, "],\"ioctls_mask\":%llu,\"ioctls\":[",
 			(unsigned long long)v->api.ioctls);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, ",", 1);
-		fprintf(f, "],\"open_files\":%llu,\"mem_bytes\":%llu}",
+		fprintf(f, "],\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu}",
 			(unsigned long long)v->info.open_files,
+			(unsigned long long)v->info.sessions,
 			(unsigned long long)v->info.mem_bytes);
 	}
 	fputs("}\n", f);
+}
+
+const char *ctl_phase_name(unsigned long long phase)
+{
+	static const char *const names[] = {
+		"none", "attached", "precopy", "finishing", "committed", "aborted", "failed",
+	};
+
+	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
+}
+
+static const char *const ctl_flag_names[] = { "converged", "round-limit", "finish-requested" };
+
+void ctl_print_status_line(FILE *f, const struct vmpf_status *st)
+{
+	fprintf(f, "%-9s round %llu, %llu/%llu pages written, %llu dirty, %.1f MiB, %.1f s%s%s\n",
+		ctl_phase_name(st->phase), (unsigned long long)st->round,
+		(unsigned long long)st->pages_written, (unsigned long long)st->total_pages,
+		(unsigned long long)st->dirty_pages, st->bytes_written / 1048576.0,
+		st->elapsed_ns / 1e9, st->message[0] ? ": " : "",
+		(const char *)st->message);
+}
+
+void ctl_print_status(FILE *f, const struct vmpf_status *st,
+		      const struct vmpf_round_stats *rounds, unsigned int n,
+		      int json)
+{
+	const char *sep = "";
+	unsigned int i;
+
+	if (!json) {
+		fprintf(f, "phase      %s", ctl_phase_name(st->phase));
+		for (i = 0; i < 3; i++)
+			if (st->flags & (1ULL << i))
+				fprintf(f, ", %s", ctl_flag_names[i]);
+		fprintf(f, "\nround      %llu (%llu done)\n", (unsigned long long)st->round,
+			(unsigned long long)st->nr_rounds);
+		fprintf(f, "pages      %llu total, %llu written, %llu zero, %llu dirty (left)\n",
+			(unsigned long long)st->total_pages,
+			(unsigned long long)st->pages_written,
+			(unsigned long long)st->zero_pages, (unsigned long long)st->dirty_pages);
+		fprintf(f, "written    %llu bytes in %.3f s; session memory %llu bytes\n",
+			(unsigned long long)st->bytes_written, st->elapsed_ns / 1e9,
+			(unsigned long long)st->mem_bytes);
+		if (st->error || st->message[0])
+			fprintf(f, "error      %s (errno %llu)\n", (const char *)st->message,
+				(unsigned long long)st->error);
+		if (n)
+			fprintf(f, "%6s %9s %9s %9s %12s %10s %10s %10s\n", "round", "dirty",
+				"written", "zero", "bytes", "ms", "dirty/s", "MiB/s");
+		for (i = 0; i < n; i++)
+			fprintf(f, "%6llu %9llu %9llu %9llu %12llu %10.2f %10llu %10.1f\n",
+				(unsigned long long)rounds[i].round,
+				(unsigned long long)rounds[i].dirty_pages,
+				(unsigned long long)rounds[i].written_pages,
+				(unsigned long long)rounds[i].zero_pages,
+				(unsigned long long)rounds[i].bytes,
+				rounds[i].duration_ns / 1e6,
+				(unsigned long long)rounds[i].dirty_rate,
+				rounds[i].write_rate / 1048576.0);
+		return;
+	}
+
+	fprintf(f, "{\"phase\":\"%s\",\"flags\":[", ctl_phase_name(st->phase));
+	for (i = 0; i < 3; i++)
+		if (st->flags & (1ULL << i)) {
+			fprintf(f, "%s\"%s\"", sep, ctl_flag_names[i]);
+			sep = ",";
+		}
+	fprintf(f, "],\"round\":%llu,\"nr_rounds\":%llu,\"total_pages\":%llu,"
+		"\"pages_written\":%llu,\"zero_pages\":%llu,\"dirty_pages\":%llu,"
+		"\"bytes_written\":%llu,\"elapsed_ns\":%llu,\"mem_bytes\":%llu,"
+		"\"error\":%llu,\"message\":",
+		(unsigned long long)st->round, (unsigned long long)st->nr_rounds,
+		(unsigned long long)st->total_pages, (unsigned long long)st->pages_written,
+		(unsigned long long)st->zero_pages, (unsigned long long)st->dirty_pages,
+		(unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ns,
+		(unsigned long long)st->mem_bytes, (unsigned long long)st->error);
+	ctl_json_string(f, (const char *)st->message);
+	fputs(",\"rounds\":[", f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s{\"round\":%llu,\"dirty_pages\":%llu,\"written_pages\":%llu,"
+			"\"zero_pages\":%llu,\"bytes\":%llu,\"duration_ns\":%llu,"
+			"\"dirty_rate\":%llu,\"write_rate\":%llu}", i ? "," : "",
+			(unsigned long long)rounds[i].round,
+			(unsigned long long)rounds[i].dirty_pages,
+			(unsigned long long)rounds[i].written_pages,
+			(unsigned long long)rounds[i].zero_pages,
+			(unsigned long long)rounds[i].bytes,
+			(unsigned long long)rounds[i].duration_ns,
+			(unsigned long long)rounds[i].dirty_rate,
+			(unsigned long long)rounds[i].write_rate);
+	fputs("]}\n", f);
 }

@@ -13,6 +13,12 @@ enum ctl_cmd {
 	CTL_CMD_NONE,
 	CTL_CMD_HELP,
 	CTL_CMD_VERSION,
+	CTL_CMD_START,
+	CTL_CMD_STATUS,
+	CTL_CMD_FINISH,
+	CTL_CMD_ABORT,
+	CTL_CMD_INFO,
+	CTL_CMD_VERIFY,
 };
 
 struct ctl_opts {
@@ -21,6 +27,10 @@ struct ctl_opts {
 	int help;		/* --help, or 'help' with a topic */
 	enum ctl_cmd topic;	/* the command --help or 'help' is about */
 	const char *device;	/* --device, or NULL for the default */
+	long pid;		/* --pid: the VMM holding the session, or 0 */
+	long fd;		/* --fd: its session descriptor, or -1 to search */
+	int watch;		/* --watch */
+	const char *path;	/* PAGEFILE of info and verify */
 };
 
 /* Exit codes of vmpf-ctl. */
@@ -47,6 +57,17 @@ struct ctl_version {
 };
 
 void ctl_print_version(FILE *f, const struct ctl_version *v, int json);
+
+/* "precopy" etc. for enum vmpf_phase. */
+const char *ctl_phase_name(unsigned long long phase);
+
+/* A session's status; @rounds holds @n of its latest rounds. */
+void ctl_print_status(FILE *f, const struct vmpf_status *st,
+		      const struct vmpf_round_stats *rounds, unsigned int n,
+		      int json);
+
+/* One line of `status --watch`. */
+void ctl_print_status_line(FILE *f, const struct vmpf_status *st);
 
 /* A JSON string literal for @s, with quotes and escapes. */
 void ctl_json_string(FILE *f, const char *s);

@@ -53,6 +53,13 @@ static const struct {
 } vmpf_ioctl_names[] = {
 	{ VMPF_IOC_API,		"VMPF_IOC_API" },
 	{ VMPF_IOC_DEV_INFO,	"VMPF_IOC_DEV_INFO" },
+	{ VMPF_IOC_SOURCE_ATTACH, "VMPF_IOC_SOURCE_ATTACH" },
+	{ VMPF_IOC_START,	"VMPF_IOC_START" },
+	{ VMPF_IOC_STATUS,	"VMPF_IOC_STATUS" },
+	{ VMPF_IOC_REQUEST_FINISH, "VMPF_IOC_REQUEST_FINISH" },
+	{ VMPF_IOC_FINISH,	"VMPF_IOC_FINISH" },
+	{ VMPF_IOC_ABORT,	"VMPF_IOC_ABORT" },
+	{ VMPF_IOC_MARK_DIRTY,	"VMPF_IOC_MARK_DIRTY" },
 };
 
 const char *vmpf_ioctl_name(unsigned long cmd)
@@ -77,9 +84,12 @@ const char *vmpf_ioctl_bit_name(unsigned int nr)
 
 const char *vmpf_feature_name(unsigned int bit)
 {
-	/* API v1 of this release defines no feature bits yet. */
-	(void)bit;
-	return NULL;
+	switch (1ULL << bit) {
+	case VMPF_FEATURE_SOURCE:
+		return "source";
+	default:
+		return NULL;
+	}
 }
 
 void vmpf_format_version(char *buf, size_t len, __u64 code)
@@ -146,11 +156,37 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 				 "%s: the module refused the handshake: it does not speak API %d with the requested features",
 				 name, VMPF_API);
 		else
-			snprintf(buf, len, "%s: the module refused an invalid argument",
+			snprintf(buf, len,
+				 "%s: the module refused the request: an invalid argument, or not possible in the session's phase",
 				 name);
 		break;
 	case EFAULT:
 		snprintf(buf, len, "%s: bad address passed to the module", name);
+		break;
+	case ENOENT:
+		snprintf(buf, len, "%s: there is no migration session on this descriptor",
+			 name);
+		break;
+	case EOPNOTSUPP:
+		snprintf(buf, len,
+			 "%s: the handshake on this descriptor did not ask for the feature this needs",
+			 name);
+		break;
+	case ENOSPC:
+		snprintf(buf, len, "%s: the page file is too small for this VM", name);
+		break;
+	case EPERM:
+		snprintf(buf, len,
+			 "%s: only the VM's own process may do this (attach, finish, mark dirty)",
+			 name);
+		break;
+	case EBUSY:
+		snprintf(buf, len,
+			 "%s: busy: the descriptor already has a session, a memslot already logs dirty pages, or the migration already committed",
+			 name);
+		break;
+	case ECANCELED:
+		snprintf(buf, len, "%s: the migration was aborted", name);
 		break;
 	default:
 		snprintf(buf, len, "%s failed: %s", name, strerror(err));
