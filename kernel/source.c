@@ -5,7 +5,9 @@
  * it, switch over, abort, and report its own writes to guest memory; and
  * the session's lifetime.  The work itself is done by precopy.c.
  */
+#include <linux/bits.h>
 #include <linux/file.h>
+#include <linux/sizes.h>
 #include <linux/kthread.h>
 #include <linux/kvm_host.h>
 #include <linux/poll.h>
@@ -17,12 +19,12 @@
 
 #include "source.h"
 
-#define VMPF_DEFAULT_STATE_MAX		(1ULL << 20)
-#define VMPF_LIMIT_STATE_MAX		(1ULL << 30)
+#define VMPF_DEFAULT_STATE_MAX		SZ_1M
+#define VMPF_LIMIT_STATE_MAX		SZ_1G
 #define VMPF_DEFAULT_MAX_ROUNDS		30
 #define VMPF_LIMIT_MAX_ROUNDS		10000
 #define VMPF_DEFAULT_TARGET_PAGES	256
-#define VMPF_LIMIT_REGION_BYTES		(1ULL << 42)	/* 4 TiB */
+#define VMPF_LIMIT_REGION_BYTES		BIT_ULL(42)	/* 4 TiB */
 
 static struct vmpf_source *vmpf_source_get(struct vmpf_file *vf)
 {

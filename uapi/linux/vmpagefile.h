@@ -20,6 +20,7 @@
 #ifndef _UAPI_LINUX_VMPAGEFILE_H
 #define _UAPI_LINUX_VMPAGEFILE_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -47,7 +48,7 @@
  * VMPF_FEATURE_SOURCE: source-side sessions (VMPF_IOC_SOURCE_ATTACH and
  * the ioctls that drive pre-copy, switch-over and abort).
  */
-#define VMPF_FEATURE_SOURCE	(1ULL << 0)
+#define VMPF_FEATURE_SOURCE	_BITULL(0)
 #define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
@@ -182,9 +183,9 @@ enum vmpf_phase {
 };
 
 /* struct vmpf_status.flags */
-#define VMPF_STATUS_CONVERGED		(1ULL << 0)	/* dirty set under target */
-#define VMPF_STATUS_ROUND_LIMIT		(1ULL << 1)	/* max_rounds reached */
-#define VMPF_STATUS_FINISH_REQUESTED	(1ULL << 2)	/* switch over now */
+#define VMPF_STATUS_CONVERGED		_BITULL(0)	/* dirty set under target */
+#define VMPF_STATUS_ROUND_LIMIT		_BITULL(1)	/* max_rounds reached */
+#define VMPF_STATUS_FINISH_REQUESTED	_BITULL(2)	/* switch over now */
 
 /** struct vmpf_round_stats - one pre-copy round (round 0 copies all pages) */
 struct vmpf_round_stats {
