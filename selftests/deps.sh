@@ -9,7 +9,7 @@ set -euo pipefail
 log() { echo "deps: $*" >&2; }
 
 TOOLS_PKGS="build-essential qemu-system-x86 busybox-static dkms sparse cpio
-gzip xz-utils zstd kmod linux-source-6.12 perl"
+gzip xz-utils zstd kmod linux-source-6.12 perl dmsetup"
 
 updated=
 apt_update() {

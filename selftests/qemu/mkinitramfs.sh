@@ -53,9 +53,23 @@ add_module() {
 # KVM, and what the tests use for page files: RAM disks (brd) and a
 # filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes;
 # it wants the crc32c crypto driver even then).
-for m in kvm-amd brd crc32c_generic ext4; do
+# Device-mapper, for storage fault injection (the error target, dm-flakey).
+for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey; do
 	add_module "$m"
 done
+
+# dmsetup, a dynamic binary: bring its libraries and loader along.
+add_binary() {
+	local lib
+	cp "$1" "$stage/bin/"
+	for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+		mkdir -p "$stage$(dirname "$lib")"
+		cp -L "$lib" "$stage$lib"
+	done
+}
+if command -v dmsetup >/dev/null; then
+	add_binary "$(command -v dmsetup)"
+fi
 printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"
 
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

@@ -1,0 +1,104 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Source-side migrations onto storage that fails, with device-mapper's error
+# target swapped in under a page file on /dev/ram0: in round 0, in a later
+# round, and at the switch-over.  Each time the migration must fail with a
+# clear error, the VM must keep running with its memslots as they were, and
+# the page file must stay uncommitted.  Prints TAP (busybox sh).
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok $n fault.$1"; }
+notok() {
+	name=$1
+	shift
+	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
+	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n fault.$name"
+}
+has() { echo "$1" | grep -q "$2"; }
+num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
+wait_for() {
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+echo "TAP version 13"
+echo "1..3"
+if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
+	for i in 1 2 3; do echo "ok $i fault.case$i # SKIP no dmsetup or device-mapper here"; done
+	exit 0
+fi
+
+t=$(mktemp -d)
+SECTORS=65536				# 32 MiB, room for a 16 MiB guest
+GOOD="0 $SECTORS linear /dev/ram0 0"
+# The first 2 MiB (header, page table) work, the rest fails.
+HALF="0 4096 linear /dev/ram0 0
+4096 $((SECTORS - 4096)) error"
+BAD="0 $SECTORS error"
+PF=/dev/mapper/vmpf-fault
+
+swap() {
+	dmsetup suspend vmpf-fault && echo "$1" | dmsetup reload vmpf-fault &&
+		dmsetup resume vmpf-fault
+}
+
+# 1. Writes fail from round 0 on.
+echo "$HALF" | dmsetup create vmpf-fault
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 2000 --seconds 0.2 \
+	--migrate-to $PF --json 2>&1); rc=$?
+swap "$GOOD"
+info=$(vmpf-ctl info $PF 2>&1)
+if [ $rc = 1 ] && has "$out" "migration failed: writing [0-9]* pages at offset [0-9]* of the page file failed (error -5); the VM keeps running" &&
+   has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0' &&
+   [ "$(num "$out" stores)" -gt 0 ] && has "$info" "committed  no"; then
+	ok write_error_in_round0
+else notok write_error_in_round0 "rc=$rc" "$out" "$info"; fi
+
+# 2. Writes fail in a later round: the guest dirties faster than the
+# convergence target, so rounds go on until the device breaks.
+vmpf-vm --ram 16M --vcpus 2 --working-set 4M --seconds 0.1 --target-pages 1 \
+	--max-rounds 10000 --migrate-to $PF --json > $t/o2 2>&1 &
+pid=$!
+wait_for $t/o2 attached
+i=0
+while [ $i -lt 100 ]; do
+	r=$(vmpf-ctl status --pid $pid --json 2>/dev/null | sed -n 's/.*"nr_rounds":\([0-9]*\).*/\1/p')
+	[ "${r:-0}" -ge 2 ] && break
+	sleep 0.1
+	i=$((i + 1))
+done
+swap "$BAD"
+wait $pid; rc=$?
+swap "$GOOD"
+out=$(cat $t/o2)
+info=$(vmpf-ctl info $PF 2>&1)
+if [ "${r:-0}" -ge 2 ] && [ $rc = 1 ] && has "$out" "migration failed: writing .* failed (error -5)" &&
+   has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0' &&
+   has "$info" "committed  no"; then
+	ok write_error_in_later_round
+else notok write_error_in_later_round "rounds before the fault: $r" "rc=$rc" "$out" "$info"; fi
+
+# 3. Writes fail at the switch-over: finish fails, the VM resumes.
+vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 2000 --seconds 0.1 --wait-request \
+	--migrate-to $PF --json > $t/o3 2>&1 &
+pid=$!
+wait_for $t/o3 attached
+sleep 0.5
+swap "$BAD"
+f=$(vmpf-ctl finish --pid $pid 2>&1); frc=$?
+wait $pid; rc=$?
+swap "$GOOD"
+out=$(cat $t/o3)
+info=$(vmpf-ctl info $PF 2>&1)
+if [ $frc = 1 ] && has "$f" "phase      failed" && has "$f" "the migration did not commit" &&
+   [ $rc = 1 ] && has "$out" "switch-over failed: .*; the VM resumes" &&
+   has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0' &&
+   has "$info" "committed  no"; then
+	ok write_error_at_finish
+else notok write_error_at_finish "finish rc=$frc" "$f" "vmm rc=$rc" "$out" "$info"; fi
+
+dmsetup remove vmpf-fault
+rm -rf $t
+[ $fails = 0 ]
