@@ -15,4 +15,20 @@
 #error "vmpagefile needs Linux 6.1 or newer"
 #endif
 
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 4, 0)
+#include <linux/mm.h>
+
+/* 6.3: VMA flags are changed through helpers. */
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+
+/* 6.4: faults may run under the per-VMA lock; before, always mmap_lock. */
+static inline void release_fault_lock(struct vm_fault *vmf)
+{
+	mmap_read_unlock(vmf->vma->vm_mm);
+}
+#endif
+
 #endif /* _VMPF_COMPAT_H */

@@ -28,6 +28,11 @@ static_assert(sizeof(struct vmpf_round_stats) == 64);
 static_assert(sizeof(struct vmpf_pf_super) <= VMPF_PF_BLOCK);
 static_assert(sizeof(struct vmpf_pf_commit) <= VMPF_PF_BLOCK);
 static_assert(sizeof(struct vmpf_pf_page) == 8);
+static_assert(sizeof(struct vmpf_restore_open) == 80);
+static_assert(sizeof(struct vmpf_restore_info) == 64);
+static_assert(sizeof(struct vmpf_restore_region) == 48);
+static_assert(sizeof(struct vmpf_prefetch) == 32);
+static_assert(sizeof(struct vmpf_restore_status) == 416);
 
 typedef long (*vmpf_ioctl_fn)(struct vmpf_file *vf, void __user *uarg);
 
@@ -49,6 +54,10 @@ static const struct vmpf_ioctl_desc {
 	{ VMPF_IOC_FINISH,		VMPF_FEATURE_SOURCE, vmpf_source_finish },
 	{ VMPF_IOC_ABORT,		VMPF_FEATURE_SOURCE, vmpf_source_abort },
 	{ VMPF_IOC_MARK_DIRTY,		VMPF_FEATURE_SOURCE, vmpf_source_mark_dirty },
+	{ VMPF_IOC_RESTORE_OPEN,	VMPF_FEATURE_RESTORE, vmpf_restore_open },
+	{ VMPF_IOC_RESTORE_INFO,	VMPF_FEATURE_RESTORE, vmpf_restore_info },
+	{ VMPF_IOC_PREFETCH,		VMPF_FEATURE_RESTORE, vmpf_restore_prefetch },
+	{ VMPF_IOC_RESTORE_STATUS,	0, vmpf_restore_status },
 };
 
 /* The ioctls a descriptor accepts once the handshake agreed on @features. */
@@ -157,8 +166,21 @@ static __poll_t vmpf_poll(struct file *file, struct poll_table_struct *wait)
 	struct vmpf_file *vf = file->private_data;
 	/* Pairs with the release in vmpf_source_attach(). */
 	struct vmpf_source *src = smp_load_acquire(&vf->src);
+	struct vmpf_restore *rst = smp_load_acquire(&vf->rst);
 
-	return src ? vmpf_source_poll(src, file, wait) : 0;
+	if (src)
+		return vmpf_source_poll(src, file, wait);
+	return rst ? vmpf_restore_poll(rst, file, wait) : 0;
+}
+
+/* Guest RAM of a restore session; nothing else can be mapped. */
+static int vmpf_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct vmpf_file *vf = file->private_data;
+	/* Pairs with the release in vmpf_restore_open(). */
+	struct vmpf_restore *rst = smp_load_acquire(&vf->rst);
+
+	return rst ? vmpf_restore_mmap(rst, vma) : -ENODEV;
 }
 
 static int vmpf_release(struct inode *inode, struct file *file)
@@ -168,6 +190,8 @@ static int vmpf_release(struct inode *inode, struct file *file)
 	/* No ioctl can run any more: the session goes with the descriptor. */
 	if (vf->src)
 		vmpf_source_release(vf->src);
+	if (vf->rst)
+		vmpf_restore_release(vf->rst);
 	atomic64_sub(sizeof(*vf), &vmpf_counters.mem_bytes);
 	atomic64_dec(&vmpf_counters.open_files);
 	mutex_destroy(&vf->lock);
@@ -180,6 +204,7 @@ const struct file_operations vmpf_fops = {
 	.open		= vmpf_open,
 	.release	= vmpf_release,
 	.poll		= vmpf_poll,
+	.mmap		= vmpf_mmap,
 	.unlocked_ioctl	= vmpf_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };

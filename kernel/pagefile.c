@@ -14,6 +14,7 @@
 #include <linux/crc32.h>
 #include <linux/kernel.h>
 #include <linux/random.h>
+#include <linux/sizes.h>
 #include <linux/string.h>
 #include <linux/ktime.h>
 #include <linux/timekeeping.h>
@@ -82,4 +83,65 @@ void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
 	c->zero_pages = cpu_to_le64(zero_pages);
 	c->commit_time_ns = cpu_to_le64(ktime_get_real_ns());
 	c->crc = cpu_to_le32(vmpf_crc32c(c, sizeof(*c)));
+}
+
+/*
+ * Check a superblock read from a page file of @size bytes.  Everything a
+ * reader will use is checked here, so a hostile file cannot send it out
+ * of bounds: regions consecutive and within total_pages, offsets exactly
+ * as vmpf_pf_layout() puts them, the file big enough.
+ */
+int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size)
+{
+	struct vmpf_pf_super copy = *sb;
+	struct vmpf_layout l;
+	u64 pages, total = 0;
+	u32 i, n;
+
+	if (memcmp(sb->magic, VMPF_PF_MAGIC, sizeof(sb->magic)))
+		return -EINVAL;
+	copy.crc = 0;
+	if (vmpf_crc32c(&copy, sizeof(copy)) != le32_to_cpu(sb->crc))
+		return -EBADMSG;
+	if (le32_to_cpu(sb->version) != VMPF_PF_VERSION)
+		return -EPROTONOSUPPORT;
+	n = le32_to_cpu(sb->nr_regions);
+	pages = le64_to_cpu(sb->total_pages);
+	if (le32_to_cpu(sb->page_size) != VMPF_PF_PAGE_SIZE || !n ||
+	    n > VMPF_MAX_REGIONS || !pages || pages > (1ULL << 40) || sb->flags ||
+	    le64_to_cpu(sb->state_max) > SZ_1G ||
+	    !IS_ALIGNED(le64_to_cpu(sb->state_max), VMPF_PF_BLOCK))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (le64_to_cpu(sb->regions[i].first_page) != total ||
+		    le64_to_cpu(sb->regions[i].pages) > pages - total ||
+		    !le64_to_cpu(sb->regions[i].pages))
+			return -EINVAL;
+		total += le64_to_cpu(sb->regions[i].pages);
+	}
+	vmpf_pf_layout(&l, pages, le64_to_cpu(sb->state_max));
+	if (total != pages || le64_to_cpu(sb->table_off) != l.table_off ||
+	    le64_to_cpu(sb->state_off) != l.state_off ||
+	    le64_to_cpu(sb->data_off) != l.data_off ||
+	    le64_to_cpu(sb->file_size) != l.file_size || l.file_size > size)
+		return -EINVAL;
+	return 0;
+}
+
+/* The commit record must be whole and of the superblock's migration. */
+int vmpf_pf_check_commit(const struct vmpf_pf_commit *c,
+			 const struct vmpf_pf_super *sb)
+{
+	struct vmpf_pf_commit copy = *c;
+
+	if (memcmp(c->magic, VMPF_PF_COMMIT_MAGIC, sizeof(c->magic)))
+		return -ENODATA;
+	copy.crc = 0;
+	if (vmpf_crc32c(&copy, sizeof(copy)) != le32_to_cpu(c->crc))
+		return -EBADMSG;
+	if (c->generation != sb->generation)
+		return -ENODATA;
+	if (le64_to_cpu(c->state_len) > le64_to_cpu(sb->state_max))
+		return -EINVAL;
+	return 0;
 }

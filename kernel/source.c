@@ -164,7 +164,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	    a.vm_fd > INT_MAX || a.target_fd > INT_MAX ||
 	    a.state_max > VMPF_LIMIT_STATE_MAX || a.max_rounds > VMPF_LIMIT_MAX_ROUNDS)
 		return -EINVAL;
-	if (vmpf_source_get(vf))
+	if (vmpf_source_get(vf) || smp_load_acquire(&vf->rst))
 		return -EBUSY;
 
 	regs = kmalloc_array(a.nr_regions, sizeof(*regs), GFP_KERNEL);
@@ -222,7 +222,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 			goto err_src;
 	}
 
-	ret = vmpf_store_get(&src->store, a.target_fd);
+	ret = vmpf_store_get(&src->store, a.target_fd, true);
 	if (ret)
 		goto err_src;
 	vmpf_pf_layout(&src->layout, pages, a.state_max ?: VMPF_DEFAULT_STATE_MAX);
@@ -244,7 +244,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	src->mm = current->mm;
 
 	mutex_lock(&vf->lock);
-	if (vf->src) {
+	if (vf->src || vf->rst) {
 		mutex_unlock(&vf->lock);
 		ret = -EBUSY;
 		goto err_src;

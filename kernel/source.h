@@ -28,20 +28,6 @@
 
 #include "vmpf.h"
 
-/* The page file, taken from the caller as a file descriptor. */
-struct vmpf_store {
-	struct file *file;
-	loff_t size;
-};
-
-int vmpf_store_get(struct vmpf_store *st, int fd);
-void vmpf_store_put(struct vmpf_store *st);
-int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
-			   unsigned int n, loff_t pos);
-int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
-			 loff_t pos);
-int vmpf_store_sync(struct vmpf_store *st);
-
 /* One registered memslot. */
 struct vmpf_sregion {
 	u32 slot;

@@ -18,8 +18,10 @@
 
 #include "source.h"
 
-int vmpf_store_get(struct vmpf_store *st, int fd)
+/* @write: the session writes (source) or only reads (restore). */
+int vmpf_store_get(struct vmpf_store *st, int fd, bool write)
 {
+	fmode_t need = FMODE_READ | (write ? FMODE_WRITE : 0);
 	struct file *file = fget(fd);
 	umode_t mode;
 
@@ -28,7 +30,7 @@ int vmpf_store_get(struct vmpf_store *st, int fd)
 	mode = file_inode(file)->i_mode;
 	if (!S_ISBLK(mode) && !S_ISREG(mode))
 		goto err_inval;
-	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) != (FMODE_READ | FMODE_WRITE))
+	if ((file->f_mode & need) != need)
 		goto err_inval;
 	if (!(file->f_flags & O_DIRECT))
 		goto err_inval;
@@ -112,6 +114,46 @@ int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 		if (ret)
 			return ret;
 		done += (size_t)n << PAGE_SHIFT;
+	}
+	return 0;
+}
+
+/* Read one page from @pos, page aligned, straight into @page. */
+int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
+{
+	struct bio_vec bv = { .bv_page = page, .bv_len = PAGE_SIZE, .bv_offset = 0 };
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	if (pos < 0 || pos + PAGE_SIZE > st->size)
+		return -EINVAL;
+	iov_iter_bvec(&iter, ITER_DEST, &bv, 1, PAGE_SIZE);
+	while (iov_iter_count(&iter)) {
+		init_sync_kiocb(&kiocb, st->file);
+		kiocb.ki_pos = pos;
+		ret = vfs_iocb_iter_read(st->file, &kiocb, &iter);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			return -EIO;
+		pos += ret;
+	}
+	return 0;
+}
+
+/* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */
+int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos)
+{
+	size_t done;
+	int ret;
+
+	if (!PAGE_ALIGNED(buf) || !PAGE_ALIGNED(len) || !is_vmalloc_addr(buf))
+		return -EINVAL;
+	for (done = 0; done < len; done += PAGE_SIZE) {
+		ret = vmpf_store_read_page(st, vmalloc_to_page(buf + done), pos + done);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

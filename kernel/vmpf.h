@@ -13,12 +13,18 @@
  *   dirty.c     KVM dirty tracking of the registered memslots
  *   pagefile.c  the page-file format: layout, superblock, commit record
  *   storage.c   direct I/O to the page file (block device or regular file)
+ *   restore.c   restore sessions: open, info, status, prefetch control,
+ *               mmap, and their lifetime
+ *   fault.c     the fault path: a guest page read from the page file, in
+ *               the kernel, on first access
+ *   prefetch.c  the background prefetch of the pages not yet touched
  */
 #ifndef _VMPF_H
 #define _VMPF_H
 
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
 #include <linux/wait.h>
@@ -48,12 +54,15 @@ struct vmpf_source;
  * @features:	feature bits agreed in the handshake.
  * @src:	the source session, set once under @lock (release), read
  *		with acquire; freed only by release(), when no ioctl can run.
+ * @rst:	the restore session, likewise.  A descriptor holds at most
+ *		one session of either kind.
  */
 struct vmpf_file {
 	struct mutex lock;	/* see above */
 	bool api_done;
 	u64 features;
 	struct vmpf_source *src;
+	struct vmpf_restore *rst;
 };
 
 /* source.c */
@@ -68,6 +77,22 @@ __poll_t vmpf_source_poll(struct vmpf_source *src, struct file *file,
 			  struct poll_table_struct *wait);
 void vmpf_source_release(struct vmpf_source *src);
 
+/* The page file, taken from the caller as a file descriptor. */
+struct vmpf_store {
+	struct file *file;
+	loff_t size;
+};
+
+int vmpf_store_get(struct vmpf_store *st, int fd, bool write);
+void vmpf_store_put(struct vmpf_store *st);
+int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
+			   unsigned int n, loff_t pos);
+int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
+			 loff_t pos);
+int vmpf_store_sync(struct vmpf_store *st);
+int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos);
+int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
+
 /* pagefile.c: on-disk layout of a page file for a set of regions */
 struct vmpf_layout {
 	u64 total_pages;
@@ -81,5 +106,19 @@ struct vmpf_layout {
 
 void vmpf_pf_layout(struct vmpf_layout *l, u64 total_pages, u64 state_max);
 u32 vmpf_crc32c(const void *p, size_t len);
+int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size);
+int vmpf_pf_check_commit(const struct vmpf_pf_commit *c,
+			 const struct vmpf_pf_super *sb);
+
+/* restore.c */
+struct vmpf_restore;
+long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg);
+long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg);
+long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg);
+long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg);
+int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
+__poll_t vmpf_restore_poll(struct vmpf_restore *rst, struct file *file,
+			   struct poll_table_struct *wait);
+void vmpf_restore_release(struct vmpf_restore *rst);
 
 #endif /* _VMPF_H */

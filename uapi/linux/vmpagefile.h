@@ -47,9 +47,12 @@
  *
  * VMPF_FEATURE_SOURCE: source-side sessions (VMPF_IOC_SOURCE_ATTACH and
  * the ioctls that drive pre-copy, switch-over and abort).
+ * VMPF_FEATURE_RESTORE: restore sessions (VMPF_IOC_RESTORE_OPEN, mmap of
+ * guest RAM served by in-kernel faults, prefetch).
  */
 #define VMPF_FEATURE_SOURCE	_BITULL(0)
-#define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE)
+#define VMPF_FEATURE_RESTORE	_BITULL(1)
+#define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE | VMPF_FEATURE_RESTORE)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
 #define VMPF_IOCTL_MAGIC	0xBA
@@ -278,6 +281,154 @@ struct vmpf_mark_dirty {
 	__u64 reserved[2];
 };
 
+/*
+ * Restore side.  A VMM opens a committed page file through a descriptor of
+ * /dev/vmpagefile (VMPF_IOC_RESTORE_OPEN), reads the region table and the
+ * device state (VMPF_IOC_RESTORE_INFO), and mmap()s each region from that
+ * descriptor (MAP_SHARED, offset = the region's offset) to use as a KVM
+ * memslot.  A first access to a page faults into the module, which reads
+ * that page from the page file in the kernel, checks its crc32c and maps
+ * it; zero pages need no I/O.  A page that cannot be read or fails its
+ * check is never mapped: the access gets SIGBUS.  A background prefetch
+ * fills the pages not yet touched, hottest first, yielding to faults.
+ * When every page is resident, poll() reports EPOLLIN and the module lets
+ * go of the page file; EPOLLERR means a page was refused (see the status).  Pages are charged to the faulting task's memory
+ * cgroup.  Closing the descriptor and unmapping everything ends the session.
+ */
+
+/* struct vmpf_restore_open.flags */
+#define VMPF_RESTORE_NO_PREFETCH	_BITULL(0)	/* faults only */
+#define VMPF_RESTORE_SEQUENTIAL		_BITULL(1)	/* prefetch in page order, not hot-first */
+#define VMPF_RESTORE_FLAGS_ALL		(VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_SEQUENTIAL)
+
+/**
+ * struct vmpf_restore_open - VMPF_IOC_RESTORE_OPEN
+ * @target_fd:	in: the page file, opened O_DIRECT (read-only is enough).
+ * @flags:	in: VMPF_RESTORE_*.
+ * @prefetch_rate: in: prefetch at most this many pages per second; 0 means
+ *		as fast as the storage allows.
+ * @reserved:	in: must be zero.
+ * @total_pages: out: guest pages in the image.
+ * @nr_regions:	out: regions to map.
+ * @state_len:	out: bytes of device state.
+ * @generation:	out: the image's generation (as vmpf-ctl info shows it).
+ *
+ * Errors: EINVAL bad field or target; ENODATA the file holds no committed
+ * image (never committed, or a migration into it was started since);
+ * EBADMSG a crc mismatch in superblock, commit record, page table or device
+ * state; EPROTONOSUPPORT another format version; EBUSY the descriptor
+ * already has a session; EOPNOTSUPP the handshake did not ask for
+ * VMPF_FEATURE_RESTORE.
+ */
+struct vmpf_restore_open {
+	__u64 target_fd;
+	__u64 flags;
+	__u64 prefetch_rate;
+	__u64 reserved[3];
+	__u64 total_pages;
+	__u64 nr_regions;
+	__u64 state_len;
+	__u64 generation;
+};
+
+/** struct vmpf_restore_region - one region of guest RAM to map */
+struct vmpf_restore_region {
+	__u64 slot;	/* the KVM memslot id it had on the source */
+	__u64 gpa;
+	__u64 size;	/* bytes */
+	__u64 offset;	/* mmap() offset of this region on the descriptor */
+	__u64 flags;	/* the memslot's KVM flags on the source */
+	__u64 reserved;
+};
+
+/**
+ * struct vmpf_restore_info - VMPF_IOC_RESTORE_INFO
+ * @regions:	in: pointer to @regions_cap struct vmpf_restore_region, or 0.
+ * @regions_cap: in: entries there.
+ * @state:	in: buffer for the device state, or 0.
+ * @state_cap:	in: its size; EINVAL if smaller than the state.
+ * @reserved:	in: must be zero.
+ * @nr_regions:	out: regions (min(nr_regions, regions_cap) copied).
+ * @state_len:	out: bytes of device state.
+ */
+struct vmpf_restore_info {
+	__u64 regions;
+	__u64 regions_cap;
+	__u64 state;
+	__u64 state_cap;
+	__u64 reserved[2];
+	__u64 nr_regions;
+	__u64 state_len;
+};
+
+/* struct vmpf_prefetch.op */
+#define VMPF_PREFETCH_RUN	1	/* start or resume */
+#define VMPF_PREFETCH_PAUSE	2
+
+/**
+ * struct vmpf_prefetch - VMPF_IOC_PREFETCH: steer the background prefetch
+ * @op:		in: VMPF_PREFETCH_RUN or VMPF_PREFETCH_PAUSE.
+ * @rate:	in: pages per second, 0 = unlimited.
+ * @reserved:	in: must be zero.
+ */
+struct vmpf_prefetch {
+	__u64 op;
+	__u64 rate;
+	__u64 reserved[2];
+};
+
+enum vmpf_restore_phase {
+	VMPF_RESTORE_NONE = 0,		/* no restore session */
+	VMPF_RESTORE_RUNNING = 1,	/* pages arrive on demand and by prefetch */
+	VMPF_RESTORE_COMPLETE = 2,	/* every page resident; page file released */
+};
+
+#define VMPF_FAULT_HIST	16
+
+/**
+ * struct vmpf_restore_status - VMPF_IOC_RESTORE_STATUS
+ * @reserved_in: in: must be zero.
+ * @phase:	out: enum vmpf_restore_phase.
+ * @prefetching: out: 1 while the prefetch runs, 0 when paused, off or done.
+ * @total_pages: out.
+ * @resident:	out: pages in memory (read, zero-filled, or prefetched).
+ * @demand_pages: out: pages brought in by a fault.
+ * @prefetched:	out: pages brought in by the prefetch.
+ * @zero_pages:	out: pages that needed no I/O.
+ * @io_errors:	out: reads that failed.
+ * @crc_errors:	out: pages whose crc32c did not match.
+ * @bad_pages:	out: pages refused for good (SIGBUS).
+ * @elapsed_ns:	out: since VMPF_IOC_RESTORE_OPEN.
+ * @complete_ns: out: from open until every page was resident, or 0.
+ * @mem_bytes:	out: memory the session holds besides guest pages.
+ * @fault_hist:	out: demand faults that waited for I/O, by latency:
+ *		bucket i counts latencies in [2^i, 2^(i+1)) microseconds, the
+ *		last bucket everything longer.
+ * @first_bad:	out: index of the first bad page, or ~0.
+ * @reserved:	out: zero.
+ * @message:	out: a sentence about the first bad page, if any.
+ */
+struct vmpf_restore_status {
+	__u64 reserved_in[2];
+	__u64 phase;
+	__u64 prefetching;
+	__u64 total_pages;
+	__u64 resident;
+	__u64 demand_pages;
+	__u64 prefetched;
+	__u64 zero_pages;
+	__u64 io_errors;
+	__u64 crc_errors;
+	__u64 bad_pages;
+	__u64 elapsed_ns;
+	__u64 complete_ns;
+	__u64 mem_bytes;
+	__u64 fault_hist[VMPF_FAULT_HIST];
+	__u64 first_bad;
+	__u64 reserved[4];
+	__u8 message[128];
+};
+
 #define VMPF_IOC_API		_IOWR(VMPF_IOCTL_MAGIC, 0x00, struct vmpf_api)
 #define VMPF_IOC_DEV_INFO	_IOR(VMPF_IOCTL_MAGIC, 0x01, struct vmpf_dev_info)
 #define VMPF_IOC_SOURCE_ATTACH	_IOWR(VMPF_IOCTL_MAGIC, 0x02, struct vmpf_source_attach)
@@ -290,6 +441,10 @@ struct vmpf_mark_dirty {
 /* Stop and leave the page file uncommitted; the argument must be 0. */
 #define VMPF_IOC_ABORT		_IO(VMPF_IOCTL_MAGIC, 0x07)
 #define VMPF_IOC_MARK_DIRTY	_IOW(VMPF_IOCTL_MAGIC, 0x08, struct vmpf_mark_dirty)
+#define VMPF_IOC_RESTORE_OPEN	_IOWR(VMPF_IOCTL_MAGIC, 0x09, struct vmpf_restore_open)
+#define VMPF_IOC_RESTORE_INFO	_IOWR(VMPF_IOCTL_MAGIC, 0x0a, struct vmpf_restore_info)
+#define VMPF_IOC_PREFETCH	_IOW(VMPF_IOCTL_MAGIC, 0x0b, struct vmpf_prefetch)
+#define VMPF_IOC_RESTORE_STATUS	_IOWR(VMPF_IOCTL_MAGIC, 0x0c, struct vmpf_restore_status)
 
 /*
  * Page file format, version 1.  All fields little-endian; every structure

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The fault path of a restored VM: a guest page is read from the page file
+ * in the kernel, straight into a new page, the first time anything touches
+ * it: a vCPU through KVM, or one of the VMM's own threads.
+ *
+ * vmpf_restore_fault() behaves like the page cache's filemap_fault():
+ *  - a page already resident is mapped at once;
+ *  - with FAULT_FLAG_RETRY_NOWAIT (KVM's async page fault) it returns
+ *    VM_FAULT_RETRY without waiting and with the lock still held: KVM lets
+ *    the guest run other work and faults again later, without the flag;
+ *  - when it may retry, it takes a reference to the file, drops the mm
+ *    lock, reads (or waits for the read another fault already started),
+ *    and returns VM_FAULT_RETRY; the retried fault finds the page resident.
+ *    Sleeping is safe there: no lock is held, and the file reference keeps
+ *    the session alive even if the VMA goes away meanwhile;
+ *  - when it may not retry, it reads with the mm lock held, as
+ *    filemap_fault() does in that case: the read only needs the page file,
+ *    never the faulting mm, so it cannot deadlock on it;
+ *  - a fatal signal ends a wait;
+ *  - a page that could not be read or failed its crc32c is never mapped:
+ *    the access gets SIGBUS, and the status and the kernel log say which
+ *    page and why.
+ */
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/ktime.h>
+#include <linux/log2.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/wait_bit.h>
+
+#include "restore.h"
+
+static void vmpf_restore_bad(struct vmpf_restore *rst, u64 idx, int err,
+			     const char *why)
+{
+	atomic64_inc(&rst->bad_pages);
+	spin_lock(&rst->lock);
+	if (rst->first_bad == ~0ULL) {
+		rst->first_bad = idx;
+		snprintf(rst->message, sizeof(rst->message),
+			 "page %llu: %s (error %d); accesses to it get SIGBUS",
+			 idx, why, err);
+	}
+	spin_unlock(&rst->lock);
+	pr_err_ratelimited("restore: page %llu: %s (error %d); not mapped\n",
+			   idx, why, err);
+	set_bit(idx, rst->bad);
+}
+
+/* Every page is in: let go of the page file, tell poll(). */
+static void vmpf_restore_complete(struct vmpf_restore *rst)
+{
+	down_write(&rst->store_sem);
+	vmpf_store_put(&rst->store);
+	up_write(&rst->store_sem);
+	spin_lock(&rst->lock);
+	rst->complete_ns = ktime_get_ns() - rst->open_ns;
+	spin_unlock(&rst->lock);
+	wake_up_all(&rst->wq);
+}
+
+/*
+ * Bring page @idx in.  The caller owns its in-flight bit; this publishes
+ * the page or marks it bad, and releases the bit.  May sleep; holds no lock
+ * of its own across the read.
+ */
+void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
+{
+	const struct vmpf_pf_page *e = &rst->table[idx];
+	struct page *page;
+	int ret = 0;
+
+	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO);
+	if (!page) {
+		/* Not bad: a later fault may find memory. */
+		clear_bit_unlock(idx, rst->inflight);
+		wake_up_var(&rst->pages[idx]);
+		return;
+	}
+
+	if (e->state == VMPF_PAGE_ZERO) {
+		atomic64_inc(&rst->zero_pages);
+	} else if (e->state == VMPF_PAGE_DATA) {
+		down_read(&rst->store_sem);
+		ret = rst->store.file ?
+		      vmpf_store_read_page(&rst->store, page,
+					   rst->data_off + idx * VMPF_PF_PAGE_SIZE) :
+		      -EIO;
+		up_read(&rst->store_sem);
+		if (ret) {
+			atomic64_inc(&rst->io_errors);
+			vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
+		} else {
+			void *p = kmap_local_page(page);
+			u32 crc = vmpf_crc32c(p, PAGE_SIZE);
+
+			kunmap_local(p);
+			if (crc != le32_to_cpu(e->crc)) {
+				atomic64_inc(&rst->crc_errors);
+				ret = -EBADMSG;
+				vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
+			}
+		}
+	} else {
+		ret = -ENODATA;
+		vmpf_restore_bad(rst, idx, ret, "never written by the source");
+	}
+
+	if (ret) {
+		__free_page(page);
+	} else {
+		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
+		/* Pairs with the acquire in vmpf_restore_fault(). */
+		smp_store_release(&rst->pages[idx], page);
+	}
+	clear_bit_unlock(idx, rst->inflight);
+	/* Order the cleared bit before wake_up_var()'s waitqueue check. */
+	smp_mb__after_atomic();
+	wake_up_var(&rst->pages[idx]);
+	if (!ret && atomic64_inc_return(&rst->resident) == rst->total_pages)
+		vmpf_restore_complete(rst);
+}
+
+/* Read page @idx, or wait for the read someone else started.  0 or -EINTR. */
+static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
+{
+	u64 start = ktime_get_ns(), us;
+	int ret = 0;
+
+	atomic_inc(&rst->demand_waiting);
+	if (!test_and_set_bit_lock(idx, rst->inflight))
+		vmpf_restore_fill(rst, idx, true);
+	else
+		ret = wait_var_event_killable(&rst->pages[idx],
+					      !test_bit(idx, rst->inflight));
+	us = div_u64(ktime_get_ns() - start, NSEC_PER_USEC);
+	us = us ? min_t(u64, ilog2(us), VMPF_FAULT_HIST - 1) : 0;
+	atomic64_inc(&rst->fault_hist[us]);
+	/* The prefetch yields while faults wait. */
+	if (atomic_dec_and_test(&rst->demand_waiting))
+		wake_up_all(&rst->wq);
+	return ret;
+}
+
+static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
+{
+	struct vmpf_restore *rst = vmf->vma->vm_private_data;
+	u64 idx = vmf->pgoff;
+	struct page *page;
+	struct file *file;
+
+	if (idx >= rst->total_pages)
+		return VM_FAULT_SIGBUS;
+	/* Pairs with the release in vmpf_restore_fill(). */
+	page = smp_load_acquire(&rst->pages[idx]);
+	if (page)
+		goto map;
+	if (test_bit(idx, rst->bad))
+		return VM_FAULT_SIGBUS;
+
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+
+	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
+		file = get_file(vmf->vma->vm_file);
+		release_fault_lock(vmf);
+		vmpf_restore_demand(rst, idx);
+		fput(file);
+		return VM_FAULT_RETRY;
+	}
+
+	if (vmpf_restore_demand(rst, idx))
+		return VM_FAULT_SIGBUS;		/* killed: it goes anyway */
+	page = smp_load_acquire(&rst->pages[idx]);
+	if (!page)
+		return VM_FAULT_SIGBUS;
+map:
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+const struct vm_operations_struct vmpf_restore_vm_ops = {
+	.fault = vmpf_restore_fault,
+};

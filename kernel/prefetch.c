@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The background prefetch of a restore session: a kernel thread at the
+ * lowest priority reads the pages nothing has touched yet, so that the
+ * restore completes without the guest touching every page.
+ *
+ * Order: hot first (pages the source copied in its latest rounds, the ones
+ * the guest wrote last, before older ones) or sequential.  It yields to
+ * demand faults: while any fault waits for a read it sleeps; and it keeps
+ * to a rate limit if one is set.  Pages it brings in are charged to the
+ * VMM's memory cgroup.  Whatever it does not reach, faults still bring in:
+ * pausing or never starting it is always correct.
+ */
+#include <linux/bitmap.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/memcontrol.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#include "restore.h"
+
+/* Sleep until the prefetch may go on; false when the thread must stop. */
+static bool vmpf_prefetch_wait(struct vmpf_restore *rst)
+{
+	/*
+	 * Interruptible only to stay out of the hung-task detector's sight: a
+	 * paused prefetch may sleep for long.  A kthread gets no signals.
+	 */
+	wait_event_interruptible(rst->wq, kthread_should_stop() ||
+				 (READ_ONCE(rst->prefetch_run) &&
+				  !atomic_read(&rst->demand_waiting)));
+	return !kthread_should_stop();
+}
+
+static void vmpf_prefetch_pace(struct vmpf_restore *rst, u64 *start, u64 *done)
+{
+	u64 rate = READ_ONCE(rst->prefetch_rate), due, now;
+
+	(*done)++;
+	if (!rate)
+		return;
+	due = *start + div64_u64(*done * NSEC_PER_SEC, rate);
+	now = ktime_get_ns();
+	if (due > now + NSEC_PER_MSEC)
+		schedule_timeout_interruptible(nsecs_to_jiffies(due - now));
+	if (now > due + NSEC_PER_SEC) {
+		/* Long paused: do not burst to catch up. */
+		*start = now;
+		*done = 0;
+	}
+}
+
+/* One pass over the pages whose last round is @round (or all, if ~0). */
+static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
+			       u64 *done)
+{
+	u64 idx;
+
+	for (idx = 0; idx < rst->total_pages; idx++) {
+		if (round != ~0ULL && le16_to_cpu(rst->table[idx].round) != round)
+			continue;
+		if (READ_ONCE(rst->pages[idx]) || test_bit(idx, rst->bad))
+			continue;
+		if (!vmpf_prefetch_wait(rst))
+			return false;
+		if (test_and_set_bit_lock(idx, rst->inflight))
+			continue;	/* a fault is reading it */
+		vmpf_restore_fill(rst, idx, false);
+		vmpf_prefetch_pace(rst, start, done);
+		cond_resched();
+	}
+	return true;
+}
+
+int vmpf_prefetch_thread(void *arg)
+{
+	struct vmpf_restore *rst = arg;
+	struct mem_cgroup *old;
+	unsigned long *rounds;
+	u64 start = ktime_get_ns(), done = 0, idx;
+	long r;
+
+	set_user_nice(current, MAX_NICE);
+	old = set_active_memcg(rst->memcg);
+
+	/* The distinct rounds present, to walk them from the latest down. */
+	rounds = bitmap_zalloc(U16_MAX + 1, GFP_KERNEL);
+	if (!rounds || READ_ONCE(rst->sequential)) {
+		vmpf_prefetch_pass(rst, ~0ULL, &start, &done);
+	} else {
+		for (idx = 0; idx < rst->total_pages; idx++)
+			__set_bit(le16_to_cpu(rst->table[idx].round), rounds);
+		for (r = U16_MAX; r >= 0; r--) {
+			if (!test_bit(r, rounds))
+				continue;
+			if (!vmpf_prefetch_pass(rst, r, &start, &done))
+				break;
+		}
+	}
+	bitmap_free(rounds);
+	set_active_memcg(old);
+
+	spin_lock(&rst->lock);
+	rst->prefetch_run = false;
+	spin_unlock(&rst->lock);
+
+	/* Park until release() stops us. */
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
+}

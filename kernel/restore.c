@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Restore sessions: open a committed page file, describe it, map guest RAM
+ * from it, steer the prefetch, report, and the session's lifetime.  The
+ * fault path is in fault.c, the prefetch in prefetch.c.
+ */
+#include <linux/file.h>
+#include <linux/kthread.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/poll.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "restore.h"
+
+static struct vmpf_restore *vmpf_restore_get(struct vmpf_file *vf)
+{
+	/* Pairs with the release in vmpf_restore_open(). */
+	return smp_load_acquire(&vf->rst);
+}
+
+static void vmpf_rst_account(struct vmpf_restore *rst, size_t bytes)
+{
+	rst->mem_bytes += bytes;
+	atomic64_add(bytes, &vmpf_counters.mem_bytes);
+}
+
+static void vmpf_restore_free(struct vmpf_restore *rst)
+{
+	u64 i;
+
+	if (rst->pages)
+		for (i = 0; i < rst->total_pages; i++)
+			if (rst->pages[i])
+				put_page(rst->pages[i]);
+	kvfree(rst->pages);
+	bitmap_free(rst->inflight);
+	bitmap_free(rst->bad);
+	vfree(rst->table);
+	vfree(rst->state);
+	vmpf_store_put(&rst->store);
+	if (rst->memcg)
+		mem_cgroup_put(rst->memcg);
+	atomic64_sub(rst->mem_bytes, &vmpf_counters.mem_bytes);
+	kfree(rst);
+}
+
+/* Read and check superblock, commit record, page table and device state. */
+static int vmpf_restore_load(struct vmpf_restore *rst)
+{
+	struct vmpf_pf_commit commit;
+	struct page *page;
+	size_t table_len;
+	void *p;
+	int ret;
+
+	page = alloc_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	ret = vmpf_store_read_page(&rst->store, page, 0);
+	if (!ret) {
+		p = kmap_local_page(page);
+		memcpy(&rst->sb, p, sizeof(rst->sb));
+		kunmap_local(p);
+		ret = vmpf_pf_check_super(&rst->sb, rst->store.size);
+	}
+	if (!ret)
+		ret = vmpf_store_read_page(&rst->store, page, VMPF_PF_BLOCK);
+	if (!ret) {
+		p = kmap_local_page(page);
+		memcpy(&commit, p, sizeof(commit));
+		kunmap_local(p);
+		ret = vmpf_pf_check_commit(&commit, &rst->sb);
+	}
+	__free_page(page);
+	if (ret)
+		return ret;
+
+	rst->total_pages = le64_to_cpu(rst->sb.total_pages);
+	rst->data_off = le64_to_cpu(rst->sb.data_off);
+	table_len = round_up(rst->total_pages * sizeof(struct vmpf_pf_page),
+			     VMPF_PF_BLOCK);
+	rst->table = vzalloc(table_len);
+	if (!rst->table)
+		return -ENOMEM;
+	vmpf_rst_account(rst, table_len);
+	ret = vmpf_store_read_buf(&rst->store, rst->table, table_len,
+				  le64_to_cpu(rst->sb.table_off));
+	if (ret)
+		return ret;
+	if (vmpf_crc32c(rst->table, table_len) != le32_to_cpu(commit.table_crc))
+		return -EBADMSG;
+
+	rst->state_len = le64_to_cpu(commit.state_len);
+	rst->state = vzalloc(PAGE_ALIGN(max_t(size_t, rst->state_len, 1)));
+	if (!rst->state)
+		return -ENOMEM;
+	vmpf_rst_account(rst, PAGE_ALIGN(max_t(size_t, rst->state_len, 1)));
+	ret = vmpf_store_read_buf(&rst->store, rst->state,
+				  PAGE_ALIGN(max_t(size_t, rst->state_len, 1)),
+				  le64_to_cpu(rst->sb.state_off));
+	if (ret)
+		return ret;
+	if (vmpf_crc32c(rst->state, rst->state_len) != le32_to_cpu(commit.state_crc))
+		return -EBADMSG;
+	return 0;
+}
+
+/* Start the prefetch thread; the descriptor's mutex is held. */
+static int vmpf_restore_start_prefetch(struct vmpf_restore *rst)
+{
+	struct task_struct *t;
+
+	if (rst->prefetcher)
+		return 0;
+	t = kthread_create(vmpf_prefetch_thread, rst, "vmpf-pf/%d",
+			   task_tgid_nr(current));
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	get_task_struct(t);
+	rst->prefetcher = t;
+	wake_up_process(t);
+	return 0;
+}
+
+long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_restore_open o;
+	struct vmpf_restore *rst;
+	long ret;
+
+	if (copy_from_user(&o, uarg, sizeof(o)))
+		return -EFAULT;
+	if ((o.flags & ~VMPF_RESTORE_FLAGS_ALL) || o.reserved[0] || o.reserved[1] ||
+	    o.reserved[2] || o.target_fd > INT_MAX)
+		return -EINVAL;
+	/* Pairs with the release in vmpf_source_attach(). */
+	if (smp_load_acquire(&vf->src) || vmpf_restore_get(vf))
+		return -EBUSY;
+
+	rst = kzalloc(sizeof(*rst), GFP_KERNEL_ACCOUNT);
+	if (!rst)
+		return -ENOMEM;
+	vmpf_rst_account(rst, sizeof(*rst));
+	init_rwsem(&rst->store_sem);
+	init_waitqueue_head(&rst->wq);
+	spin_lock_init(&rst->lock);
+	rst->first_bad = ~0ULL;
+	rst->open_ns = ktime_get_ns();
+	rst->sequential = o.flags & VMPF_RESTORE_SEQUENTIAL;
+	rst->prefetch_rate = o.prefetch_rate;
+	rst->prefetch_run = !(o.flags & VMPF_RESTORE_NO_PREFETCH);
+
+	ret = vmpf_store_get(&rst->store, o.target_fd, false);
+	if (ret)
+		goto err;
+	ret = vmpf_restore_load(rst);
+	if (ret)
+		goto err;
+
+	rst->pages = kvcalloc(rst->total_pages, sizeof(*rst->pages), GFP_KERNEL_ACCOUNT);
+	rst->inflight = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
+	rst->bad = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
+	if (!rst->pages || !rst->inflight || !rst->bad) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	vmpf_rst_account(rst, rst->total_pages * sizeof(*rst->pages) +
+			 2 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
+	rst->memcg = get_mem_cgroup_from_mm(current->mm);
+
+	o.total_pages = rst->total_pages;
+	o.nr_regions = le32_to_cpu(rst->sb.nr_regions);
+	o.state_len = rst->state_len;
+	o.generation = le64_to_cpu(rst->sb.generation);
+	if (copy_to_user(uarg, &o, sizeof(o))) {
+		ret = -EFAULT;
+		goto err;
+	}
+
+	mutex_lock(&vf->lock);
+	if (vf->src || vf->rst) {
+		mutex_unlock(&vf->lock);
+		ret = -EBUSY;
+		goto err;
+	}
+	if (rst->prefetch_run) {
+		ret = vmpf_restore_start_prefetch(rst);
+		if (ret) {
+			mutex_unlock(&vf->lock);
+			goto err;
+		}
+	}
+	/* Pairs with the acquire in vmpf_restore_get(). */
+	smp_store_release(&vf->rst, rst);
+	mutex_unlock(&vf->lock);
+	atomic64_inc(&vmpf_counters.sessions);
+	return 0;
+
+err:
+	vmpf_restore_free(rst);
+	return ret;
+}
+
+long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_restore *rst = vmpf_restore_get(vf);
+	struct vmpf_restore_info in;
+	u64 i, n;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	if (in.reserved[0] || in.reserved[1] || (in.regions_cap && !in.regions))
+		return -EINVAL;
+	if (!rst)
+		return -ENOENT;
+	if (in.state && in.state_cap < rst->state_len)
+		return -EINVAL;
+
+	n = min_t(u64, in.regions_cap, le32_to_cpu(rst->sb.nr_regions));
+	for (i = 0; i < n; i++) {
+		const struct vmpf_pf_region *r = &rst->sb.regions[i];
+		struct vmpf_restore_region out = {
+			.slot = le32_to_cpu(r->slot),
+			.gpa = le64_to_cpu(r->gpa),
+			.size = le64_to_cpu(r->pages) * VMPF_PF_PAGE_SIZE,
+			.offset = le64_to_cpu(r->first_page) * VMPF_PF_PAGE_SIZE,
+			.flags = le32_to_cpu(r->flags),
+		};
+
+		if (copy_to_user(u64_to_user_ptr(in.regions) + i * sizeof(out), &out,
+				 sizeof(out)))
+			return -EFAULT;
+	}
+	if (in.state && copy_to_user(u64_to_user_ptr(in.state), rst->state,
+				     rst->state_len))
+		return -EFAULT;
+	in.nr_regions = le32_to_cpu(rst->sb.nr_regions);
+	in.state_len = rst->state_len;
+	if (copy_to_user(uarg, &in, sizeof(in)))
+		return -EFAULT;
+	return 0;
+}
+
+long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_restore *rst = vmpf_restore_get(vf);
+	struct vmpf_prefetch p;
+	long ret = 0;
+
+	if (copy_from_user(&p, uarg, sizeof(p)))
+		return -EFAULT;
+	if (p.reserved[0] || p.reserved[1] ||
+	    (p.op != VMPF_PREFETCH_RUN && p.op != VMPF_PREFETCH_PAUSE))
+		return -EINVAL;
+	if (!rst)
+		return -ENOENT;
+
+	mutex_lock(&vf->lock);
+	spin_lock(&rst->lock);
+	rst->prefetch_rate = p.rate;
+	rst->prefetch_run = p.op == VMPF_PREFETCH_RUN;
+	spin_unlock(&rst->lock);
+	if (p.op == VMPF_PREFETCH_RUN)
+		ret = vmpf_restore_start_prefetch(rst);
+	mutex_unlock(&vf->lock);
+	wake_up_all(&rst->wq);
+	return ret;
+}
+
+long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_restore *rst = vmpf_restore_get(vf);
+	struct vmpf_restore_status st = { 0 };
+	int i;
+
+	if (copy_from_user(&st.reserved_in, uarg, sizeof(st.reserved_in)))
+		return -EFAULT;
+	if (st.reserved_in[0] || st.reserved_in[1])
+		return -EINVAL;
+	st.first_bad = ~0ULL;
+	if (rst) {
+		st.total_pages = rst->total_pages;
+		st.resident = atomic64_read(&rst->resident);
+		st.demand_pages = atomic64_read(&rst->demand_pages);
+		st.prefetched = atomic64_read(&rst->prefetched);
+		st.zero_pages = atomic64_read(&rst->zero_pages);
+		st.io_errors = atomic64_read(&rst->io_errors);
+		st.crc_errors = atomic64_read(&rst->crc_errors);
+		st.bad_pages = atomic64_read(&rst->bad_pages);
+		st.elapsed_ns = ktime_get_ns() - rst->open_ns;
+		st.mem_bytes = rst->mem_bytes;
+		for (i = 0; i < VMPF_FAULT_HIST; i++)
+			st.fault_hist[i] = atomic64_read(&rst->fault_hist[i]);
+		spin_lock(&rst->lock);
+		st.phase = rst->complete_ns ? VMPF_RESTORE_COMPLETE : VMPF_RESTORE_RUNNING;
+		st.prefetching = rst->prefetch_run && rst->prefetcher && !rst->complete_ns;
+		st.complete_ns = rst->complete_ns;
+		st.first_bad = rst->first_bad;
+		strscpy(st.message, rst->message, sizeof(st.message));
+		spin_unlock(&rst->lock);
+	}
+	if (copy_to_user(uarg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
+int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
+{
+	u64 pages = vma_pages(vma);
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff >= rst->total_pages || pages > rst->total_pages - vma->vm_pgoff)
+		return -EINVAL;
+	/* Guest RAM is fixed in size; a child process gets no copy of it. */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY);
+	vma->vm_ops = &vmpf_restore_vm_ops;
+	vma->vm_private_data = rst;
+	return 0;
+}
+
+__poll_t vmpf_restore_poll(struct vmpf_restore *rst, struct file *file,
+			   struct poll_table_struct *wait)
+{
+	__poll_t mask = 0;
+
+	poll_wait(file, &rst->wq, wait);
+	spin_lock(&rst->lock);
+	if (rst->complete_ns)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock(&rst->lock);
+	if (atomic64_read(&rst->bad_pages))
+		mask |= EPOLLERR;
+	return mask;
+}
+
+void vmpf_restore_release(struct vmpf_restore *rst)
+{
+	if (rst->prefetcher) {
+		kthread_stop(rst->prefetcher);
+		put_task_struct(rst->prefetcher);
+	}
+	atomic64_dec(&vmpf_counters.sessions);
+	vmpf_restore_free(rst);
+}
