@@ -69,7 +69,13 @@ static const char usage[] =
 "  --target-pages N    converged below this many dirty pages (default: the module's)\n"
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
-"  --load-pagefile PATH  restore from a committed page file instead of booting\n"
+"  --load-pagefile PATH  restore eagerly, from userspace, from a committed page file\n"
+"  --restore PATH      restore lazily through vmpagefile: guest RAM is mapped\n"
+"                      from the page file and faulted in by the kernel\n"
+"  --no-prefetch       with --restore: faults only, no background prefetch\n"
+"  --sequential        with --restore: prefetch in page order, not hot-first\n"
+"  --prefetch-rate N   with --restore: at most N pages per second\n"
+"  --wait-complete     with --restore: run until every page is resident\n"
 "\n"
 "  --json              print the report as JSON\n"
 "  -h, --help          this help\n"
@@ -83,7 +89,10 @@ struct opts {
 	int json;
 	const char *checksums, *save_state, *save_ram;
 	const char *load_state, *load_ram, *verify;
-	const char *migrate_to, *load_pagefile;
+	const char *migrate_to, *load_pagefile, *restore;
+	uint64_t prefetch_rate;
+	int no_prefetch, sequential, wait_complete;
+	struct vmpf_restore_status rst;	/* the restore's outcome */
 	uint64_t max_rounds, target_pages;
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
@@ -151,6 +160,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--no-mark-dirty")) {
 			o->no_mark_dirty = 1;
 			takes = 0;
+		} else if (!strcmp(a, "--no-prefetch")) {
+			o->no_prefetch = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--sequential")) {
+			o->sequential = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--wait-complete")) {
+			o->wait_complete = 1;
+			takes = 0;
 		} else if (a[0] == '-' && !val) {
 			return usage_error("option '%s' needs a value", a);
 		} else if (!strcmp(a, "--ram")) {
@@ -191,6 +209,11 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->migrate_to = val;
 		} else if (!strcmp(a, "--load-pagefile")) {
 			o->load_pagefile = val;
+		} else if (!strcmp(a, "--restore")) {
+			o->restore = val;
+		} else if (!strcmp(a, "--prefetch-rate")) {
+			if (parse_size(val, &o->prefetch_rate))
+				return usage_error("bad rate '%s' for --prefetch-rate", val);
 		} else if (!strcmp(a, "--max-rounds")) {
 			if (parse_size(val, &o->max_rounds))
 				return usage_error("bad number '%s' for --max-rounds", val);
@@ -205,8 +228,11 @@ static int parse(int argc, char **argv, struct opts *o)
 	if (o->load_pagefile && (o->load_state || o->load_ram))
 		return usage_error("%s cannot be combined with --load-state/--load-ram",
 				   "--load-pagefile");
-	if (o->verify && !o->load_state && !o->load_pagefile)
-		return usage_error("%s needs --load-state or --load-pagefile", "--verify");
+	if (o->restore && (o->load_state || o->load_ram || o->load_pagefile || o->migrate_to))
+		return usage_error("%s cannot be combined with other restore or migrate options",
+				   "--restore");
+	if (o->verify && !o->load_state && !o->load_pagefile && !o->restore)
+		return usage_error("%s needs --load-state, --load-pagefile or --restore", "--verify");
 	if (o->load_ram && !o->load_state)
 		return usage_error("%s needs --load-state", "--load-ram");
 	if (o->load_state && !o->load_ram)
@@ -308,6 +334,101 @@ static int load_pagefile(struct vm *vm, struct opts *o, void **state,
 			pf.why);
 	pf_close(&pf);
 	return ret;
+}
+
+/*
+ * Restore lazily: open the page file through vmpagefile and map guest RAM
+ * from it.  Returns the session descriptor (kept open while the VM runs:
+ * the status comes from it), or -1.
+ */
+static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *state_len)
+{
+	struct vmpf_restore_region regs[4];
+	struct vmpf_restore_open ro = { 0 };
+	struct vmpf_restore_info ri = { 0 };
+	struct vmpf_api api;
+	char msg[256];
+	int fd, target, ret, i;
+
+	fd = vmpf_open(vmpf_device_path());
+	if (fd < 0) {
+		fprintf(stderr, "vmpf-vm: %s\n",
+			vmpf_open_error(-fd, vmpf_module_loaded(), vmpf_device_path(), msg,
+					sizeof(msg)));
+		return -1;
+	}
+	ret = vmpf_handshake(fd, VMPF_FEATURE_RESTORE, &api);
+	if (ret) {
+		fprintf(stderr, "vmpf-vm: %s\n", vmpf_ioctl_error(VMPF_IOC_API, -ret, msg, sizeof(msg)));
+		goto err;
+	}
+	target = open(o->restore, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (target < 0) {
+		fprintf(stderr, "vmpf-vm: cannot open the page file %s with O_DIRECT: %s\n",
+			o->restore, strerror(errno));
+		goto err;
+	}
+	ro.target_fd = target;
+	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
+		   (o->sequential ? VMPF_RESTORE_SEQUENTIAL : 0);
+	ro.prefetch_rate = o->prefetch_rate;
+	ret = __vmpf_ioctl(fd, VMPF_IOC_RESTORE_OPEN, &ro);
+	close(target);
+	if (ret) {
+		fprintf(stderr, "vmpf-vm: cannot restore from %s: %s\n", o->restore,
+			vmpf_ioctl_error(VMPF_IOC_RESTORE_OPEN, -ret, msg, sizeof(msg)));
+		goto err;
+	}
+	*state = malloc(ro.state_len ? ro.state_len : 1);
+	ri.regions = (uintptr_t)regs;
+	ri.regions_cap = 4;
+	ri.state = (uintptr_t)*state;
+	ri.state_cap = ro.state_len;
+	ret = *state ? __vmpf_ioctl(fd, VMPF_IOC_RESTORE_INFO, &ri) : -ENOMEM;
+	if (ret) {
+		fprintf(stderr, "vmpf-vm: %s\n",
+			vmpf_ioctl_error(VMPF_IOC_RESTORE_INFO, -ret, msg, sizeof(msg)));
+		goto err;
+	}
+	*state_len = ri.state_len;
+	if (vm_state_peek(*state, *state_len, &o->cfg.vcpus, &o->cfg.ram_bytes)) {
+		fprintf(stderr, "vmpf-vm: %s: its device state is not vmpf-vm's\n", o->restore);
+		goto err;
+	}
+	if (ri.nr_regions != 2) {
+		fprintf(stderr, "vmpf-vm: %s: its regions are not this VMM's\n", o->restore);
+		goto err;
+	}
+	o->cfg.mem_fd = fd;
+	for (i = 0; i < 2; i++)
+		o->cfg.mem_off[i] = regs[i].offset;
+	if (vm_create(vm, &o->cfg)) {
+		fprintf(stderr, "vmpf-vm: cannot create the VM: %s\n", vm->error);
+		goto err;
+	}
+	for (i = 0; i < 2; i++)
+		if (regs[i].gpa != vm->slots[i].gpa || regs[i].size != vm->slots[i].size) {
+			fprintf(stderr, "vmpf-vm: %s: its regions are not this VMM's\n",
+				o->restore);
+			goto err;
+		}
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+/* Run until the restore is complete (every page resident), or 120 s. */
+static int restore_wait(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int ret = poll(&p, 1, 120000);
+
+	if (ret == 1 && (p.revents & POLLIN))
+		return 0;
+	fprintf(stderr, "vmpf-vm: the restore did not complete%s\n",
+		p.revents & POLLERR ? ": a page was refused" : " in 120 s");
+	return -1;
 }
 
 /* What a migration through vmpagefile reports. */
@@ -513,8 +634,22 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 		       "\"pattern_errors\":%ld",
 		       o->cfg.ram_bytes, o->cfg.vcpus,
 		       gp->mode == VM_MODE_IDLE ? "idle" : "dirty", ws, vm_total_stores(vm),
-		       o->load_state || o->load_pagefile ? "true" : "false", mismatches,
-		       pattern_errors);
+		       o->load_state || o->load_pagefile || o->restore ? "true" : "false",
+		       mismatches, pattern_errors);
+		if (o->restore) {
+			const struct vmpf_restore_status *r = &o->rst;
+
+			printf(",\"restore\":{\"complete\":%s,\"total\":%llu,\"resident\":%llu,"
+			       "\"demand\":%llu,\"prefetched\":%llu,\"zero\":%llu,\"bad\":%llu,"
+			       "\"io_errors\":%llu,\"crc_errors\":%llu,\"complete_ns\":%llu,"
+			       "\"mem_bytes\":%llu}",
+			       r->phase == VMPF_RESTORE_COMPLETE ? "true" : "false",
+			       (unsigned long long)r->total_pages, (unsigned long long)r->resident,
+			       (unsigned long long)r->demand_pages, (unsigned long long)r->prefetched,
+			       (unsigned long long)r->zero_pages, (unsigned long long)r->bad_pages,
+			       (unsigned long long)r->io_errors, (unsigned long long)r->crc_errors,
+			       (unsigned long long)r->complete_ns, (unsigned long long)r->mem_bytes);
+		}
 		if (o->migrate_to) {
 			printf(",\"migration\":{\"phase\":\"%s\",\"committed\":%s,"
 			       "\"rounds\":%" PRIu64 ",\"final_pages\":%" PRIu64 ","
@@ -540,8 +675,15 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 	}
 	printf("guest RAM %" PRIu64 " MiB in 2 slots, %d vCPUs, %s%s: %" PRIu64 " stores\n",
 	       o->cfg.ram_bytes >> 20, o->cfg.vcpus,
-	       o->load_state || o->load_pagefile ? "restored, " : "",
+	       o->load_state || o->load_pagefile || o->restore ? "restored, " : "",
 	       gp->mode == VM_MODE_IDLE ? "idle" : "dirtying", vm_total_stores(vm));
+	if (o->restore)
+		printf("restored lazily from %s: %llu of %llu pages resident (%llu on demand, "
+		       "%llu prefetched, %llu zero), %s\n", o->restore,
+		       (unsigned long long)o->rst.resident, (unsigned long long)o->rst.total_pages,
+		       (unsigned long long)o->rst.demand_pages, (unsigned long long)o->rst.prefetched,
+		       (unsigned long long)o->rst.zero_pages,
+		       o->rst.phase == VMPF_RESTORE_COMPLETE ? "complete" : "not complete");
 	if (o->migrate_to && m->committed)
 		printf("migrated into %s: %llu rounds, %llu pages in the final round, "
 		       "switch-over %.3f ms, %llu bytes written\n", o->migrate_to,
@@ -559,7 +701,7 @@ int main(int argc, char **argv)
 	size_t state_len = 0;
 	struct opts o;
 	struct vm vm;
-	int ret, migrated = -1;
+	int ret, migrated = -1, rfd = -1;
 
 	ret = parse(argc, argv, &o);
 	if (ret)
@@ -585,7 +727,13 @@ int main(int argc, char **argv)
 	if (o.cfg.rate && o.cfg.rate / o.cfg.vcpus < 6400)
 		o.cfg.batch = o.cfg.rate / o.cfg.vcpus / 100 + 1;	/* ~10 ms per exit */
 
-	if (o.load_pagefile) {
+	if (o.restore) {
+		rfd = restore_open(&vm, &o, &state, &state_len);
+		if (rfd < 0) {
+			ret = EXIT_FAIL;
+			goto out;
+		}
+	} else if (o.load_pagefile) {
 		if (load_pagefile(&vm, &o, &state, &state_len)) {
 			ret = EXIT_FAIL;
 			goto out;
@@ -599,7 +747,7 @@ int main(int argc, char **argv)
 		ret = fail(&vm, "cannot restore");
 		goto out;
 	}
-	if (o.load_pagefile && vm_load_state(&vm, state, state_len)) {
+	if ((o.load_pagefile || o.restore) && vm_load_state(&vm, state, state_len)) {
 		ret = fail(&vm, "cannot restore");
 		goto out;
 	}
@@ -616,7 +764,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!o.load_state && !o.load_pagefile && vm_boot_setup(&vm)) {
+	if (!o.load_state && !o.load_pagefile && !o.restore && vm_boot_setup(&vm)) {
 		ret = fail(&vm, "cannot set up the guest");
 		goto out;
 	}
@@ -627,6 +775,11 @@ int main(int argc, char **argv)
 	}
 	vm_resume(&vm);
 	sleep_seconds(o.seconds);
+	if (rfd >= 0 && o.wait_complete && restore_wait(rfd)) {
+		vm_pause(&vm);
+		ret = EXIT_FAIL;
+		goto out;
+	}
 	if (o.migrate_to) {
 		migrated = migrate(&vm, &o, &m);
 		/* A failed migration leaves the VM running: show that it does. */
@@ -639,6 +792,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (rfd >= 0 && __vmpf_ioctl(rfd, VMPF_IOC_RESTORE_STATUS, &o.rst))
+		fprintf(stderr, "vmpf-vm: cannot read the restore status\n");
 	pattern_errors = vm_check_pattern(&vm, pattern_bad, sizeof(pattern_bad));
 	if (o.checksums && !o.migrate_to && vm_write_checksums(&vm, o.checksums)) {
 		ret = fail(&vm, "cannot write checksums");
@@ -677,6 +832,8 @@ int main(int argc, char **argv)
 		ret = EXIT_FAIL;
 out:
 	vm_destroy(&vm);
+	if (rfd >= 0)
+		close(rfd);
 	free(state);
 	return ret;
 }

@@ -60,6 +60,10 @@ static const struct {
 	{ VMPF_IOC_FINISH,	"VMPF_IOC_FINISH" },
 	{ VMPF_IOC_ABORT,	"VMPF_IOC_ABORT" },
 	{ VMPF_IOC_MARK_DIRTY,	"VMPF_IOC_MARK_DIRTY" },
+	{ VMPF_IOC_RESTORE_OPEN, "VMPF_IOC_RESTORE_OPEN" },
+	{ VMPF_IOC_RESTORE_INFO, "VMPF_IOC_RESTORE_INFO" },
+	{ VMPF_IOC_PREFETCH,	"VMPF_IOC_PREFETCH" },
+	{ VMPF_IOC_RESTORE_STATUS, "VMPF_IOC_RESTORE_STATUS" },
 };
 
 const char *vmpf_ioctl_name(unsigned long cmd)
@@ -87,6 +91,8 @@ const char *vmpf_feature_name(unsigned int bit)
 	switch (1ULL << bit) {
 	case VMPF_FEATURE_SOURCE:
 		return "source";
+	case VMPF_FEATURE_RESTORE:
+		return "restore";
 	default:
 		return NULL;
 	}
@@ -187,6 +193,19 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		break;
 	case ECANCELED:
 		snprintf(buf, len, "%s: the migration was aborted", name);
+		break;
+	case ENODATA:
+		snprintf(buf, len,
+			 "%s: the page file holds no committed image (the migration into it did not finish, or a new one started)",
+			 name);
+		break;
+	case EBADMSG:
+		snprintf(buf, len, "%s: the page file is corrupt (a crc32c does not match)",
+			 name);
+		break;
+	case EPROTONOSUPPORT:
+		snprintf(buf, len, "%s: the page file has a format version this module does not read",
+			 name);
 		break;
 	default:
 		snprintf(buf, len, "%s failed: %s", name, strerror(err));

@@ -132,8 +132,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			.memory_size = s->size,
 		};
 
-		s->hva = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (cfg->mem_fd > 0)
+			s->hva = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+				      cfg->mem_fd, cfg->mem_off[i]);
+		else
+			s->hva = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (s->hva == MAP_FAILED) {
 			s->hva = NULL;
 			return vm_err(vm, errno, "cannot map %" PRIu64 " bytes of guest RAM",

@@ -38,6 +38,8 @@ struct vm_config {
 	uint64_t ws_pages;	/* working set, pages; 0 = all writable pages */
 	uint64_t rate;		/* stores per second over all vCPUs; 0 = unthrottled */
 	uint64_t batch;		/* stores per progress exit */
+	int mem_fd;		/* > 0: map slot i from it at mem_off[i] (MAP_SHARED) */
+	uint64_t mem_off[2];
 };
 
 struct vm {
