@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Restore sessions: the error paths of VMPF_IOC_RESTORE_OPEN, _INFO,
+ * _PREFETCH and mmap, one per test, then the fault path: lazy faults,
+ * concurrent faults on one page (one read), a corrupted page (SIGBUS, never
+ * mapped), prefetch to completion.  Each test first makes a committed page
+ * file on /dev/ram1 with a source session over a VM without vCPUs whose
+ * memory holds a known pattern; the tests skip where /dev/ram1 is missing.
+ */
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmpf_test_util.h"
+#include "pagefile.h"
+
+#define TARGET		"/dev/ram1"
+#define SLOT_PAGES	256
+#define SLOT_BYTES	(SLOT_PAGES * 4096)
+#define TOTAL_PAGES	(2 * SLOT_PAGES)
+#define DATA_OFF	((2 + 1 + 256) * 4096)	/* header, table (512 * 8 B), state */
+#define STATE		"restore test device state"
+
+/* Page i of the image: every 3rd page zero, the others filled with i. */
+static int page_is_zero(int i)
+{
+	return i % 3 == 2;
+}
+
+static void fill_page(unsigned char *p, int i)
+{
+	memset(p, page_is_zero(i) ? 0 : (i & 0xff) | 1, 4096);
+	if (!page_is_zero(i))
+		memcpy(p, &i, sizeof(i));
+}
+
+static int check_page(const unsigned char *p, int i)
+{
+	unsigned char want[4096];
+
+	fill_page(want, i);
+	return !memcmp(p, want, 4096);
+}
+
+/* Make a committed page file on TARGET.  0, or a negative step number. */
+static int make_image(void)
+{
+	struct vmpf_region regs[2];
+	struct vmpf_source_attach at = { 0 };
+	struct vmpf_finish fin = { .state = (unsigned long)STATE, .state_len = sizeof(STATE) };
+	struct pollfd pfd;
+	struct vmpf_api api;
+	int kvm, vm, dev, target, i, ret = -1;
+	unsigned char *mem[2];
+
+	kvm = open("/dev/kvm", O_RDWR);
+	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	dev = vmpf_open(vmpf_device_path());
+	target = open(TARGET, O_RDWR | O_DIRECT);
+	if (vm < 0 || dev < 0 || target < 0 || vmpf_handshake(dev, VMPF_FEATURE_SOURCE, &api))
+		return -1;
+	for (i = 0; i < 2; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = i, .guest_phys_addr = i ? 1ULL << 32 : 0,
+			.memory_size = SLOT_BYTES,
+		};
+
+		mem[i] = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem[i] == MAP_FAILED)
+			return -2;
+		r.userspace_addr = (unsigned long)mem[i];
+		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r))
+			return -3;
+		regs[i] = (struct vmpf_region){ .slot = i, .gpa = r.guest_phys_addr,
+						.size = SLOT_BYTES, .uaddr = r.userspace_addr };
+	}
+	for (i = 0; i < TOTAL_PAGES; i++)
+		fill_page(mem[i / SLOT_PAGES] + (i % SLOT_PAGES) * 4096, i);
+	at.vm_fd = vm;
+	at.target_fd = target;
+	at.regions = (unsigned long)regs;
+	at.nr_regions = 2;
+	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_START, NULL))
+		return -4;
+	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
+	if (poll(&pfd, 1, 60000) != 1 || __vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin))
+		return -5;
+	ret = 0;
+	close(dev);
+	close(target);
+	close(vm);
+	close(kvm);
+	munmap(mem[0], SLOT_BYTES);
+	munmap(mem[1], SLOT_BYTES);
+	return ret;
+}
+
+/* Overwrite @len bytes at @off of TARGET (through a page-aligned buffer). */
+static int poke(off_t off, const void *buf, size_t len)
+{
+	int fd = open(TARGET, O_RDWR | O_DIRECT);
+	off_t base = off & ~4095L;
+	void *page;
+	int ret = -1;
+
+	if (fd < 0 || posix_memalign(&page, 4096, 4096))
+		return -1;
+	if (pread(fd, page, 4096, base) == 4096) {
+		memcpy((char *)page + (off - base), buf, len);
+		if (pwrite(fd, page, 4096, base) == 4096)
+			ret = 0;
+	}
+	free(page);
+	close(fd);
+	return ret;
+}
+
+FIXTURE(rst) {
+	int dev, target;
+	struct vmpf_restore_open ro;
+	unsigned char *map;
+};
+
+FIXTURE_SETUP(rst)
+{
+	struct vmpf_api api;
+	int ret;
+
+	self->dev = self->target = -1;
+	self->map = MAP_FAILED;
+	vmpf_open_or_skip(&self->dev);
+	if (access(TARGET, F_OK) || access("/dev/kvm", F_OK))
+		SKIP(return, "%s or /dev/kvm missing (the test guest has them)", TARGET);
+	ret = make_image();
+	ASSERT_EQ(0, ret) TH_LOG("making the page file failed at step %d", -ret);
+	ASSERT_EQ(0, vmpf_handshake(self->dev, VMPF_FEATURE_RESTORE, &api));
+	self->target = open(TARGET, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	ASSERT_LE(0, self->target);
+	self->ro = (struct vmpf_restore_open){
+		.target_fd = self->target, .flags = VMPF_RESTORE_NO_PREFETCH,
+	};
+}
+
+FIXTURE_TEARDOWN(rst)
+{
+	if (self->map != MAP_FAILED)
+		munmap(self->map, TOTAL_PAGES * 4096);
+	if (self->dev >= 0)
+		close(self->dev);
+	if (self->target >= 0)
+		close(self->target);
+}
+
+#define OPEN(self) vmpf_ioctl_checked((self)->dev, VMPF_IOC_RESTORE_OPEN, &(self)->ro)
+
+static void rstatus(int fd, struct vmpf_restore_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, st);
+}
+
+TEST_F(rst, open_without_feature)
+{
+	struct vmpf_api api;
+	int fd = vmpf_open(vmpf_device_path());
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vmpf_handshake(fd, VMPF_FEATURE_SOURCE, &api));
+	EXPECT_EQ(-EOPNOTSUPP, vmpf_ioctl_checked(fd, VMPF_IOC_RESTORE_OPEN, &self->ro));
+	close(fd);
+}
+
+TEST_F(rst, open_bad_flags_and_reserved)
+{
+	self->ro.flags = 1ULL << 7;
+	EXPECT_EQ(-EINVAL, OPEN(self));
+	self->ro.flags = 0;
+	self->ro.reserved[2] = 1;
+	EXPECT_EQ(-EINVAL, OPEN(self));
+}
+
+TEST_F(rst, open_target_without_odirect)
+{
+	int fd = open(TARGET, O_RDONLY);
+
+	self->ro.target_fd = fd;
+	EXPECT_EQ(-EINVAL, OPEN(self));
+	close(fd);
+}
+
+TEST_F(rst, open_uncommitted)
+{
+	static const char zero[64];
+
+	ASSERT_EQ(0, poke(4096, zero, sizeof(zero)));
+	EXPECT_EQ(-ENODATA, OPEN(self));
+}
+
+TEST_F(rst, open_torn_commit)
+{
+	ASSERT_EQ(0, poke(4096 + 40, "x", 1));
+	EXPECT_EQ(-EBADMSG, OPEN(self));
+}
+
+TEST_F(rst, open_corrupt_superblock)
+{
+	ASSERT_EQ(0, poke(60, "x", 1));
+	EXPECT_EQ(-EBADMSG, OPEN(self));
+}
+
+TEST_F(rst, open_not_a_page_file)
+{
+	ASSERT_EQ(0, poke(0, "NOTAPAGE", 8));
+	EXPECT_EQ(-EINVAL, OPEN(self));
+}
+
+TEST_F(rst, open_corrupt_table)
+{
+	ASSERT_EQ(0, poke(8192 + 8 * 7 + 4, "\x07", 1));
+	EXPECT_EQ(-EBADMSG, OPEN(self));
+}
+
+TEST_F(rst, open_twice)
+{
+	ASSERT_EQ(0, OPEN(self));
+	EXPECT_EQ(-EBUSY, OPEN(self));
+}
+
+TEST_F(rst, info)
+{
+	struct vmpf_restore_region regs[3];
+	struct vmpf_restore_info ri = { .regions = (unsigned long)regs, .regions_cap = 3 };
+	char state[64];
+
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_INFO, &ri));
+	ASSERT_EQ(0, OPEN(self));
+	EXPECT_EQ(TOTAL_PAGES, self->ro.total_pages);
+	EXPECT_EQ(2, self->ro.nr_regions);
+	EXPECT_EQ(sizeof(STATE), self->ro.state_len);
+	ri.state = (unsigned long)state;
+	ri.state_cap = 4;
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_INFO, &ri));
+	ri.state_cap = sizeof(state);
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_INFO, &ri));
+	EXPECT_EQ(2, ri.nr_regions);
+	EXPECT_STREQ(STATE, state);
+	EXPECT_EQ(0, regs[0].gpa);
+	EXPECT_EQ(1ULL << 32, regs[1].gpa);
+	EXPECT_EQ(SLOT_BYTES, regs[1].size);
+	EXPECT_EQ(SLOT_BYTES, regs[1].offset);
+	EXPECT_EQ(1, regs[1].slot);
+}
+
+TEST_F(rst, mmap_errors)
+{
+	void *p;
+
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(ENODEV, errno);
+	ASSERT_EQ(0, OPEN(self));
+	p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, self->dev, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, (TOTAL_PAGES + 1) * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->dev, TOTAL_PAGES * 4096);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_F(rst, prefetch_bad_input)
+{
+	struct vmpf_prefetch pf = { .op = 3 };
+
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_PREFETCH, &pf));
+	pf.op = VMPF_PREFETCH_RUN;
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_PREFETCH, &pf));
+	pf.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_PREFETCH, &pf));
+}
+
+/* Faults only: each touched page is read on demand, nothing else. */
+TEST_F(rst, lazy_faults)
+{
+	struct vmpf_restore_status st;
+	int i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_RESTORE_RUNNING, st.phase);
+	EXPECT_EQ(0, st.resident);
+
+	EXPECT_TRUE(check_page(self->map + 4 * 4096, 4));		/* data */
+	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));		/* zero */
+	EXPECT_TRUE(check_page(self->map + 300 * 4096, 300));	/* slot 1 */
+	rstatus(self->dev, &st);
+	EXPECT_EQ(3, st.resident);
+	EXPECT_EQ(3, st.demand_pages);
+	EXPECT_EQ(1, st.zero_pages);
+	EXPECT_EQ(0, st.prefetched);
+
+	/* Ordinary memory from now on: writes stick, re-reads need no I/O. */
+	self->map[4 * 4096 + 100] = 0x42;
+	EXPECT_EQ(0x42, self->map[4 * 4096 + 100]);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(3, st.resident);
+
+	/* Touch the rest: complete. */
+	for (i = 0; i < TOTAL_PAGES; i++)
+		if (i != 4)
+			ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	EXPECT_EQ(TOTAL_PAGES, st.resident);
+}
+
+/* Concurrent faults on one page: one read. */
+#define FAULTERS 8
+
+struct faulters {
+	unsigned char *p;
+	pthread_barrier_t go;
+	int ok[FAULTERS];
+};
+
+static void *fault_one(void *arg)
+{
+	struct faulters *f = arg;
+	static int next;
+	int me = __atomic_fetch_add(&next, 1, __ATOMIC_SEQ_CST) % FAULTERS;
+
+	pthread_barrier_wait(&f->go);
+	f->ok[me] = check_page(f->p, 7);
+	return NULL;
+}
+
+TEST_F(rst, concurrent_faults_one_read)
+{
+	struct faulters f;
+	struct vmpf_restore_status st;
+	pthread_t t[FAULTERS];
+	int i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	f.p = self->map + 7 * 4096;
+	pthread_barrier_init(&f.go, NULL, FAULTERS);
+	for (i = 0; i < FAULTERS; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, fault_one, &f));
+	for (i = 0; i < FAULTERS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_TRUE(f.ok[i]);
+	}
+	rstatus(self->dev, &st);
+	EXPECT_EQ(1, st.demand_pages);
+	EXPECT_EQ(1, st.resident);
+	pthread_barrier_destroy(&f.go);
+}
+
+static sigjmp_buf sigbus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(sigbus_jmp, 1);
+}
+
+/* 1 if reading the byte at @p raised SIGBUS. */
+static int touch_sigbus(volatile unsigned char *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int bus = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(sigbus_jmp, 1))
+		bus = 1;
+	else
+		(void)*p;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+TEST_F(rst, corrupt_page_sigbus)
+{
+	struct vmpf_restore_status st;
+
+	ASSERT_EQ(0, poke(DATA_OFF + 10 * 4096 + 99, "\xee", 1));
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	EXPECT_TRUE(touch_sigbus(self->map + 10 * 4096));
+	EXPECT_TRUE(touch_sigbus(self->map + 10 * 4096 + 5));	/* never mapped */
+	EXPECT_FALSE(touch_sigbus(self->map + 9 * 4096));
+	EXPECT_TRUE(check_page(self->map + 9 * 4096, 9));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(1, st.bad_pages);
+	EXPECT_EQ(1, st.crc_errors);
+	EXPECT_EQ(10, st.first_bad);
+	EXPECT_NE(NULL, strstr((char *)st.message, "page 10: crc32c mismatch"));
+}
+
+TEST_F(rst, prefetch_completes)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct vmpf_restore_status st;
+	int i;
+
+	self->ro.flags = 0;
+	ASSERT_EQ(0, OPEN(self));
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	EXPECT_TRUE(pfd.revents & POLLIN);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	EXPECT_EQ(TOTAL_PAGES, st.prefetched);
+	EXPECT_EQ(0, st.prefetching);
+	EXPECT_LT(0, st.complete_ns);
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	for (i = 0; i < TOTAL_PAGES; i++)
+		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(0, st.demand_pages);
+}
+
+TEST_F(rst, prefetch_started_later)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct vmpf_prefetch pf = { .op = VMPF_PREFETCH_RUN, .rate = 0 };
+	struct vmpf_restore_status st;
+
+	ASSERT_EQ(0, OPEN(self));
+	EXPECT_EQ(0, poll(&pfd, 1, 200));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(0, st.resident);
+	EXPECT_EQ(0, st.prefetching);
+	vmpf_ioctl(self->dev, VMPF_IOC_PREFETCH, &pf);
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(TOTAL_PAGES, st.resident);
+}
+
+TEST_F(rst, close_during_prefetch)
+{
+	struct vmpf_dev_info before, after;
+	struct vmpf_api api;
+	int fd;
+
+	vmpf_ioctl(self->dev, VMPF_IOC_DEV_INFO, &before);
+	self->ro.flags = 0;
+	self->ro.prefetch_rate = 50;	/* slow: still running at close */
+	ASSERT_EQ(0, OPEN(self));
+	usleep(100000);
+	close(self->dev);
+	fd = vmpf_open(vmpf_device_path());
+	ASSERT_LE(0, fd);
+	self->dev = fd;
+	ASSERT_EQ(0, vmpf_handshake(fd, 0, &api));
+	vmpf_ioctl(fd, VMPF_IOC_DEV_INFO, &after);
+	EXPECT_EQ(before.sessions, after.sessions);
+	EXPECT_EQ(before.mem_bytes, after.mem_bytes);
+}
+
+/* The mapping keeps the session: close first, fault after. */
+TEST_F(rst, mapping_outlives_descriptor)
+{
+	int i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	close(self->dev);
+	self->dev = -1;
+	for (i = 0; i < TOTAL_PAGES; i += 17)
+		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+}
+
+TEST_HARNESS_MAIN
