@@ -1,0 +1,93 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Lazy restore of migrated VMs with vmpf-vm (busybox sh): guest RAM mapped
+# from the page file through vmpagefile, vCPU faults served in the kernel
+# through KVM, with and without prefetch, from a block device and a file;
+# a corrupt page; kill -9 mid-restore.  Prints TAP.
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok $n lazy.$1"; }
+skip() { n=$((n + 1)); echo "ok $n lazy.$1 # SKIP $2"; }
+notok() {
+	name=$1
+	shift
+	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
+	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n lazy.$name"
+}
+has() { echo "$1" | grep -q "$2"; }
+num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
+t=$(mktemp -d)
+BLK=/dev/ram0
+
+echo "TAP version 13"
+echo "1..6"
+
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
+	--migrate-to $BLK --checksums $t/s --json 2>&1) || echo "# migration failed: $out"
+
+# 1. Faults only: the vCPUs' accesses bring in just what they touch.
+r=$(vmpf-vm --restore $BLK --no-prefetch --seconds 0.3 --json 2>&1); rc=$?
+res=$(num "$r" resident)
+if [ $rc = 0 ] && has "$r" '"complete":false' && [ "$(num "$r" prefetched)" = 0 ] &&
+   [ "$(num "$r" demand)" -gt 512 ] && [ "$res" -lt 4096 ] &&
+   [ "$(num "$r" demand)" = "$res" ] && [ "$(num "$r" stores)" -gt 0 ] &&
+   has "$r" '"pattern_errors":0'; then
+	ok vcpu_faults_without_prefetch
+else notok vcpu_faults_without_prefetch "rc=$rc" "$r"; fi
+
+# 2. Every page equals memory at the source's pause; prefetch completes.
+r=$(vmpf-vm --restore $BLK --verify $t/s --seconds 0.2 --wait-complete --json 2>&1); rc=$?
+if [ $rc = 0 ] && has "$r" '"verified_pages_mismatched":0' && has "$r" '"complete":true' &&
+   [ "$(num "$r" resident)" = 4096 ] && has "$r" '"pattern_errors":0'; then
+	ok verify_and_complete
+else notok verify_and_complete "rc=$rc" "$r"; fi
+
+# 3. From a file, prefetching in page order.
+if mke2fs -q /dev/ram1 >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext4 /dev/ram1 /mnt; then
+	dd if=/dev/zero of=/mnt/pf bs=1M count=0 seek=24 2>/dev/null
+	m=$(vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to /mnt/pf \
+		--checksums $t/sf 2>&1)
+	r=$(vmpf-vm --restore /mnt/pf --sequential --verify $t/sf --wait-complete --seconds 0.2 \
+		--json 2>&1); rc=$?
+	if [ $rc = 0 ] && has "$r" '"verified_pages_mismatched":0' && has "$r" '"complete":true'; then
+		ok file_target_sequential
+	else notok file_target_sequential "$m" "rc=$rc" "$r"; fi
+	umount /mnt
+else
+	skip file_target_sequential "cannot make and mount ext2 on /dev/ram1"
+fi
+
+# 4. kill -9 of the VMM mid-restore, prefetch running slowly.
+vmpf-vm --restore $BLK --prefetch-rate 100 --seconds 5 > $t/o4 2>&1 &
+pid=$!
+sleep 1
+kill -9 $pid
+wait $pid
+v=$(vmpf-ctl version --json 2>&1)
+if has "$v" '"open_files":1,"sessions":0,'; then
+	ok kill9_mid_restore
+else notok kill9_mid_restore "$v" "$(cat $t/o4)"; fi
+
+# 5. A corrupt page the guest touches: never mapped; KVM_RUN fails with
+# EFAULT for the vCPU that touched it, the kernel log names the page.
+data_off=$(( (2 + 8 + 256) * 4096 ))
+printf '\252' | dd of=$BLK bs=1 seek=$((data_off + 0x40 * 4096 + 64)) conv=notrunc 2>/dev/null
+r=$(vmpf-vm --restore $BLK --no-prefetch --seconds 0.3 2>&1); rc=$?
+if [ $rc = 1 ] && has "$r" "KVM_RUN: Bad address" &&
+   dmesg | grep -q "restore: page 64: crc32c mismatch"; then
+	ok corrupt_page_refused
+else notok corrupt_page_refused "rc=$rc" "$r" "$(dmesg | tail -n 3)"; fi
+
+# 6. An uncommitted page file is refused.
+vmpf-vm --ram 16M --idle --seconds 0.1 --wait-request --migrate-to $BLK > $t/o6 2>&1 &
+pid=$!
+i=0
+while ! grep -q attached $t/o6 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vmpf-ctl abort --pid $pid > /dev/null 2>&1
+wait $pid
+r=$(vmpf-vm --restore $BLK 2>&1); rc=$?
+if [ $rc = 1 ] && has "$r" "holds no committed image"; then
+	ok uncommitted_refused
+else notok uncommitted_refused "rc=$rc" "$r"; fi
+
+rm -rf $t
+[ $fails = 0 ]
