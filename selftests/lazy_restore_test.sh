@@ -19,7 +19,7 @@ t=$(mktemp -d)
 BLK=/dev/ram0
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 	--migrate-to $BLK --checksums $t/s --json 2>&1) || echo "# migration failed: $out"
@@ -81,13 +81,37 @@ else notok corrupt_page_refused "rc=$rc" "$r" "$(dmesg | tail -n 3)"; fi
 vmpf-vm --ram 16M --idle --seconds 0.1 --wait-request --migrate-to $BLK > $t/o6 2>&1 &
 pid=$!
 i=0
-while ! grep -q attached $t/o6 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while ! grep -q attached $t/o6 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 vmpf-ctl abort --pid $pid > /dev/null 2>&1
 wait $pid
 r=$(vmpf-vm --restore $BLK 2>&1); rc=$?
 if [ $rc = 1 ] && has "$r" "holds no committed image"; then
 	ok uncommitted_refused
 else notok uncommitted_refused "rc=$rc" "$r"; fi
+
+# 7. vmpf-ctl restore watches and steers the prefetch of another process.
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
+	--migrate-to $BLK 2>&1) || echo "# migration failed: $out"
+vmpf-vm --restore $BLK --no-prefetch --seconds 4 > $t/o7 2>&1 &
+pid=$!
+i=0
+while ! grep -q restoring $t/o7 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+a=$(vmpf-ctl restore --pid $pid --json 2>&1); arc=$?
+b=$(vmpf-ctl restore --pid $pid --run --rate 0 2>&1); brc=$?
+i=0
+while [ $i -lt 100 ]; do
+	c=$(vmpf-ctl restore --pid $pid 2>&1)
+	has "$c" "restore    complete" && break
+	sleep 0.1
+	i=$((i + 1))
+done
+s=$(vmpf-ctl status --pid $pid 2>&1); src=$?
+wait $pid; rc=$?
+if [ $arc = 0 ] && has "$a" '"phase":"running","prefetching":false' && [ $brc = 0 ] &&
+   has "$c" "restore    complete" && has "$c" "pages      4096 of 4096 resident" &&
+   [ $src = 1 ] && has "$s" "restore" && [ $rc = 0 ]; then
+	ok ctl_restore_steers_prefetch
+else notok ctl_restore_steers_prefetch "$a" "$b" "$c" "status rc=$src: $s" "vmm rc=$rc" "$(cat $t/o7)"; fi
 
 rm -rf $t
 [ $fails = 0 ]

@@ -116,6 +116,13 @@ static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
 		}
 		if (!__vmpf_ioctl(fd, VMPF_IOC_STATUS, &st) && st.phase != VMPF_PHASE_NONE)
 			break;
+		{
+			struct vmpf_restore_status rs = { 0 };
+
+			if (!__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, &rs) &&
+			    rs.phase != VMPF_RESTORE_NONE)
+				break;
+		}
 		close(fd);
 		fd = -1;
 	}
@@ -126,7 +133,7 @@ static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
 			snprintf(msg, len, "cannot take process %ld's descriptor: %s (run as root)",
 				 o->pid, strerror(ret));
 		else
-			snprintf(msg, len, "process %ld holds no vmpagefile migration session%s",
+			snprintf(msg, len, "process %ld holds no vmpagefile session%s",
 				 o->pid, o->fd >= 0 ? " on that descriptor" : "");
 	}
 	return fd;
@@ -187,6 +194,10 @@ static int cmd_session(const struct ctl_opts *o)
 			close(fd);
 			return ctl_fail(vmpf_ioctl_error(VMPF_IOC_STATUS, -ret, msg, sizeof(msg)));
 		}
+		if (st.phase == VMPF_PHASE_NONE) {
+			close(fd);
+			return ctl_fail("that session is a restore, not a migration; see 'vmpf-ctl restore'");
+		}
 		if (o->watch) {
 			if (o->json)
 				ctl_print_status(stdout, &st, NULL, 0, 1);
@@ -207,6 +218,37 @@ static int cmd_session(const struct ctl_opts *o)
 		return ctl_fail("the migration did not commit");
 	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)
 		return ctl_fail("the migration was not aborted");
+	return CTL_EXIT_OK;
+}
+
+static int cmd_restore(const struct ctl_opts *o)
+{
+	struct vmpf_restore_status st = { 0 };
+	char msg[320];
+	int fd, ret;
+
+	fd = session_fd(o, msg, sizeof(msg));
+	if (fd < 0)
+		return ctl_fail(msg);
+	if (o->prefetch_op || o->rate >= 0) {
+		struct vmpf_prefetch p = {
+			.op = o->prefetch_op ? o->prefetch_op : VMPF_PREFETCH_RUN,
+			.rate = o->rate > 0 ? o->rate : 0,
+		};
+
+		ret = __vmpf_ioctl(fd, VMPF_IOC_PREFETCH, &p);
+		if (ret) {
+			close(fd);
+			return ctl_fail(vmpf_ioctl_error(VMPF_IOC_PREFETCH, -ret, msg, sizeof(msg)));
+		}
+	}
+	ret = __vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, &st);
+	close(fd);
+	if (ret)
+		return ctl_fail(vmpf_ioctl_error(VMPF_IOC_RESTORE_STATUS, -ret, msg, sizeof(msg)));
+	if (st.phase == VMPF_RESTORE_NONE)
+		return ctl_fail("that session is a migration, not a restore; see 'vmpf-ctl status'");
+	ctl_print_restore_status(stdout, &st, o->json);
 	return CTL_EXIT_OK;
 }
 
@@ -354,6 +396,8 @@ int main(int argc, char *argv[])
 	case CTL_CMD_INFO:
 	case CTL_CMD_VERIFY:
 		return cmd_pagefile(&o);
+	case CTL_CMD_RESTORE:
+		return cmd_restore(&o);
 	default:
 		break;
 	}

@@ -412,6 +412,9 @@ static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *sta
 				o->restore);
 			goto err;
 		}
+	printf("vmpf-vm: restoring from %s, pid %d, session fd %d, %llu pages\n", o->restore,
+	       getpid(), fd, (unsigned long long)ro.total_pages);
+	fflush(stdout);
 	return fd;
 err:
 	close(fd);

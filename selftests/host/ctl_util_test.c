@@ -307,6 +307,43 @@ TEST(status_text_and_json)
 	free(buf);
 }
 
+TEST(parse_restore)
+{
+	struct ctl_opts o;
+	char err[256];
+
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "restore", NULL));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "status", "--pid", "3", "--pause", NULL));
+	EXPECT_NE(NULL, strstr(err, "for restore only"));
+	EXPECT_EQ(CTL_EXIT_USAGE, parse(&o, err, "restore", "--pid", "3", "--rate", "-5", NULL));
+	ASSERT_EQ(0, parse(&o, err, "restore", "--pid", "3", "--pause", "--rate", "100", NULL));
+	EXPECT_EQ(VMPF_PREFETCH_PAUSE, o.prefetch_op);
+	EXPECT_EQ(100, o.rate);
+	ASSERT_EQ(0, parse(&o, err, "restore", "--pid", "3", NULL));
+	EXPECT_EQ(0, o.prefetch_op);
+	EXPECT_EQ(-1, o.rate);
+}
+
+TEST(restore_status_text)
+{
+	struct vmpf_restore_status st = {
+		.phase = VMPF_RESTORE_COMPLETE, .total_pages = 10, .resident = 10,
+		.demand_pages = 4, .prefetched = 6, .zero_pages = 2, .complete_ns = 1500000000,
+		.fault_hist = { [0] = 1, [3] = 2, [15] = 1 },
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ctl_print_restore_status(f, &st, 0);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "restore    complete, prefetch not running\n"));
+	EXPECT_NE(NULL, strstr(buf, "pages      10 of 10 resident: 4 on demand, 6 prefetched, 2 zero\n"));
+	EXPECT_NE(NULL, strstr(buf, "complete   after 1.500 s\n"));
+	EXPECT_NE(NULL, strstr(buf, "waits by latency: <2us:1 <16us:2 >=32768us:1\n"));
+	free(buf);
+}
+
 TEST(crc32c_known_vector)
 {
 	/* The Castagnoli check value (RFC 3720, and every crc32c library). */

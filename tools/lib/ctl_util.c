@@ -81,6 +81,16 @@ static const struct ctl_command {
 		"right, 1 otherwise, naming the first bad page.\n",
 	},
 	{
+		"restore", CTL_CMD_RESTORE,
+		"watch and steer a restore: pages resident, faults, prefetch",
+		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]",
+		"Shows the restore session held by process PID: pages resident, brought\n"
+		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
+		"histogram.  --run starts or resumes the background prefetch, --pause\n"
+		"pauses it (faults still bring pages in), --rate N limits it to N pages\n"
+		"per second (0: no limit).\n",
+	},
+	{
 		"help", CTL_CMD_HELP,
 		"show help for a command",
 		"vmpf-ctl help [COMMAND]",
@@ -118,6 +128,7 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
+	o->rate = -1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -141,6 +152,20 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 				o->pid = v;
 			else
 				o->fd = v;
+		} else if (!strcmp(a, "--run") || !strcmp(a, "--pause")) {
+			o->prefetch_op = a[2] == 'r' ? VMPF_PREFETCH_RUN : VMPF_PREFETCH_PAUSE;
+		} else if (!strcmp(a, "--rate")) {
+			char *end;
+
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "option '--rate' needs a number of pages per second");
+				return CTL_EXIT_USAGE;
+			}
+			o->rate = strtoll(argv[++i], &end, 10);
+			if (*end || end == argv[i] || o->rate < 0) {
+				snprintf(err, errlen, "'%s' is not a valid rate", argv[i]);
+				return CTL_EXIT_USAGE;
+			}
 		} else if (!strcmp(a, "-w") || !strcmp(a, "--watch")) {
 			o->watch = 1;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -196,9 +221,14 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "%s needs a PAGEFILE; see 'vmpf-ctl help %s'",
 			 ctl_find_cmd(o->cmd)->name, ctl_find_cmd(o->cmd)->name);
 		return CTL_EXIT_USAGE;
-	} else if (o->cmd >= CTL_CMD_START && o->cmd <= CTL_CMD_ABORT && !o->pid) {
+	} else if (((o->cmd >= CTL_CMD_START && o->cmd <= CTL_CMD_ABORT) ||
+		    o->cmd == CTL_CMD_RESTORE) && !o->pid) {
 		snprintf(err, errlen, "%s needs --pid PID, the VMM holding the session",
 			 ctl_find_cmd(o->cmd)->name);
+		return CTL_EXIT_USAGE;
+	}
+	if ((o->prefetch_op || o->rate >= 0) && o->cmd != CTL_CMD_RESTORE) {
+		snprintf(err, errlen, "--run, --pause and --rate are for restore only");
 		return CTL_EXIT_USAGE;
 	}
 	if (o->watch && o->cmd != CTL_CMD_STATUS) {
@@ -237,6 +267,7 @@ void ctl_print_help(FILE *f, enum ctl_cmd topic)
 		"  -p, --pid PID      the VMM process holding the migration session\n"
 		"      --fd N         its session descriptor, if it has several\n"
 		"  -w, --watch        status: print progress until the migration ends\n"
+		"      --run, --pause, --rate N  restore: steer the background prefetch\n"
 		"  -h, --help         this help, or a command's help after the command\n"
 		"\n"
 		"Exit status: 0 success, 1 the command failed, 2 a usage error.\n",
@@ -427,4 +458,52 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 			(unsigned long long)rounds[i].dirty_rate,
 			(unsigned long long)rounds[i].write_rate);
 	fputs("]}\n", f);
+}
+
+void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json)
+{
+	static const char *const phases[] = { "none", "running", "complete" };
+	const char *phase = st->phase < 3 ? phases[st->phase] : "unknown";
+	unsigned int i;
+
+	if (json) {
+		fprintf(f, "{\"phase\":\"%s\",\"prefetching\":%s,\"total_pages\":%llu,"
+			"\"resident\":%llu,\"demand_pages\":%llu,\"prefetched\":%llu,"
+			"\"zero_pages\":%llu,\"io_errors\":%llu,\"crc_errors\":%llu,"
+			"\"bad_pages\":%llu,\"elapsed_ns\":%llu,\"complete_ns\":%llu,"
+			"\"mem_bytes\":%llu,\"fault_hist_us_log2\":[", phase,
+			st->prefetching ? "true" : "false",
+			(unsigned long long)st->total_pages, (unsigned long long)st->resident,
+			(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
+			(unsigned long long)st->zero_pages, (unsigned long long)st->io_errors,
+			(unsigned long long)st->crc_errors, (unsigned long long)st->bad_pages,
+			(unsigned long long)st->elapsed_ns, (unsigned long long)st->complete_ns,
+			(unsigned long long)st->mem_bytes);
+		for (i = 0; i < VMPF_FAULT_HIST; i++)
+			fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)st->fault_hist[i]);
+		fputs("],\"message\":", f);
+		ctl_json_string(f, (const char *)st->message);
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "restore    %s, prefetch %s\n", phase,
+		st->prefetching ? "running" : "not running");
+	fprintf(f, "pages      %llu of %llu resident: %llu on demand, %llu prefetched, %llu zero\n",
+		(unsigned long long)st->resident, (unsigned long long)st->total_pages,
+		(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
+		(unsigned long long)st->zero_pages);
+	fprintf(f, "errors     %llu bad pages (%llu read errors, %llu crc mismatches)\n",
+		(unsigned long long)st->bad_pages, (unsigned long long)st->io_errors,
+		(unsigned long long)st->crc_errors);
+	if (st->complete_ns)
+		fprintf(f, "complete   after %.3f s\n", st->complete_ns / 1e9);
+	fputs("faults     waits by latency:", f);
+	for (i = 0; i < VMPF_FAULT_HIST; i++)
+		if (st->fault_hist[i])
+			fprintf(f, " %s%lluus:%llu", i == VMPF_FAULT_HIST - 1 ? ">=" : "<",
+				i == VMPF_FAULT_HIST - 1 ? 1ULL << i : 2ULL << i,
+				(unsigned long long)st->fault_hist[i]);
+	fputs("\n", f);
+	if (st->message[0])
+		fprintf(f, "error      %s\n", (const char *)st->message);
 }

@@ -19,6 +19,7 @@ enum ctl_cmd {
 	CTL_CMD_ABORT,
 	CTL_CMD_INFO,
 	CTL_CMD_VERIFY,
+	CTL_CMD_RESTORE,
 };
 
 struct ctl_opts {
@@ -31,6 +32,8 @@ struct ctl_opts {
 	long fd;		/* --fd: its session descriptor, or -1 to search */
 	int watch;		/* --watch */
 	const char *path;	/* PAGEFILE of info and verify */
+	int prefetch_op;	/* restore: --run or --pause, else 0 */
+	long long rate;		/* restore: --rate, or -1 */
 };
 
 /* Exit codes of vmpf-ctl. */
@@ -65,6 +68,9 @@ const char *ctl_phase_name(unsigned long long phase);
 void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		      const struct vmpf_round_stats *rounds, unsigned int n,
 		      int json);
+
+/* A restore session's status. */
+void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json);
 
 /* One line of `status --watch`. */
 void ctl_print_status_line(FILE *f, const struct vmpf_status *st);
