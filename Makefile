@@ -4,7 +4,7 @@
 #                      plus vmpf-ctl and the selftests
 # make check           the test suite: host tests, then each supported kernel
 #                      booted under QEMU with the module and the selftests
-# make demo            end-to-end migration (arrives with the migration issues)
+# make demo            a live migration between two QEMU hosts sharing a disk
 #
 # Kbuild reads ./Kbuild, never this file.
 
@@ -82,8 +82,7 @@ check:
 	@selftests/check.sh
 
 demo:
-	@echo "make demo: the end-to-end migration arrives with the source- and destination-side" \
-	      "issues; this build has the foundation only (see README.md)." >&2; exit 1
+	@selftests/demo.sh
 
 clean: clean-module
 	rm -f $(TOOLS) $(TESTS) $(HOST_TESTS)

@@ -43,6 +43,14 @@ check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko
 check "load message logged" sh -c 'dmesg | grep -q "vmpagefile: version .* loaded"'
 
 export VMPF_MODULE=/lib/modules/vmpagefile.ko
+# The two-host demo: vmpf_demo=source|dest,RAM on the kernel command line.
+demo=$(sed -n 's/.*vmpf_demo=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$demo" ]; then
+	/bin/demo-role.sh "${demo%,*}" "${demo#*,}"
+	say "VMPF-DONE"
+	sync
+	poweroff -f
+fi
 for t in /bin/*_test /bin/*_test.sh; do
 	[ -x "$t" ] || continue
 	name=${t##*/}

@@ -17,6 +17,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$stage/bin/busybox"
 cp "$here/guest-init.sh" "$stage/init"
+cp "$here/demo-role.sh" "$stage/bin/demo-role.sh"
 chmod +x "$stage/init"
 cp "$module" "$stage/lib/modules/vmpagefile.ko"
 for f in "$@"; do
@@ -33,11 +34,16 @@ find_module() {
 
 declare -A seen
 order=()
+builtin() {
+	grep -qE "/(${1//-/_}|${1//_/-}).ko\$" "$moddir/modules.builtin" 2>/dev/null
+}
+
 add_module() {
 	local name=$1 f dep
 	[ -n "${seen[$name]:-}" ] && return
 	seen[$name]=1
-	f=$(find_module "$name")
+	builtin "$name" && return	# in the kernel image already
+	f=$(find_module "$name") || exit 1
 	for dep in $(modinfo -F depends "$f" | tr ',' ' '); do
 		add_module "$dep"
 	done
@@ -54,7 +60,8 @@ add_module() {
 # filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes;
 # it wants the crc32c crypto driver even then).
 # Device-mapper, for storage fault injection (the error target, dm-flakey).
-for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey; do
+# virtio-blk: the disk the two hosts of the demo share.
+for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey virtio_blk virtio_pci; do
 	add_module "$m"
 done
 

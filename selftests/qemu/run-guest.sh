@@ -14,6 +14,14 @@
 set -uo pipefail
 
 kver=$1 initrd=$2 out=$3 limit=${4:-900}
+# Optional: VMPF_APPEND (more kernel arguments), VMPF_SHARED_DISK (a raw
+# image attached as a virtio disk that another QEMU may share: no host
+# cache, no image locking, share-rw).
+extra=()
+if [ -n "${VMPF_SHARED_DISK:-}" ]; then
+	extra=(-drive "file=$VMPF_SHARED_DISK,if=none,id=d0,format=raw,cache=none,file.locking=off"
+	       -device virtio-blk-pci,drive=d0,share-rw=on)
+fi
 mkdir -p "$out"
 rm -f "$out/console.log" "$out/result.log"
 
@@ -21,6 +29,7 @@ timeout --kill-after=10 "$limit" qemu-system-x86_64 \
 	-accel tcg,thread=single -cpu max -m 1024 -smp 2 \
 	-nodefaults -display none -no-reboot \
 	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
-	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1" \
+	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \
+	"${extra[@]}" \
 	-serial "file:$out/console.log" -serial "file:$out/result.log" \
 	</dev/null >"$out/qemu.log" 2>&1
