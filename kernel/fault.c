@@ -32,6 +32,7 @@
 #include <linux/wait_bit.h>
 
 #include "restore.h"
+#include "trace.h"
 
 static void vmpf_restore_bad(struct vmpf_restore *rst, u64 idx, int err,
 			     const char *why)
@@ -109,6 +110,7 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 		vmpf_restore_bad(rst, idx, ret, "never written by the source");
 	}
 
+	trace_vmpf_fill(idx, demand, e->state, ret);
 	if (ret) {
 		__free_page(page);
 	} else {
@@ -127,7 +129,7 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 /* Read page @idx, or wait for the read someone else started.  0 or -EINTR. */
 static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 {
-	u64 start = ktime_get_ns(), us;
+	u64 start = ktime_get_ns(), ns, us;
 	int ret = 0;
 
 	atomic_inc(&rst->demand_waiting);
@@ -136,7 +138,9 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 	else
 		ret = wait_var_event_killable(&rst->pages[idx],
 					      !test_bit(idx, rst->inflight));
-	us = div_u64(ktime_get_ns() - start, NSEC_PER_USEC);
+	ns = ktime_get_ns() - start;
+	trace_vmpf_fault(idx, ns, ret);
+	us = div_u64(ns, NSEC_PER_USEC);
 	us = us ? min_t(u64, ilog2(us), VMPF_FAULT_HIST - 1) : 0;
 	atomic64_inc(&rst->fault_hist[us]);
 	/* The prefetch yields while faults wait. */

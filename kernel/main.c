@@ -8,6 +8,9 @@
 
 #include "vmpf.h"
 
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
 struct vmpf_counters vmpf_counters;
 
 static ushort dev_mode = 0600;

@@ -26,6 +26,7 @@
 #include <linux/vmalloc.h>
 
 #include "source.h"
+#include "trace.h"
 
 void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
 {
@@ -169,6 +170,7 @@ static void vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
 	st->duration_ns = ns;
 	st->dirty_rate = div64_u64(dirty_after * NSEC_PER_SEC, ns);
 	st->write_rate = div64_u64(rs->bytes * NSEC_PER_SEC, ns);
+	trace_vmpf_round(rs->round, rs->dirty, rs->written, rs->zero, rs->bytes, ns);
 	src->nr_rounds++;
 	src->pages_written += rs->written;
 	src->zero_pages += rs->zero;

@@ -19,7 +19,7 @@ t=$(mktemp -d)
 BLK=/dev/ram0
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..8"
 
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 	--migrate-to $BLK --checksums $t/s --json 2>&1) || echo "# migration failed: $out"
@@ -112,6 +112,24 @@ if [ $arc = 0 ] && has "$a" '"phase":"running","prefetching":false' && [ $brc = 
    [ $src = 1 ] && has "$s" "restore" && [ $rc = 0 ]; then
 	ok ctl_restore_steers_prefetch
 else notok ctl_restore_steers_prefetch "$a" "$b" "$c" "status rc=$src: $s" "vmm rc=$rc" "$(cat $t/o7)"; fi
+
+# 8. Tracepoints: rounds on the source side, fills and waiting faults on
+# the restore side.
+T=/sys/kernel/tracing
+if mount -t tracefs nodev $T 2>/dev/null || [ -d $T/events ]; then
+	echo > $T/trace
+	echo 1 > $T/events/vmpagefile/enable
+	vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to $BLK >/dev/null 2>&1
+	vmpf-vm --restore $BLK --no-prefetch --seconds 0.2 >/dev/null 2>&1
+	echo 0 > $T/events/vmpagefile/enable
+	tr=$(cat $T/trace)
+	if has "$tr" "vmpf_round: round=0 dirty=4096" && has "$tr" "vmpf_fill: page=[0-9]* by=fault" &&
+	   has "$tr" "vmpf_fault: page=[0-9]* latency_ns=[0-9]* result=0"; then
+		ok tracepoints
+	else notok tracepoints "$(echo "$tr" | grep vmpf | head -n 5)"; fi
+else
+	skip tracepoints "no tracefs"
+fi
 
 rm -rf $t
 [ $fails = 0 ]

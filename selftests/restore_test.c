@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "vmpf_test_util.h"
@@ -484,6 +485,55 @@ TEST_F(rst, mapping_outlives_descriptor)
 	self->dev = -1;
 	for (i = 0; i < TOTAL_PAGES; i += 17)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+}
+
+/* munmap racing faults: the faulting side sees EFAULT, nothing breaks. */
+struct unmap_race {
+	unsigned char *map;
+	volatile int stop;
+	long faulted, efault;
+};
+
+static void *fault_all(void *arg)
+{
+	struct unmap_race *u = arg;
+	unsigned char buf[64];
+	int i;
+
+	for (i = 0; i < TOTAL_PAGES && !u->stop; i++) {
+		struct iovec local = { buf, sizeof(buf) };
+		struct iovec remote = { u->map + (long)i * 4096, sizeof(buf) };
+
+		if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == sizeof(buf))
+			u->faulted++;
+		else
+			u->efault++;
+	}
+	return NULL;
+}
+
+TEST_F(rst, munmap_during_faults)
+{
+	struct vmpf_dev_info before, after;
+	struct unmap_race u = { 0 };
+	struct vmpf_api api;
+	pthread_t t;
+
+	vmpf_ioctl(self->dev, VMPF_IOC_DEV_INFO, &before);
+	ASSERT_EQ(0, OPEN(self));
+	u.map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, u.map);
+	ASSERT_EQ(0, pthread_create(&t, NULL, fault_all, &u));
+	usleep(20000);
+	munmap(u.map, TOTAL_PAGES * 4096);
+	pthread_join(t, NULL);
+	EXPECT_EQ(TOTAL_PAGES, u.faulted + u.efault);
+	close(self->dev);
+	self->dev = vmpf_open(vmpf_device_path());
+	ASSERT_LE(0, self->dev);
+	ASSERT_EQ(0, vmpf_handshake(self->dev, 0, &api));
+	vmpf_ioctl(self->dev, VMPF_IOC_DEV_INFO, &after);
+	EXPECT_EQ(before.sessions, after.sessions);
 }
 
 TEST_HARNESS_MAIN

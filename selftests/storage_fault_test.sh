@@ -24,9 +24,9 @@ wait_for() {
 }
 
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
-	for i in 1 2 3; do echo "ok $i fault.case$i # SKIP no dmsetup or device-mapper here"; done
+	for i in 1 2 3 4; do echo "ok $i fault.case$i # SKIP no dmsetup or device-mapper here"; done
 	exit 0
 fi
 
@@ -99,6 +99,18 @@ if [ $frc = 1 ] && has "$f" "phase      failed" && has "$f" "the migration did n
 	ok write_error_at_finish
 else notok write_error_at_finish "finish rc=$frc" "$f" "vmm rc=$rc" "$out" "$info"; fi
 
+# 4. Reads fail under a restore: the pages behind the failing part are never
+# mapped; the vCPU that touches one gets EFAULT from KVM_RUN.
+m=$(vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to $PF 2>&1)
+swap "$HALF"
+r=$(vmpf-vm --restore $PF --no-prefetch --seconds 0.3 2>&1); rc=$?
+swap "$GOOD"
+if [ $rc = 1 ] && has "$r" "KVM_RUN: Bad address" &&
+   dmesg | grep -q "restore: page [0-9]*: reading the page file failed (error -5); not mapped"; then
+	ok read_error_in_restore
+else notok read_error_in_restore "$m" "rc=$rc" "$r" "$(dmesg | tail -n 3)"; fi
+
+dmesg -c > /dev/null
 dmsetup remove vmpf-fault
 rm -rf $t
 [ $fails = 0 ]
