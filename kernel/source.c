@@ -164,6 +164,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	    a.vm_fd > INT_MAX || a.target_fd > INT_MAX ||
 	    a.state_max > VMPF_LIMIT_STATE_MAX || a.max_rounds > VMPF_LIMIT_MAX_ROUNDS)
 		return -EINVAL;
+	/* Pairs with the release in vmpf_restore_open(). */
 	if (vmpf_source_get(vf) || smp_load_acquire(&vf->rst))
 		return -EBUSY;
 

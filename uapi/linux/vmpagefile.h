@@ -292,8 +292,9 @@ struct vmpf_mark_dirty {
  * check is never mapped: the access gets SIGBUS.  A background prefetch
  * fills the pages not yet touched, hottest first, yielding to faults.
  * When every page is resident, poll() reports EPOLLIN and the module lets
- * go of the page file; EPOLLERR means a page was refused (see the status).  Pages are charged to the faulting task's memory
- * cgroup.  Closing the descriptor and unmapping everything ends the session.
+ * go of the page file; EPOLLERR means a page was refused (see the status).
+ * Pages are charged to the VMM's memory cgroup.  Closing the descriptor
+ * and unmapping everything ends the session.
  */
 
 /* struct vmpf_restore_open.flags */
