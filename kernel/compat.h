@@ -31,4 +31,25 @@ static inline void release_fault_lock(struct vm_fault *vmf)
 }
 #endif
 
+/*
+ * 6.7: vfs_iocb_iter_write() takes freeze protection itself; before, the
+ * caller did.  Call vmpf_iocb_iter_write() instead.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
+#include <linux/fs.h>
+
+static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb,
+					   struct iov_iter *iter)
+{
+	ssize_t ret;
+
+	file_start_write(file);
+	ret = vfs_iocb_iter_write(file, iocb, iter);
+	file_end_write(file);
+	return ret;
+}
+#else
+#define vmpf_iocb_iter_write vfs_iocb_iter_write
+#endif
+
 #endif /* _VMPF_COMPAT_H */

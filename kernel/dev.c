@@ -154,6 +154,7 @@ static int vmpf_open(struct inode *inode, struct file *file)
 	if (!vf)
 		return -ENOMEM;
 	mutex_init(&vf->lock);
+	init_waitqueue_head(&vf->wq);
 
 	file->private_data = vf;
 	atomic64_inc(&vmpf_counters.open_files);
@@ -169,9 +170,11 @@ static __poll_t vmpf_poll(struct file *file, struct poll_table_struct *wait)
 	/* (see above) */
 	struct vmpf_restore *rst = smp_load_acquire(&vf->rst);
 
+	/* A poll from before the session began learns when it does. */
+	poll_wait(file, &vf->wq, wait);
 	if (src)
-		return vmpf_source_poll(src, file, wait);
-	return rst ? vmpf_restore_poll(rst, file, wait) : 0;
+		return vmpf_source_poll(src);
+	return rst ? vmpf_restore_poll(rst) : 0;
 }
 
 /* Guest RAM of a restore session; nothing else can be mapped. */

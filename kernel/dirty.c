@@ -33,8 +33,7 @@ int vmpf_dirty_init(struct vmpf_source *src)
 	unsigned long addr;
 	size_t len;
 
-	len = PAGE_ALIGN(vmpf_bitmap_bytes(src->max_region_pages) +
-			 sizeof(struct kvm_userspace_memory_region));
+	len = PAGE_ALIGN(vmpf_bitmap_bytes(src->max_region_pages) + 64);
 	addr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, 0);
 	if (IS_ERR_VALUE(addr))
@@ -86,7 +85,7 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 {
 	size_t bytes = vmpf_bitmap_bytes(r->npages);
 	unsigned long words = BITS_TO_LONGS(r->npages), i;
-	void __user *ubitmap = src->scratch + sizeof(struct kvm_dirty_log);
+	void __user *ubitmap = src->scratch + 64;	/* past any argument struct */
 	struct kvm_dirty_log log = {
 		.slot = r->slot,
 		.dirty_bitmap = ubitmap,
@@ -100,6 +99,24 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 		return ret;
 	if (copy_from_user(src->harvest, ubitmap, bytes))
 		return -EFAULT;
+	if (src->manual_protect) {
+		/*
+		 * With manual protection KVM_GET_DIRTY_LOG leaves the log set and
+		 * the pages writable: clear and write-protect what we harvested.
+		 */
+		struct kvm_clear_dirty_log clear = {
+			.slot = r->slot,
+			.num_pages = r->npages,
+			.first_page = 0,
+			.dirty_bitmap = ubitmap,
+		};
+
+		if (copy_to_user(src->scratch, &clear, sizeof(clear)))
+			return -EFAULT;
+		ret = vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, src->scratch);
+		if (ret)
+			return ret;
+	}
 	for (i = 0; i < words; i++)
 		r->pending[i] |= src->harvest[i] | xchg(&r->marked[i], 0);
 	return bitmap_weight(r->pending, r->npages);

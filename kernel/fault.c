@@ -27,12 +27,19 @@
 #include <linux/ktime.h>
 #include <linux/log2.h>
 #include <linux/memcontrol.h>
+#include <linux/sched/mm.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/wait_bit.h>
 
 #include "restore.h"
 #include "trace.h"
+
+/* Transient failures leave the page to be tried again; others are final. */
+static bool vmpf_transient(int err)
+{
+	return err == -ENOMEM || err == -EINTR || err == -ERESTARTSYS || err == -EAGAIN;
+}
 
 static void vmpf_restore_bad(struct vmpf_restore *rst, u64 idx, int err,
 			     const char *why)
@@ -49,6 +56,16 @@ static void vmpf_restore_bad(struct vmpf_restore *rst, u64 idx, int err,
 	pr_err_ratelimited("restore: page %llu: %s (error %d); not mapped\n",
 			   idx, why, err);
 	set_bit(idx, rst->bad);
+	vmpf_restore_wake(rst);		/* poll: EPOLLERR */
+}
+
+/* Give up ownership of page @idx's read and wake whoever waits for it. */
+static void vmpf_restore_unlock(struct vmpf_restore *rst, u64 idx)
+{
+	clear_bit_unlock(idx, rst->inflight);
+	/* Order the cleared bit before wake_up_var()'s waitqueue check. */
+	smp_mb__after_atomic();
+	wake_up_var(&rst->pages[idx]);
 }
 
 /* Every page is in: let go of the page file, tell poll(). */
@@ -60,7 +77,7 @@ static void vmpf_restore_complete(struct vmpf_restore *rst)
 	spin_lock(&rst->lock);
 	rst->complete_ns = ktime_get_ns() - rst->open_ns;
 	spin_unlock(&rst->lock);
-	wake_up_all(&rst->wq);
+	vmpf_restore_wake(rst);
 }
 
 /*
@@ -71,14 +88,26 @@ static void vmpf_restore_complete(struct vmpf_restore *rst)
 void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 {
 	const struct vmpf_pf_page *e = &rst->table[idx];
+	struct mem_cgroup *old;
 	struct page *page;
 	int ret = 0;
 
+	/*
+	 * Whoever looked before taking the bit may be late: the page may have
+	 * come in (or gone bad) meanwhile.  With the bit held it cannot change.
+	 */
+	if (READ_ONCE(rst->pages[idx]) || test_bit(idx, rst->bad)) {
+		vmpf_restore_unlock(rst, idx);
+		return;
+	}
+
+	/* The VMM's memory, whoever faults: a KVM async-fault worker too. */
+	old = set_active_memcg(rst->memcg);
 	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO);
+	set_active_memcg(old);
 	if (!page) {
 		/* Not bad: a later fault may find memory. */
-		clear_bit_unlock(idx, rst->inflight);
-		wake_up_var(&rst->pages[idx]);
+		vmpf_restore_unlock(rst, idx);
 		return;
 	}
 
@@ -91,7 +120,9 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 					   rst->data_off + idx * VMPF_PF_PAGE_SIZE) :
 		      -EIO;
 		up_read(&rst->store_sem);
-		if (ret) {
+		if (ret && vmpf_transient(ret)) {
+			/* Interrupted: nothing is known about the page yet. */
+		} else if (ret) {
 			atomic64_inc(&rst->io_errors);
 			vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
 		} else {
@@ -118,10 +149,7 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 		/* Pairs with the acquire in vmpf_restore_fault(). */
 		smp_store_release(&rst->pages[idx], page);
 	}
-	clear_bit_unlock(idx, rst->inflight);
-	/* Order the cleared bit before wake_up_var()'s waitqueue check. */
-	smp_mb__after_atomic();
-	wake_up_var(&rst->pages[idx]);
+	vmpf_restore_unlock(rst, idx);
 	if (!ret && atomic64_inc_return(&rst->resident) == rst->total_pages)
 		vmpf_restore_complete(rst);
 }
@@ -137,7 +165,7 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 		vmpf_restore_fill(rst, idx, true);
 	else
 		ret = wait_var_event_killable(&rst->pages[idx],
-					      !test_bit(idx, rst->inflight));
+					      !test_bit_acquire(idx, rst->inflight));
 	ns = ktime_get_ns() - start;
 	trace_vmpf_fault(idx, ns, ret);
 	us = div_u64(ns, NSEC_PER_USEC);
@@ -145,7 +173,7 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 	atomic64_inc(&rst->fault_hist[us]);
 	/* The prefetch yields while faults wait. */
 	if (atomic_dec_and_test(&rst->demand_waiting))
-		wake_up_all(&rst->wq);
+		vmpf_restore_wake(rst);
 	return ret;
 }
 
@@ -180,7 +208,7 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;		/* killed: it goes anyway */
 	page = smp_load_acquire(&rst->pages[idx]);
 	if (!page)
-		return VM_FAULT_SIGBUS;
+		return test_bit(idx, rst->bad) ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
 map:
 	get_page(page);
 	vmf->page = page;

@@ -108,7 +108,7 @@ int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size)
 	n = le32_to_cpu(sb->nr_regions);
 	pages = le64_to_cpu(sb->total_pages);
 	if (le32_to_cpu(sb->page_size) != VMPF_PF_PAGE_SIZE || !n ||
-	    n > VMPF_MAX_REGIONS || !pages || pages > (1ULL << 40) || sb->flags ||
+	    n > VMPF_MAX_REGIONS || !pages || pages > VMPF_MAX_PAGES || sb->flags ||
 	    le64_to_cpu(sb->state_max) > SZ_1G ||
 	    !IS_ALIGNED(le64_to_cpu(sb->state_max), VMPF_PF_BLOCK))
 		return -EINVAL;

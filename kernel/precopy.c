@@ -51,6 +51,12 @@ static enum vmpf_cmd vmpf_cmd(struct vmpf_source *src)
 	spin_unlock(&src->lock);
 	if (kthread_should_stop())
 		cmd = VMPF_CMD_ABORT;
+	/*
+	 * Only our own reference to the VMM's mm is left: the VMM is gone
+	 * (another process may still hold a copy of the session descriptor).
+	 */
+	if (atomic_read(&src->mm->mm_users) <= 1)
+		cmd = VMPF_CMD_ABORT;
 	return cmd;
 }
 
@@ -244,6 +250,8 @@ static int vmpf_commit(struct vmpf_source *src)
 	for (i = 0; i < src->layout.total_pages; i++) {
 		data += src->table[i].state == VMPF_PAGE_DATA;
 		zero += src->table[i].state == VMPF_PAGE_ZERO;
+		if (!(i % 65536))
+			cond_resched();
 	}
 	table_crc = vmpf_crc32c(src->table, src->layout.table_len);
 	ret = vmpf_store_write_buf(&src->store, src->table, src->layout.table_len,
@@ -291,7 +299,7 @@ static void vmpf_set_phase(struct vmpf_source *src, enum vmpf_phase phase)
 	spin_lock(&src->lock);
 	src->phase = phase;
 	spin_unlock(&src->lock);
-	wake_up_all(&src->wq);
+	vmpf_source_wake(src);
 }
 
 /* Pre-copy rounds until a command.  0, or -errno. */
@@ -330,15 +338,17 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 		spin_unlock(&src->lock);
 		if (ret) {
 			/* Done: tell the VMM, then wait for finish or abort. */
-			wake_up_all(&src->wq);
+			vmpf_source_wake(src);
 			/*
 			 * Interruptible only to stay out of the hung-task
 			 * detector's sight: this may last as long as the
 			 * VMM takes to switch over.  A kthread gets no
 			 * signals, so the result needs no check.
 			 */
-			wait_event_interruptible(src->wq,
-						 vmpf_cmd(src) != VMPF_CMD_NONE);
+			while (!wait_event_interruptible_timeout(src->wq,
+								 vmpf_cmd(src) != VMPF_CMD_NONE,
+								 HZ))
+				;	/* once a second: is the VMM still there? */
 			return 0;
 		}
 		rs = (struct vmpf_round){ .round = rs.round + 1 };

@@ -8,8 +8,9 @@
  * the guest wrote last, before older ones) or sequential.  It yields to
  * demand faults: while any fault waits for a read it sleeps; and it keeps
  * to a rate limit if one is set.  Pages it brings in are charged to the
- * VMM's memory cgroup.  Whatever it does not reach, faults still bring in:
- * pausing or never starting it is always correct.
+ * VMM's memory cgroup (vmpf_restore_fill() sees to that).  Whatever it
+ * does not reach, faults still bring in: pausing or never starting it is
+ * always correct.
  */
 #include <linux/bitmap.h>
 #include <linux/delay.h>
@@ -59,6 +60,8 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 	u64 idx;
 
 	for (idx = 0; idx < rst->total_pages; idx++) {
+		if (!(idx % 4096))
+			cond_resched();
 		if (round != ~0ULL && le16_to_cpu(rst->table[idx].round) != round)
 			continue;
 		if (READ_ONCE(rst->pages[idx]) || test_bit(idx, rst->bad))
@@ -77,13 +80,11 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 int vmpf_prefetch_thread(void *arg)
 {
 	struct vmpf_restore *rst = arg;
-	struct mem_cgroup *old;
 	unsigned long *rounds;
 	u64 start = ktime_get_ns(), done = 0, idx;
 	long r;
 
 	set_user_nice(current, MAX_NICE);
-	old = set_active_memcg(rst->memcg);
 
 	/* The distinct rounds present, to walk them from the latest down. */
 	rounds = bitmap_zalloc(U16_MAX + 1, GFP_KERNEL);
@@ -100,7 +101,6 @@ int vmpf_prefetch_thread(void *arg)
 		}
 	}
 	bitmap_free(rounds);
-	set_active_memcg(old);
 
 	spin_lock(&rst->lock);
 	rst->prefetch_run = false;

@@ -33,9 +33,12 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 	u64 i;
 
 	if (rst->pages)
-		for (i = 0; i < rst->total_pages; i++)
+		for (i = 0; i < rst->total_pages; i++) {
 			if (rst->pages[i])
 				put_page(rst->pages[i]);
+			if (!(i % 4096))
+				cond_resched();
+		}
 	kvfree(rst->pages);
 	bitmap_free(rst->inflight);
 	bitmap_free(rst->bad);
@@ -147,6 +150,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	vmpf_rst_account(rst, sizeof(*rst));
 	init_rwsem(&rst->store_sem);
 	init_waitqueue_head(&rst->wq);
+	rst->poll_wq = &vf->wq;
 	spin_lock_init(&rst->lock);
 	rst->first_bad = ~0ULL;
 	rst->open_ns = ktime_get_ns();
@@ -161,7 +165,8 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if (ret)
 		goto err;
 
-	rst->pages = kvcalloc(rst->total_pages, sizeof(*rst->pages), GFP_KERNEL_ACCOUNT);
+	rst->pages = kvcalloc(rst->total_pages, sizeof(*rst->pages),
+			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	rst->inflight = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
 	rst->bad = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
 	if (!rst->pages || !rst->inflight || !rst->bad) {
@@ -197,6 +202,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	/* Pairs with the acquire in vmpf_restore_get(). */
 	smp_store_release(&vf->rst, rst);
 	mutex_unlock(&vf->lock);
+	wake_up_all(&vf->wq);
 	atomic64_inc(&vmpf_counters.sessions);
 	return 0;
 
@@ -267,7 +273,7 @@ long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg)
 	if (p.op == VMPF_PREFETCH_RUN)
 		ret = vmpf_restore_start_prefetch(rst);
 	mutex_unlock(&vf->lock);
-	wake_up_all(&rst->wq);
+	vmpf_restore_wake(rst);
 	return ret;
 }
 
@@ -316,19 +322,20 @@ int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_pgoff >= rst->total_pages || pages > rst->total_pages - vma->vm_pgoff)
 		return -EINVAL;
-	/* Guest RAM is fixed in size; a child process gets no copy of it. */
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY);
+	/*
+	 * Guest RAM is fixed in size; a child process gets no copy of it, and
+	 * a core dump of the VMM does not read the whole image.
+	 */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP);
 	vma->vm_ops = &vmpf_restore_vm_ops;
 	vma->vm_private_data = rst;
 	return 0;
 }
 
-__poll_t vmpf_restore_poll(struct vmpf_restore *rst, struct file *file,
-			   struct poll_table_struct *wait)
+__poll_t vmpf_restore_poll(struct vmpf_restore *rst)
 {
 	__poll_t mask = 0;
 
-	poll_wait(file, &rst->wq, wait);
 	spin_lock(&rst->lock);
 	if (rst->complete_ns)
 		mask |= EPOLLIN | EPOLLRDNORM;

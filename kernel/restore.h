@@ -51,7 +51,8 @@ struct vmpf_restore {
 	unsigned long *inflight;
 	unsigned long *bad;
 
-	wait_queue_head_t wq;		/* poll, and the prefetch thread's sleep */
+	wait_queue_head_t wq;		/* the prefetch thread sleeps here */
+	wait_queue_head_t *poll_wq;	/* the descriptor's: poll() waits there */
 	spinlock_t lock;		/* see above */
 	struct task_struct *prefetcher;	/* under the descriptor's mutex */
 	bool prefetch_run;
@@ -71,6 +72,13 @@ struct vmpf_restore {
 	atomic64_t bad_pages;
 	atomic64_t fault_hist[VMPF_FAULT_HIST];
 };
+
+/* Wake the prefetch thread and poll(). */
+static inline void vmpf_restore_wake(struct vmpf_restore *rst)
+{
+	wake_up_all(&rst->wq);
+	wake_up_all(rst->poll_wq);
+}
 
 /* fault.c */
 extern const struct vm_operations_struct vmpf_restore_vm_ops;

@@ -188,6 +188,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	vmpf_src_account(src, sizeof(*src));
 	spin_lock_init(&src->lock);
 	init_waitqueue_head(&src->wq);
+	src->poll_wq = &vf->wq;
 	src->phase = VMPF_PHASE_ATTACHED;
 	src->max_rounds = a.max_rounds ?: VMPF_DEFAULT_MAX_ROUNDS;
 	src->target_pages = a.target_pages ?: VMPF_DEFAULT_TARGET_PAGES;
@@ -222,6 +223,12 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		if (ret)
 			goto err_src;
 	}
+	if (pages > VMPF_MAX_PAGES) {
+		ret = -EINVAL;
+		goto err_src;
+	}
+	/* Harvests must then also clear the log: see dirty.c. */
+	src->manual_protect = READ_ONCE(kvm->manual_dirty_log_protect);
 
 	ret = vmpf_store_get(&src->store, a.target_fd, true);
 	if (ret)
@@ -253,6 +260,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	/* Pairs with the acquire in vmpf_source_get(). */
 	smp_store_release(&vf->src, src);
 	mutex_unlock(&vf->lock);
+	wake_up_all(&vf->wq);
 	atomic64_inc(&vmpf_counters.sessions);
 	kfree(regs);
 	return 0;
@@ -380,7 +388,7 @@ long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg)
 		ret = -EINVAL;
 	spin_unlock(&src->lock);
 	if (!ret)
-		wake_up_all(&src->wq);
+		vmpf_source_wake(src);
 	return ret;
 }
 
@@ -422,7 +430,7 @@ long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 	src->phase = VMPF_PHASE_FINISHING;
 	src->finish_ns = ktime_get_ns();
 	spin_unlock(&src->lock);
-	wake_up_all(&src->wq);
+	vmpf_source_wake(src);
 
 	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)));
 	if (ret)
@@ -468,7 +476,7 @@ long vmpf_source_abort(struct vmpf_file *vf, void __user *uarg)
 	spin_unlock(&src->lock);
 	if (vmpf_phase_done(phase))
 		return -EINVAL;
-	wake_up_all(&src->wq);
+	vmpf_source_wake(src);
 
 	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)));
 	if (ret)
@@ -481,9 +489,10 @@ long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg)
 {
 	struct vmpf_source *src = vmpf_source_get(vf);
 	struct vmpf_mark_dirty m;
-	enum vmpf_phase phase;
+	struct vmpf_sregion *r = NULL;
 	unsigned int i;
-	u64 p, last;
+	u64 p, last, end;
+	long ret = 0;
 
 	if (copy_from_user(&m, uarg, sizeof(m)))
 		return -EFAULT;
@@ -493,30 +502,43 @@ long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg)
 		return -ENOENT;
 	if (current->mm != src->mm)
 		return -EPERM;
-	phase = READ_ONCE(src->phase);
-	if (phase != VMPF_PHASE_ATTACHED && phase != VMPF_PHASE_PRECOPY)
-		return -EINVAL;
 
 	for (i = 0; i < src->nr_regions; i++) {
-		struct vmpf_sregion *r = &src->regions[i];
-		u64 end = r->gpa + (r->npages << PAGE_SHIFT);
-
-		if (m.gpa < r->gpa || m.gpa + m.len > end)
-			continue;
-		last = (m.gpa + m.len - 1 - r->gpa) >> PAGE_SHIFT;
-		for (p = (m.gpa - r->gpa) >> PAGE_SHIFT; p <= last; p++)
-			set_bit(p, r->marked);
-		return 0;
+		end = src->regions[i].gpa + (src->regions[i].npages << PAGE_SHIFT);
+		if (m.gpa >= src->regions[i].gpa && m.gpa + m.len <= end) {
+			r = &src->regions[i];
+			break;
+		}
 	}
-	return -EINVAL;
+	if (!r)
+		return -EINVAL;
+
+	/*
+	 * Under @lock and before a finish: a mark that returns 0 is seen by
+	 * the final harvest, which only starts after finish took the lock.
+	 * In chunks, so the lock is never held for long.
+	 */
+	p = (m.gpa - r->gpa) >> PAGE_SHIFT;
+	last = (m.gpa + m.len - 1 - r->gpa) >> PAGE_SHIFT;
+	while (p <= last && !ret) {
+		u64 stop = min(last, p + 4095);
+
+		spin_lock(&src->lock);
+		if ((src->phase != VMPF_PHASE_ATTACHED && src->phase != VMPF_PHASE_PRECOPY) ||
+		    src->cmd != VMPF_CMD_NONE)
+			ret = -EINVAL;
+		for (; !ret && p <= stop; p++)
+			set_bit(p, r->marked);
+		spin_unlock(&src->lock);
+		cond_resched();
+	}
+	return ret;
 }
 
-__poll_t vmpf_source_poll(struct vmpf_source *src, struct file *file,
-			  struct poll_table_struct *wait)
+__poll_t vmpf_source_poll(struct vmpf_source *src)
 {
 	__poll_t mask = 0;
 
-	poll_wait(file, &src->wq, wait);
 	spin_lock(&src->lock);
 	if (src->phase == VMPF_PHASE_PRECOPY &&
 	    (src->flags & (VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT |
@@ -533,7 +555,7 @@ void vmpf_source_release(struct vmpf_source *src)
 	spin_lock(&src->lock);
 	src->cmd = VMPF_CMD_ABORT;
 	spin_unlock(&src->lock);
-	wake_up_all(&src->wq);
+	vmpf_source_wake(src);
 	if (src->worker) {
 		kthread_stop(src->worker);
 		put_task_struct(src->worker);

@@ -63,6 +63,7 @@ struct vmpf_source {
 	u64 target_pages;
 	u64 max_region_pages;
 	u64 mem_bytes;			/* allocated for this session */
+	bool manual_protect;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
 
 	/* worker */
 	struct task_struct *worker;	/* set by START under @lock */
@@ -75,7 +76,8 @@ struct vmpf_source {
 
 	/* status */
 	spinlock_t lock;		/* see the comment at the top */
-	wait_queue_head_t wq;		/* poll, finish and the worker wait here */
+	wait_queue_head_t wq;		/* finish, abort and the worker wait here */
+	wait_queue_head_t *poll_wq;	/* the descriptor's: poll() waits there */
 	enum vmpf_phase phase;
 	u64 flags;			/* VMPF_STATUS_* */
 	enum vmpf_cmd cmd;
@@ -94,6 +96,13 @@ struct vmpf_source {
 	size_t state_len;
 	struct vmpf_finish result;	/* out fields of a successful finish */
 };
+
+/* Wake everyone waiting on a change of the session: threads and poll(). */
+static inline void vmpf_source_wake(struct vmpf_source *src)
+{
+	wake_up_all(&src->wq);
+	wake_up_all(src->poll_wq);
+}
 
 static inline bool vmpf_phase_done(enum vmpf_phase phase)
 {

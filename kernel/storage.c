@@ -64,7 +64,7 @@ static int vmpf_store_write_bvec(struct vmpf_store *st, struct bio_vec *bv,
 	while (iov_iter_count(&iter)) {
 		init_sync_kiocb(&kiocb, st->file);
 		kiocb.ki_pos = pos;
-		ret = vfs_iocb_iter_write(st->file, &kiocb, &iter);
+		ret = vmpf_iocb_iter_write(st->file, &kiocb, &iter);
 		if (ret < 0)
 			return ret;
 		if (!ret)

@@ -23,6 +23,7 @@
 #define _VMPF_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -31,6 +32,12 @@
 #include <linux/vmpagefile.h>
 
 #define VMPF_VERSION	VMPF_VERSION_NUM
+
+/*
+ * Guest pages a session handles: 2^27 pages, 512 GiB.  Per-page tables and
+ * arrays stay below the 2 GiB a kvmalloc() may hand out.
+ */
+#define VMPF_MAX_PAGES	BIT_ULL(27)
 
 /* Module-wide counters, reported by VMPF_IOC_DEV_INFO. */
 struct vmpf_counters {
@@ -56,6 +63,10 @@ struct vmpf_source;
  *		with acquire; freed only by release(), when no ioctl can run.
  * @rst:	the restore session, likewise.  A descriptor holds at most
  *		one session of either kind.
+ * @wq:		poll() waits here, always: woken when a session is
+ *		published and on every change of a session that poll reports.
+ *		(A poll registers its queues only on its first pass, so it
+ *		must not depend on queues a session creates later.)
  */
 struct vmpf_file {
 	struct mutex lock;	/* see above */
@@ -63,6 +74,7 @@ struct vmpf_file {
 	u64 features;
 	struct vmpf_source *src;
 	struct vmpf_restore *rst;
+	wait_queue_head_t wq;
 };
 
 /* source.c */
@@ -73,8 +85,8 @@ long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_abort(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg);
-__poll_t vmpf_source_poll(struct vmpf_source *src, struct file *file,
-			  struct poll_table_struct *wait);
+/* What poll() reports; vmpf_poll() waits on the descriptor's queue. */
+__poll_t vmpf_source_poll(struct vmpf_source *src);
 void vmpf_source_release(struct vmpf_source *src);
 
 /* The page file, taken from the caller as a file descriptor. */
@@ -117,8 +129,7 @@ long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg);
 int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
-__poll_t vmpf_restore_poll(struct vmpf_restore *rst, struct file *file,
-			   struct poll_table_struct *wait);
+__poll_t vmpf_restore_poll(struct vmpf_restore *rst);
 void vmpf_restore_release(struct vmpf_restore *rst);
 
 #endif /* _VMPF_H */

@@ -31,7 +31,7 @@ restore() {
 }
 
 echo "TAP version 13"
-echo "1..14"
+echo "1..16"
 
 BLK=/dev/ram0
 have_file=0
@@ -212,6 +212,37 @@ if [ $rrc = 1 ] && has "$r" "no commit record" && [ $vrc = 1 ] &&
    has "$v" "not a committed page file"; then
 	ok uncommitted_refused
 else notok uncommitted_refused "restore rc=$rrc: $r" "verify rc=$vrc: $v"; fi
+
+# 15. A VMM using KVM's manual dirty-log protection (QEMU does): harvests
+# must also clear the log, or rounds never converge.
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 2000 --seconds 0.3 --manual-protect \
+	--migrate-to $BLK --checksums $t/s15 --json 2>&1); rc=$?
+flags=$(num "$out" flags)
+if [ $rc = 0 ] && has "$out" '"committed":true' && [ $((flags & 1)) = 1 ] &&
+   [ "$(num "$out" rounds)" -lt 10 ] && r=$(restore $BLK $t/s15); then
+	ok manual_dirty_log_protect
+else notok manual_dirty_log_protect "rc=$rc" "$out" "$r"; fi
+
+# 16. The VMM dies while vmpf-ctl holds a copy of its session descriptor:
+# the session still ends (aborted), it does not copy a dead VM's memory on.
+vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 2000 --seconds 0.1 --wait-request \
+	--migrate-to $BLK > $t/o16 2>&1 &
+pid=$!
+wait_for $t/o16 attached
+vmpf-ctl status --pid $pid --watch > $t/w16 2>&1 &
+wpid=$!
+sleep 0.5
+kill -9 $pid
+wait $pid
+i=0
+while kill -0 $wpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+alive=0
+kill -0 $wpid 2>/dev/null && { alive=1; kill $wpid; }
+wait $wpid
+v=$(vmpf-ctl version --json 2>&1)
+if [ $alive = 0 ] && tail -n 1 $t/w16 | grep -q "^aborted" && has "$v" '"sessions":0,'; then
+	ok vmm_death_ends_session_held_elsewhere
+else notok vmm_death_ends_session_held_elsewhere "watch still running: $alive" "$(tail -n 3 $t/w16)" "$v"; fi
 
 # 14. After all that the module holds nothing.
 v=$(vmpf-ctl version --json 2>&1)

@@ -487,6 +487,61 @@ TEST_F(rst, mapping_outlives_descriptor)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
 }
 
+/* Faults racing the prefetch: every page comes in exactly once. */
+static void *fault_range(void *arg)
+{
+	struct faulters *f = arg;
+	static int next;
+	int me = __atomic_fetch_add(&next, 1, __ATOMIC_SEQ_CST) % 4, i, ok = 1;
+
+	pthread_barrier_wait(&f->go);
+	for (i = me; i < TOTAL_PAGES; i += 4)
+		ok &= check_page(f->p + i * 4096, i);
+	f->ok[me] = ok;
+	return NULL;
+}
+
+TEST_F(rst, prefetch_racing_faults)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct vmpf_restore_status st;
+	struct faulters f;
+	pthread_t t[4];
+	int i;
+
+	self->ro.flags = 0;
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	f.p = self->map;
+	pthread_barrier_init(&f.go, NULL, 4);
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, fault_range, &f));
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_TRUE(f.ok[i]);
+	}
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	EXPECT_EQ(TOTAL_PAGES, st.resident);
+	EXPECT_EQ(TOTAL_PAGES, st.demand_pages + st.prefetched);
+	pthread_barrier_destroy(&f.go);
+}
+
+/* A refused page raises EPOLLERR for a VMM waiting on completion. */
+TEST_F(rst, bad_page_wakes_poll)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+
+	ASSERT_EQ(0, poke(DATA_OFF + 10 * 4096 + 99, "\xee", 1));
+	self->ro.flags = 0;
+	ASSERT_EQ(0, OPEN(self));
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	EXPECT_TRUE(pfd.revents & POLLERR);
+	EXPECT_FALSE(pfd.revents & POLLIN);
+}
+
 /* munmap racing faults: the faulting side sees EFAULT, nothing breaks. */
 struct unmap_race {
 	unsigned char *map;

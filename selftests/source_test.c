@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -392,6 +393,27 @@ TEST_F(src, precopy_finish_commit)
 	EXPECT_EQ(0, memcmp(state, got, len));
 	free(got);
 	pf_close(&pf);
+}
+
+/* A poll() that began before the session learns when it wants finish. */
+static void *poll_early(void *arg)
+{
+	struct pollfd pfd = { .fd = *(int *)arg, .events = POLLIN };
+
+	return (void *)(long)(poll(&pfd, 1, 30000) == 1 && (pfd.revents & POLLIN));
+}
+
+TEST_F(src, poll_from_before_attach)
+{
+	pthread_t t;
+	void *woke;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, poll_early, &self->dev));
+	usleep(100000);
+	ASSERT_EQ(0, ATTACH(self));
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_START, NULL));
+	pthread_join(t, &woke);
+	EXPECT_EQ(1, (long)woke);
 }
 
 /* Closing the descriptor mid pre-copy frees the session. */

@@ -69,6 +69,7 @@ static const char usage[] =
 "  --target-pages N    converged below this many dirty pages (default: the module's)\n"
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
+"  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
 "  --load-pagefile PATH  restore eagerly, from userspace, from a committed page file\n"
 "  --restore PATH      restore lazily through vmpagefile: guest RAM is mapped\n"
 "                      from the page file and faulted in by the kernel\n"
@@ -159,6 +160,9 @@ static int parse(int argc, char **argv, struct opts *o)
 			takes = 0;
 		} else if (!strcmp(a, "--no-mark-dirty")) {
 			o->no_mark_dirty = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--manual-protect")) {
+			o->cfg.manual_protect = 1;
 			takes = 0;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;

@@ -118,6 +118,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (vm->fd < 0)
 		return vm_err(vm, errno, "KVM_CREATE_VM: %s", strerror(errno));
 
+	if (cfg->manual_protect) {
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE },
+		};
+
+		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
+			return vm_err(vm, errno, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: %s",
+				      strerror(errno));
+	}
+
 	/* Two slots with a hole between them, like RAM below and above 4 GiB. */
 	half = cfg->ram_bytes / 2 / VM_PAGE_SIZE * VM_PAGE_SIZE;
 	vm->nslots = 2;

@@ -39,6 +39,7 @@ struct vm_config {
 	uint64_t rate;		/* stores per second over all vCPUs; 0 = unthrottled */
 	uint64_t batch;		/* stores per progress exit */
 	int mem_fd;		/* > 0: map slot i from it at mem_off[i] (MAP_SHARED) */
+	int manual_protect;	/* enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, as QEMU does */
 	uint64_t mem_off[2];
 };
 
