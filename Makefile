@@ -5,6 +5,7 @@
 # make check           the test suite: host tests, then each supported kernel
 #                      booted under QEMU with the module and the selftests
 # make demo            a live migration between two QEMU hosts sharing a disk
+# make bench           benchmarks against userfaultfd and the raw device
 #
 # Kbuild reads ./Kbuild, never this file.
 
@@ -36,7 +37,7 @@ LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h uapi/linux/
 TESTS = $(patsubst %.c,%,$(wildcard selftests/*_test.c))
 HOST_TESTS = $(patsubst %.c,%,$(wildcard selftests/host/*_test.c))
 
-.PHONY: all module clean-module tools selftests host-tests check demo clean
+.PHONY: all module clean-module tools selftests host-tests bench-tools check demo bench clean
 
 all: module tools selftests
 
@@ -73,6 +74,11 @@ selftests: $(TESTS)
 selftests/%_test: selftests/%_test.c $(LIB_SRC) $(LIB_HDR) $(HARNESS_DIR)/kselftest_harness.h
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(TEST_CFLAGS) -I$(HARNESS_DIR) $(STATIC) -pthread -o $@ $< $(LIB_SRC) $(LDFLAGS)
 
+bench-tools: selftests/bench/vmpf-bench
+
+selftests/bench/vmpf-bench: selftests/bench/vmpf_bench.c $(LIB_SRC) $(LIB_HDR)
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(STATIC) -pthread -o $@ $< $(LIB_SRC) $(LDFLAGS)
+
 host-tests: $(HOST_TESTS) $(TOOLS)
 
 selftests/host/%_test: selftests/host/%_test.c $(LIB_SRC) $(LIB_HDR) $(HARNESS_DIR)/kselftest_harness.h
@@ -84,6 +90,9 @@ check:
 demo:
 	@selftests/demo.sh
 
+bench:
+	@selftests/bench.sh
+
 clean: clean-module
-	rm -f $(TOOLS) $(TESTS) $(HOST_TESTS)
+	rm -f $(TOOLS) $(TESTS) $(HOST_TESTS) selftests/bench/vmpf-bench
 	rm -rf build tools/build

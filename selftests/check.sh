@@ -57,7 +57,22 @@ if ! KERNELS=$(selftests/deps.sh 2> >(tee "$LOGS/deps.log" >&2)); then
 	section "setup"
 	result fail "install dependencies" "$(tail -n 15 "$LOGS/deps.log")"
 	finish_section
-	# --- the two-host demo, small --------------------------------------------
+	# --- the benchmark program, short: it runs, its figures come out, and
+# both the module and the userfaultfd baseline served the right data ---------
+section "bench: short run"
+if VMPF_BENCH="32 1 200" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
+   grep -q '"precopy_mbs":[0-9]' build/bench/bench.json &&
+   grep -q '"uffd_fault_us_1t":[0-9]' build/bench/bench.json &&
+   grep -q '"prefetch_mbs":[0-9]' build/bench/bench.json &&
+   grep -q '"bad_pages":0}' build/bench/bench.json; then
+	result ok "bench: figures produced, every page right in both the module and the baseline"
+else
+	result fail "bench: figures produced, every page right in both the module and the baseline" \
+		"$(tail -n 15 "$LOGS/bench.log")"
+fi
+finish_section
+
+# --- the two-host demo, small --------------------------------------------
 section "demo: two QEMU hosts sharing one disk"
 if VMPF_DEMO_RAM=64M selftests/demo.sh > "$LOGS/demo.log" 2>&1; then
 	result ok "demo: migration between two hosts through a shared disk, verified"
@@ -226,6 +241,21 @@ for k in $KERNELS; do
 	ingest_guest "$k: " "$dir" "$rc"
 	finish_section
 done
+
+# --- the benchmark program, short: it runs, its figures come out, and
+# both the module and the userfaultfd baseline served the right data ---------
+section "bench: short run"
+if VMPF_BENCH="32 1 200" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
+   grep -q '"precopy_mbs":[0-9]' build/bench/bench.json &&
+   grep -q '"uffd_fault_us_1t":[0-9]' build/bench/bench.json &&
+   grep -q '"prefetch_mbs":[0-9]' build/bench/bench.json &&
+   grep -q '"bad_pages":0}' build/bench/bench.json; then
+	result ok "bench: figures produced, every page right in both the module and the baseline"
+else
+	result fail "bench: figures produced, every page right in both the module and the baseline" \
+		"$(tail -n 15 "$LOGS/bench.log")"
+fi
+finish_section
 
 # --- the two-host demo, small --------------------------------------------
 section "demo: two QEMU hosts sharing one disk"

@@ -43,6 +43,16 @@ check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko
 check "load message logged" sh -c 'dmesg | grep -q "vmpagefile: version .* loaded"'
 
 export VMPF_MODULE=/lib/modules/vmpagefile.ko
+# make bench: vmpf_bench=MIB,REPS,FAULTS on the kernel command line.
+bench=$(sed -n 's/.*vmpf_bench=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$bench" ]; then
+	set -- $(echo "$bench" | tr ',' ' ')
+	vmpf-bench /dev/vda "$1" "$2" "$3" > $R 2>&1
+	say "VMPF-BENCH-END $?"
+	say "VMPF-DONE"
+	sync
+	poweroff -f
+fi
 # The two-host demo: vmpf_demo=source|dest,RAM on the kernel command line.
 demo=$(sed -n 's/.*vmpf_demo=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$demo" ]; then

@@ -1,0 +1,40 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: boot the newest Debian 6.12 kernel with the module and a
+# virtio disk (a raw image on the host, no host cache) and run vmpf-bench
+# inside; print its table and keep its JSON in build/bench/bench.json.
+#   VMPF_BENCH="MIB REPS FAULTS"   default "256 3 2000"
+set -uo pipefail
+cd "$(dirname "$0")/.."
+read -r MIB REPS FAULTS <<< "${VMPF_BENCH:-256 3 2000}"
+OUT=build/bench
+mkdir -p "$OUT"
+die() { echo "bench: $*" >&2; exit 1; }
+
+kernels=$(selftests/deps.sh) || die "installing what the bench needs failed"
+k=$(echo "$kernels" | tr ' ' '\n' | grep '^6\.12' | tail -n 1)
+[ -n "$k" ] || k=$(echo "$kernels" | awk '{print $NF}')
+make -s tools bench-tools >/dev/null || die "building the tools failed"
+rm -rf "$OUT/mod" && mkdir -p "$OUT/mod" && cp -r Kbuild Makefile dkms.conf kernel uapi "$OUT/mod/"
+make -s -C "$OUT/mod" KERNELRELEASE="$k" module >"$OUT/build.log" 2>&1 ||
+	die "building the module failed: see $OUT/build.log"
+selftests/qemu/mkinitramfs.sh "$k" "$OUT/mod/vmpagefile.ko" "$OUT/initrd.gz" \
+	tools/vmpf-ctl selftests/bench/vmpf-bench || die "building the initramfs failed"
+rm -f "$OUT/disk.img"
+truncate -s $(( (MIB + MIB / 64 + 16) * 1048576 )) "$OUT/disk.img"
+
+echo "bench: kernel $k, ${MIB} MiB page file, $REPS repetitions, $FAULTS faults"
+VMPF_GUEST_MEM=$(( 1024 + 3 * MIB )) VMPF_SHARED_DISK=$OUT/disk.img \
+	VMPF_APPEND="vmpf_bench=$MIB,$REPS,$FAULTS" \
+	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/guest" 3600
+res=$(tr -d '\r' < "$OUT/guest/result.log")
+echo "$res" | grep -v '^VMPF-\|^BENCH-JSON\|^#' 
+echo "$res" | sed -n 's/^BENCH-JSON //p' > "$OUT/bench.json"
+if ! echo "$res" | grep -q '^VMPF-BENCH-END 0$' || [ ! -s "$OUT/bench.json" ]; then
+	echo "$res" | tail -n 20
+	die "the benchmark failed (logs in $OUT/guest)"
+fi
+if grep -aEq 'WARNING:|BUG:|Oops|Call Trace:' "$OUT/guest/console.log"; then
+	die "the kernel log has a warning or oops: $OUT/guest/console.log"
+fi
+echo "bench: JSON in $OUT/bench.json"

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmpf-bench: the benchmarks of `make bench`, run inside a booted test
+ * kernel.  Every figure is compared with a baseline measured in the same
+ * boot, on the same device and the same data, and reported as a ratio:
+ * times inside an emulated machine mean nothing alone.
+ *
+ *   vmpf-bench DEVICE MIB REPS FAULTS
+ *
+ * 1. pre-copy: round 0 of a source session (a VM whose pages are all
+ *    non-zero) against sequential O_DIRECT writes of the same size;
+ * 2. fault service: first touches of FAULTS random pages of a restored
+ *    mapping, prefetch off, one thread and four, against a userfaultfd
+ *    handler that reads the page from the same page file with pread() on an
+ *    O_DIRECT descriptor and installs it with UFFDIO_COPY;
+ * 3. prefetch: time to fully resident against a sequential O_DIRECT read
+ *    of the same extent;
+ * 4. module memory per GiB of guest RAM, source and restore.
+ * Each figure is the median of REPS runs, with min and max.  Prints a table
+ * and, on a line starting "BENCH-JSON ", the same as JSON.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmpf.h"
+
+#define PAGE		4096UL
+#define IO_BYTES	(256 * 1024UL)
+#define MAX_REPS	9
+#define THREADS		4
+
+static const char *dev_path;
+static unsigned long total_pages;
+static unsigned long long data_off;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "vmpf-bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct fig {
+	double v[MAX_REPS];
+	int n;
+};
+
+static void add(struct fig *f, double v)
+{
+	f->v[f->n++] = v;
+}
+
+static double med(struct fig *f)
+{
+	qsort(f->v, f->n, sizeof(double), cmp_double);
+	return f->v[f->n / 2];
+}
+
+/* The VM's memory: every page non-zero, a pattern derived from its index. */
+static void fill(unsigned char *p, unsigned long idx)
+{
+	unsigned long i;
+
+	for (i = 0; i < PAGE / 8; i++)
+		((unsigned long *)p)[i] = (idx * 0x9e3779b97f4a7c15UL) ^ (i + 1);
+}
+
+static int check(const unsigned char *p, unsigned long idx)
+{
+	unsigned long i;
+
+	for (i = 0; i < PAGE / 8; i++)
+		if (((const unsigned long *)p)[i] != ((idx * 0x9e3779b97f4a7c15UL) ^ (i + 1)))
+			return 0;
+	return 1;
+}
+
+/* Sequential O_DIRECT I/O of @bytes at @off; bytes per second. */
+static double raw_io(int write_it, unsigned long long off, unsigned long long bytes)
+{
+	int fd = open(dev_path, (write_it ? O_WRONLY : O_RDONLY) | O_DIRECT);
+	unsigned long long done;
+	void *buf;
+	double t;
+
+	if (fd < 0 || posix_memalign(&buf, PAGE, IO_BYTES))
+		die("raw I/O");
+	memset(buf, 0x5a, IO_BYTES);
+	t = now();
+	for (done = 0; done < bytes; done += IO_BYTES) {
+		ssize_t n = write_it ? pwrite(fd, buf, IO_BYTES, off + done) :
+				       pread(fd, buf, IO_BYTES, off + done);
+		if (n != (ssize_t)IO_BYTES)
+			die("raw I/O");
+	}
+	if (write_it)
+		fsync(fd);
+	t = now() - t;
+	close(fd);
+	free(buf);
+	return bytes / t;
+}
+
+/* Make the page file; returns round 0's write rate, session memory. */
+static double make_image(double *mem_bytes)
+{
+	struct vmpf_round_stats rounds[4];
+	struct vmpf_status st = { .rounds = (unsigned long)rounds, .rounds_cap = 4 };
+	struct vmpf_finish fin = { .state = (unsigned long)"bench", .state_len = 6 };
+	struct vmpf_source_attach at = { 0 };
+	struct vmpf_region regs[2];
+	struct pollfd pfd;
+	struct vmpf_api api;
+	unsigned long half = total_pages / 2, i;
+	int kvm, vm, dev, target;
+	unsigned char *mem[2];
+
+	kvm = open("/dev/kvm", O_RDWR);
+	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	dev = vmpf_open(vmpf_device_path());
+	target = open(dev_path, O_RDWR | O_DIRECT);
+	if (vm < 0 || dev < 0 || target < 0 || vmpf_handshake(dev, VMPF_FEATURE_SOURCE, &api))
+		die("source setup");
+	for (i = 0; i < 2; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = i, .guest_phys_addr = i ? 1ULL << 32 : 0, .memory_size = half * PAGE,
+		};
+
+		mem[i] = mmap(NULL, half * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem[i] == MAP_FAILED)
+			die("guest memory");
+		r.userspace_addr = (unsigned long)mem[i];
+		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r))
+			die("memslot");
+		regs[i] = (struct vmpf_region){ .slot = i, .gpa = r.guest_phys_addr,
+						.size = half * PAGE, .uaddr = r.userspace_addr };
+	}
+	for (i = 0; i < total_pages; i++)
+		fill(mem[i / half] + (i % half) * PAGE, i);
+	at.vm_fd = vm;
+	at.target_fd = target;
+	at.regions = (unsigned long)regs;
+	at.nr_regions = 2;
+	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_START, NULL))
+		die("attach/start");
+	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
+	if (poll(&pfd, 1, 600000) != 1 || __vmpf_ioctl(dev, VMPF_IOC_STATUS, &st) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin))
+		die("pre-copy");
+	*mem_bytes = st.mem_bytes;
+	data_off = at.required_bytes - total_pages * PAGE;
+	close(dev);
+	close(target);
+	close(vm);
+	close(kvm);
+	munmap(mem[0], half * PAGE);
+	munmap(mem[1], half * PAGE);
+	return (double)rounds[0].write_rate;
+}
+
+/* --- fault service ------------------------------------------------------ */
+
+struct toucher {
+	unsigned char *base;
+	const unsigned long *idx;
+	int n;
+	double *lat;
+	int bad;
+};
+
+static void *touch(void *arg)
+{
+	struct toucher *t = arg;
+	int i;
+
+	for (i = 0; i < t->n; i++) {
+		volatile unsigned char *p = t->base + t->idx[i] * PAGE;
+		double t0 = now();
+
+		(void)*p;
+		t->lat[i] = now() - t0;
+		t->bad += !check((const unsigned char *)p, t->idx[i]);
+	}
+	return NULL;
+}
+
+/* Touch @n pages with @threads threads; latencies into @lat; pages/s. */
+static double touch_all(unsigned char *base, const unsigned long *idx, int n, int threads,
+			double *lat, int *bad)
+{
+	struct toucher t[THREADS];
+	pthread_t th[THREADS];
+	double t0;
+	int i, per = n / threads;
+
+	t0 = now();
+	for (i = 0; i < threads; i++) {
+		t[i] = (struct toucher){ base, idx + i * per, per, lat + i * per, 0 };
+		pthread_create(&th[i], NULL, touch, &t[i]);
+	}
+	*bad = 0;
+	for (i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		*bad += t[i].bad;
+	}
+	return per * threads / (now() - t0);
+}
+
+static double vmpf_faults(const unsigned long *idx, int n, int threads, double *lat, int *bad,
+			  double *mem_bytes)
+{
+	struct vmpf_restore_open ro = { .flags = VMPF_RESTORE_NO_PREFETCH };
+	struct vmpf_restore_status st = { 0 };
+	struct vmpf_api api;
+	unsigned char *map;
+	double rate;
+	int dev = vmpf_open(vmpf_device_path());
+
+	ro.target_fd = open(dev_path, O_RDONLY | O_DIRECT);
+	if (dev < 0 || vmpf_handshake(dev, VMPF_FEATURE_RESTORE, &api) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro))
+		die("restore open");
+	map = mmap(NULL, total_pages * PAGE, PROT_READ, MAP_SHARED, dev, 0);
+	if (map == MAP_FAILED)
+		die("restore mmap");
+	rate = touch_all(map, idx, n, threads, lat, bad);
+	__vmpf_ioctl(dev, VMPF_IOC_RESTORE_STATUS, &st);
+	*mem_bytes = st.mem_bytes;
+	munmap(map, total_pages * PAGE);
+	close(ro.target_fd);
+	close(dev);
+	return rate;
+}
+
+struct uffd_handler {
+	int uffd, fd;
+	unsigned char *base;
+	void *buf;
+};
+
+/* The baseline: what Firecracker's and QEMU's handlers do, per fault. */
+static void *uffd_serve(void *arg)
+{
+	struct uffd_handler *h = arg;
+	struct uffd_msg msg;
+
+	for (;;) {
+		struct uffdio_copy copy;
+		unsigned long idx;
+
+		if (read(h->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			return NULL;	/* closed: done */
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		idx = (msg.arg.pagefault.address - (unsigned long)h->base) / PAGE;
+		if (pread(h->fd, h->buf, PAGE, data_off + idx * PAGE) != PAGE)
+			die("uffd pread");
+		copy = (struct uffdio_copy){
+			.dst = (unsigned long)h->base + idx * PAGE,
+			.src = (unsigned long)h->buf, .len = PAGE,
+		};
+		if (ioctl(h->uffd, UFFDIO_COPY, &copy) && errno != EEXIST)
+			die("UFFDIO_COPY");
+	}
+}
+
+static double uffd_faults(const unsigned long *idx, int n, int threads, double *lat, int *bad)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	struct uffd_handler h;
+	pthread_t th;
+	double rate;
+
+	h.uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	h.fd = open(dev_path, O_RDONLY | O_DIRECT);
+	h.base = mmap(NULL, total_pages * PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h.uffd < 0 || h.fd < 0 || h.base == MAP_FAILED || posix_memalign(&h.buf, PAGE, PAGE) ||
+	    ioctl(h.uffd, UFFDIO_API, &api))
+		die("userfaultfd");
+	reg = (struct uffdio_register){
+		.range = { (unsigned long)h.base, total_pages * PAGE },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(h.uffd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER");
+	pthread_create(&th, NULL, uffd_serve, &h);
+	rate = touch_all(h.base, idx, n, threads, lat, bad);
+	munmap(h.base, total_pages * PAGE);
+	close(h.uffd);		/* the handler's read fails: it ends */
+	pthread_cancel(th);
+	pthread_join(th, NULL);
+	close(h.fd);
+	free(h.buf);
+	return rate;
+}
+
+/* --- prefetch ----------------------------------------------------------- */
+
+static double prefetch_rate(void)
+{
+	struct vmpf_restore_open ro = { 0 };
+	struct pollfd pfd;
+	struct vmpf_api api;
+	int dev = vmpf_open(vmpf_device_path());
+	double t;
+
+	ro.target_fd = open(dev_path, O_RDONLY | O_DIRECT);
+	if (dev < 0 || vmpf_handshake(dev, VMPF_FEATURE_RESTORE, &api))
+		die("prefetch setup");
+	t = now();
+	if (__vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro))
+		die("prefetch open");
+	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
+	if (poll(&pfd, 1, 1200000) != 1)
+		die("prefetch did not complete");
+	t = now() - t;
+	close(ro.target_fd);
+	close(dev);
+	return total_pages * PAGE / t;
+}
+
+static void pct(double *lat, int n, double *p50, double *p99)
+{
+	qsort(lat, n, sizeof(double), cmp_double);
+	*p50 = lat[n / 2];
+	*p99 = lat[n * 99 / 100];
+}
+
+int main(int argc, char **argv)
+{
+	struct fig pre, raww, f1v, f1u, f1vr, f1ur, f4v, f4u, f4vr, f4ur, pf, rawr;
+	double src_mem = 0, rst_mem = 0, *lat, p99v1 = 0, p99u1 = 0, p50, p99;
+	unsigned long *idx, i;
+	int reps, n, r, bad, bad_total = 0;
+	unsigned long seed = 12345;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: vmpf-bench DEVICE MIB REPS FAULTS\n");
+		return 2;
+	}
+	memset(&pre, 0, sizeof(pre));
+	raww = f1v = f1u = f1vr = f1ur = f4v = f4u = f4vr = f4ur = pf = rawr = pre;
+	dev_path = argv[1];
+	total_pages = strtoul(argv[2], NULL, 0) * 1048576 / PAGE;
+	reps = atoi(argv[3]);
+	n = atoi(argv[4]) / THREADS * THREADS;
+	if (reps < 1 || reps > MAX_REPS || n < THREADS || (unsigned long)n > total_pages)
+		return 2;
+	/* The layout of docs/pagefile-format.md, 1 MiB of device state. */
+	data_off = 2 * PAGE + (total_pages * 8 + PAGE - 1) / PAGE * PAGE + 1048576;
+	idx = malloc(n * sizeof(*idx));
+	lat = malloc(n * sizeof(*lat));
+	/* N distinct random pages (an LCG over the page numbers). */
+	for (i = 0; i < (unsigned long)n; i++) {
+		unsigned long j, v;
+again:
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		v = (seed >> 17) % total_pages;
+		for (j = 0; j < i; j++)
+			if (idx[j] == v)
+				goto again;
+		idx[i] = v;
+	}
+
+	for (r = 0; r < reps; r++) {
+		/* Raw writes first, over where the data area will be. */
+		add(&raww, raw_io(1, data_off, total_pages * PAGE));
+		add(&pre, make_image(&src_mem));
+		add(&rawr, raw_io(0, data_off, total_pages * PAGE));
+
+		add(&f1v, vmpf_faults(idx, n, 1, lat, &bad, &rst_mem));
+		bad_total += bad;
+		pct(lat, n, &p50, &p99);
+		add(&f1vr, p50);
+		p99v1 = p99;
+		add(&f1u, uffd_faults(idx, n, 1, lat, &bad));
+		bad_total += bad;
+		pct(lat, n, &p50, &p99);
+		add(&f1ur, p50);
+		p99u1 = p99;
+
+		add(&f4v, vmpf_faults(idx, n, THREADS, lat, &bad, &rst_mem));
+		bad_total += bad;
+		pct(lat, n, &p50, &p99);
+		add(&f4vr, p50);
+		add(&f4u, uffd_faults(idx, n, THREADS, lat, &bad));
+		bad_total += bad;
+		pct(lat, n, &p50, &p99);
+		add(&f4ur, p50);
+
+		add(&pf, prefetch_rate());
+	}
+
+	printf("vmpagefile benchmarks: %lu MiB page file on %s, %d faults, median of %d\n",
+	       total_pages * PAGE >> 20, dev_path, n, reps);
+	printf("%-44s %14s %14s %8s  goal\n", "figure", "vmpagefile", "baseline", "ratio");
+#define ROW(name, a, b, unit, goal) \
+	printf("%-44s %11.1f %s %11.1f %s %8.2f  %s\n", name, a, unit, b, unit, (a) / (b), goal)
+	ROW("pre-copy round 0 write (vs raw O_DIRECT)", med(&pre) / 1048576, med(&raww) / 1048576,
+	    "MB/s", ">= 0.90");
+	ROW("fault median, 1 thread (vs userfaultfd)", med(&f1vr) * 1e6, med(&f1ur) * 1e6,
+	    "us  ", "<= 0.50");
+	ROW("faults/s, 1 thread (vs userfaultfd)", med(&f1v), med(&f1u), "/s  ", "");
+	ROW("fault median, 4 threads (vs userfaultfd)", med(&f4vr) * 1e6, med(&f4ur) * 1e6,
+	    "us  ", "<= 0.50");
+	ROW("faults/s, 4 threads (vs userfaultfd)", med(&f4v), med(&f4u), "/s  ", "");
+	ROW("prefetch to resident (vs raw O_DIRECT read)", med(&pf) / 1048576, med(&rawr) / 1048576,
+	    "MB/s", ">= 0.90");
+	printf("fault p99, 1 thread: vmpagefile %.1f us, userfaultfd %.1f us\n", p99v1 * 1e6,
+	       p99u1 * 1e6);
+	printf("module memory per GiB of guest RAM: source %.0f KiB (%.3f %%), restore %.0f KiB (%.3f %%), goal <= 0.1 %%\n",
+	       src_mem / (total_pages * PAGE / 1073741824.0) / 1024,
+	       100 * src_mem / (total_pages * PAGE),
+	       rst_mem / (total_pages * PAGE / 1073741824.0) / 1024,
+	       100 * rst_mem / (total_pages * PAGE));
+	printf("pages with wrong content: %d (vmpagefile and the userfaultfd baseline)\n", bad_total);
+	printf("BENCH-JSON {\"mib\":%lu,\"faults\":%d,\"reps\":%d,"
+	       "\"precopy_mbs\":%.1f,\"raw_write_mbs\":%.1f,"
+	       "\"fault_us_1t\":%.2f,\"uffd_fault_us_1t\":%.2f,\"fault_us_4t\":%.2f,\"uffd_fault_us_4t\":%.2f,"
+	       "\"faults_per_s_1t\":%.0f,\"uffd_faults_per_s_1t\":%.0f,"
+	       "\"prefetch_mbs\":%.1f,\"raw_read_mbs\":%.1f,"
+	       "\"source_mem_bytes\":%.0f,\"restore_mem_bytes\":%.0f,\"bad_pages\":%d}\n",
+	       total_pages * PAGE >> 20, n, reps, med(&pre) / 1048576, med(&raww) / 1048576,
+	       med(&f1vr) * 1e6, med(&f1ur) * 1e6, med(&f4vr) * 1e6, med(&f4ur) * 1e6,
+	       med(&f1v), med(&f1u), med(&pf) / 1048576, med(&rawr) / 1048576,
+	       src_mem, rst_mem, bad_total);
+	return bad_total ? 1 : 0;
+}
