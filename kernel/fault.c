@@ -81,70 +81,36 @@ static void vmpf_restore_complete(struct vmpf_restore *rst)
 }
 
 /*
- * Bring page @idx in.  The caller owns its in-flight bit; this publishes
- * the page or marks it bad, and releases the bit.  May sleep; holds no lock
- * of its own across the read.
+ * Page @idx was read into @page (or @ret says why not): check it, then
+ * publish it or mark it bad, and release its in-flight bit.
  */
-void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
+static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
+				 struct page *page, int ret, bool demand)
 {
 	const struct vmpf_pf_page *e = &rst->table[idx];
-	struct mem_cgroup *old;
-	struct page *page;
-	int ret = 0;
 
-	/*
-	 * Whoever looked before taking the bit may be late: the page may have
-	 * come in (or gone bad) meanwhile.  With the bit held it cannot change.
-	 */
-	if (READ_ONCE(rst->pages[idx]) || test_bit(idx, rst->bad)) {
-		vmpf_restore_unlock(rst, idx);
-		return;
-	}
+	if (!ret && e->state == VMPF_PAGE_DATA) {
+		void *p = kmap_local_page(page);
+		u32 crc = vmpf_crc32c(p, PAGE_SIZE);
 
-	/* The VMM's memory, whoever faults: a KVM async-fault worker too. */
-	old = set_active_memcg(rst->memcg);
-	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO);
-	set_active_memcg(old);
-	if (!page) {
-		/* Not bad: a later fault may find memory. */
-		vmpf_restore_unlock(rst, idx);
-		return;
-	}
-
-	if (e->state == VMPF_PAGE_ZERO) {
-		atomic64_inc(&rst->zero_pages);
-	} else if (e->state == VMPF_PAGE_DATA) {
-		down_read(&rst->store_sem);
-		ret = rst->store.file ?
-		      vmpf_store_read_page(&rst->store, page,
-					   rst->data_off + idx * VMPF_PF_PAGE_SIZE) :
-		      -EIO;
-		up_read(&rst->store_sem);
-		if (ret && vmpf_transient(ret)) {
-			/* Interrupted: nothing is known about the page yet. */
-		} else if (ret) {
-			atomic64_inc(&rst->io_errors);
-			vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
-		} else {
-			void *p = kmap_local_page(page);
-			u32 crc = vmpf_crc32c(p, PAGE_SIZE);
-
-			kunmap_local(p);
-			if (crc != le32_to_cpu(e->crc)) {
-				atomic64_inc(&rst->crc_errors);
-				ret = -EBADMSG;
-				vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
-			}
+		kunmap_local(p);
+		if (crc != le32_to_cpu(e->crc)) {
+			atomic64_inc(&rst->crc_errors);
+			ret = -EBADMSG;
+			vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
 		}
-	} else {
-		ret = -ENODATA;
-		vmpf_restore_bad(rst, idx, ret, "never written by the source");
+	} else if (ret && !vmpf_transient(ret)) {
+		/* Interrupted reads leave the page to be tried again. */
+		atomic64_inc(&rst->io_errors);
+		vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
 	}
 
 	trace_vmpf_fill(idx, demand, e->state, ret);
 	if (ret) {
 		__free_page(page);
 	} else {
+		if (e->state == VMPF_PAGE_ZERO)
+			atomic64_inc(&rst->zero_pages);
 		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
 		/* Pairs with the acquire in vmpf_restore_fault(). */
 		smp_store_release(&rst->pages[idx], page);
@@ -152,6 +118,73 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, bool demand)
 	vmpf_restore_unlock(rst, idx);
 	if (!ret && atomic64_inc_return(&rst->resident) == rst->total_pages)
 		vmpf_restore_complete(rst);
+}
+
+static struct page *vmpf_restore_alloc(struct vmpf_restore *rst)
+{
+	/* The VMM's memory, whoever faults: a KVM async-fault worker too. */
+	struct mem_cgroup *old = set_active_memcg(rst->memcg);
+	struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO);
+
+	set_active_memcg(old);
+	return page;
+}
+
+/*
+ * Bring pages @idx .. @idx + @n - 1 in.  The caller owns their in-flight
+ * bits; for @n > 1 they are all data pages, read in one request.  Each is
+ * published or marked bad, and its bit released.  May sleep; holds no lock
+ * of its own across the read.
+ */
+void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
+		       bool demand)
+{
+	struct page *pages[VMPF_IO_PAGES];
+	unsigned int i, got = 0;
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		/*
+		 * Whoever looked before taking the bit may be late: the page may
+		 * have come in (or gone bad) meanwhile.  With the bit held it
+		 * cannot change.
+		 */
+		if (READ_ONCE(rst->pages[idx + i]) || test_bit(idx + i, rst->bad) ||
+		    (n > 1 && rst->table[idx + i].state != VMPF_PAGE_DATA))
+			break;
+		pages[i] = vmpf_restore_alloc(rst);
+		if (!pages[i])
+			break;
+		got++;
+	}
+	/* Release what we will not read now; not bad, a later try may do. */
+	for (i = got; i < n; i++)
+		vmpf_restore_unlock(rst, idx + i);
+	if (!got)
+		return;
+
+	switch (rst->table[idx].state) {
+	case VMPF_PAGE_ZERO:
+		break;
+	case VMPF_PAGE_DATA:
+		down_read(&rst->store_sem);
+		ret = !rst->store.file ? -EIO : got == 1 ?
+		      vmpf_store_read_page(&rst->store, pages[0],
+					   rst->data_off + idx * VMPF_PF_PAGE_SIZE) :
+		      vmpf_store_read_pages(&rst->store, pages, got,
+					    rst->data_off + idx * VMPF_PF_PAGE_SIZE);
+		up_read(&rst->store_sem);
+		break;
+	default:
+		ret = -ENODATA;
+		vmpf_restore_bad(rst, idx, ret, "never written by the source");
+		/* Marked bad already: do not count it as a read error too. */
+		__free_page(pages[0]);
+		vmpf_restore_unlock(rst, idx);
+		return;
+	}
+	for (i = 0; i < got; i++)
+		vmpf_restore_publish(rst, idx + i, pages[i], ret, demand);
 }
 
 /* Read page @idx, or wait for the read someone else started.  0 or -EINTR. */
@@ -162,7 +195,7 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 
 	atomic_inc(&rst->demand_waiting);
 	if (!test_and_set_bit_lock(idx, rst->inflight))
-		vmpf_restore_fill(rst, idx, true);
+		vmpf_restore_fill(rst, idx, 1, true);
 	else
 		ret = wait_var_event_killable(&rst->pages[idx],
 					      !test_bit_acquire(idx, rst->inflight));

@@ -53,10 +53,35 @@ static void vmpf_prefetch_pace(struct vmpf_restore *rst, u64 *start, u64 *done)
 	}
 }
 
+/*
+ * Page @idx is ours to read: take the following pages too while they are
+ * data pages of the same round that nobody has, up to one request's worth,
+ * so the prefetch reads 256 KiB at a time where it can.  Returns how many.
+ */
+static unsigned int vmpf_prefetch_run(struct vmpf_restore *rst, u64 idx, u64 round)
+{
+	unsigned int n = 1;
+
+	if (rst->table[idx].state != VMPF_PAGE_DATA)
+		return 1;
+	while (n < VMPF_IO_PAGES && idx + n < rst->total_pages) {
+		const struct vmpf_pf_page *e = &rst->table[idx + n];
+
+		if (e->state != VMPF_PAGE_DATA ||
+		    (round != ~0ULL && le16_to_cpu(e->round) != round) ||
+		    READ_ONCE(rst->pages[idx + n]) || test_bit(idx + n, rst->bad) ||
+		    test_and_set_bit_lock(idx + n, rst->inflight))
+			break;
+		n++;
+	}
+	return n;
+}
+
 /* One pass over the pages whose last round is @round (or all, if ~0). */
 static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 			       u64 *done)
 {
+	unsigned int n, i;
 	u64 idx;
 
 	for (idx = 0; idx < rst->total_pages; idx++) {
@@ -70,8 +95,11 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 			return false;
 		if (test_and_set_bit_lock(idx, rst->inflight))
 			continue;	/* a fault is reading it */
-		vmpf_restore_fill(rst, idx, false);
-		vmpf_prefetch_pace(rst, start, done);
+		n = vmpf_prefetch_run(rst, idx, round);
+		vmpf_restore_fill(rst, idx, n, false);
+		for (i = 0; i < n; i++)
+			vmpf_prefetch_pace(rst, start, done);
+		idx += n - 1;
 		cond_resched();
 	}
 	return true;

@@ -48,7 +48,6 @@ enum vmpf_cmd {
 };
 
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
-#define VMPF_IO_PAGES	64	/* pages per write: 256 KiB */
 #define VMPF_MSG_LEN	128
 
 struct vmpf_source {

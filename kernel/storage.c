@@ -118,17 +118,16 @@ int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 	return 0;
 }
 
-/* Read one page from @pos, page aligned, straight into @page. */
-int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
+static int vmpf_store_read_bvec(struct vmpf_store *st, struct bio_vec *bv,
+				unsigned int n, loff_t pos)
 {
-	struct bio_vec bv = { .bv_page = page, .bv_len = PAGE_SIZE, .bv_offset = 0 };
 	struct iov_iter iter;
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	if (pos < 0 || pos + PAGE_SIZE > st->size)
+	if (pos < 0 || pos + (loff_t)n * PAGE_SIZE > st->size)
 		return -EINVAL;
-	iov_iter_bvec(&iter, ITER_DEST, &bv, 1, PAGE_SIZE);
+	iov_iter_bvec(&iter, ITER_DEST, bv, n, (size_t)n * PAGE_SIZE);
 	while (iov_iter_count(&iter)) {
 		init_sync_kiocb(&kiocb, st->file);
 		kiocb.ki_pos = pos;
@@ -140,6 +139,31 @@ int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
 		pos += ret;
 	}
 	return 0;
+}
+
+/* Read one page from @pos, page aligned, straight into @page. */
+int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
+{
+	struct bio_vec bv = { .bv_page = page, .bv_len = PAGE_SIZE, .bv_offset = 0 };
+
+	return vmpf_store_read_bvec(st, &bv, 1, pos);
+}
+
+/* Read @n whole pages in one request (the prefetch: not on a fault's stack). */
+int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
+			  unsigned int n, loff_t pos)
+{
+	struct bio_vec bv[VMPF_IO_PAGES];
+	unsigned int i;
+
+	if (n > VMPF_IO_PAGES)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		bv[i].bv_page = pages[i];
+		bv[i].bv_len = PAGE_SIZE;
+		bv[i].bv_offset = 0;
+	}
+	return vmpf_store_read_bvec(st, bv, n, pos);
 }
 
 /* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */

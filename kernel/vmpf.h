@@ -39,6 +39,9 @@
  */
 #define VMPF_MAX_PAGES	BIT_ULL(27)
 
+/* Pages per page-file request: 256 KiB. */
+#define VMPF_IO_PAGES	64
+
 /* Module-wide counters, reported by VMPF_IOC_DEV_INFO. */
 struct vmpf_counters {
 	atomic64_t open_files;	/* file descriptions open on the device */
@@ -103,6 +106,8 @@ int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 			 loff_t pos);
 int vmpf_store_sync(struct vmpf_store *st);
 int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos);
+int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
+			  unsigned int n, loff_t pos);
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
 
 /* pagefile.c: on-disk layout of a page file for a set of regions */
