@@ -457,13 +457,6 @@ int vmpf_precopy_thread(void *arg)
 		vmpf_source_fail(src, ECANCELED, "aborted");
 	vmpf_set_phase(src, done);
 
-	/* Park until release() stops us. */
-	for (;;) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (kthread_should_stop())
-			break;
-		schedule();
-	}
-	__set_current_state(TASK_RUNNING);
+	vmpf_park();
 	return 0;
 }

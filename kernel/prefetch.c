@@ -134,13 +134,6 @@ int vmpf_prefetch_thread(void *arg)
 	rst->prefetch_run = false;
 	spin_unlock(&rst->lock);
 
-	/* Park until release() stops us. */
-	for (;;) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (kthread_should_stop())
-			break;
-		schedule();
-	}
-	__set_current_state(TASK_RUNNING);
+	vmpf_park();
 	return 0;
 }

@@ -51,20 +51,24 @@ void vmpf_store_put(struct vmpf_store *st)
 	st->file = NULL;
 }
 
-static int vmpf_store_write_bvec(struct vmpf_store *st, struct bio_vec *bv,
-				 unsigned int n, size_t len, loff_t pos)
+/* One synchronous direct request over @bv, in as many calls as it takes. */
+static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
+			 struct bio_vec *bv, unsigned int n, loff_t pos)
 {
+	size_t len = (size_t)n * PAGE_SIZE;
 	struct iov_iter iter;
 	struct kiocb kiocb;
 	ssize_t ret;
 
 	if (pos < 0 || pos + len > st->size)
-		return -ENOSPC;
-	iov_iter_bvec(&iter, ITER_SOURCE, bv, n, len);
+		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
+	iov_iter_bvec(&iter, dir, bv, n, len);
 	while (iov_iter_count(&iter)) {
 		init_sync_kiocb(&kiocb, st->file);
 		kiocb.ki_pos = pos;
-		ret = vmpf_iocb_iter_write(st->file, &kiocb, &iter);
+		ret = dir == ITER_SOURCE ?
+		      vmpf_iocb_iter_write(st->file, &kiocb, &iter) :
+		      vfs_iocb_iter_read(st->file, &kiocb, &iter);
 		if (ret < 0)
 			return ret;
 		if (!ret)
@@ -74,21 +78,28 @@ static int vmpf_store_write_bvec(struct vmpf_store *st, struct bio_vec *bv,
 	return 0;
 }
 
-/* Write @n whole pages to @pos, which is page aligned. */
-int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
-			   unsigned int n, loff_t pos)
+/* Fill @bv with @n whole pages. */
+static void vmpf_store_bvec(struct bio_vec *bv, struct page **pages, unsigned int n)
 {
-	struct bio_vec bv[VMPF_IO_PAGES];
 	unsigned int i;
 
-	if (n > VMPF_IO_PAGES)
-		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		bv[i].bv_page = pages[i];
 		bv[i].bv_len = PAGE_SIZE;
 		bv[i].bv_offset = 0;
 	}
-	return vmpf_store_write_bvec(st, bv, n, (size_t)n * PAGE_SIZE, pos);
+}
+
+/* Write @n whole pages to @pos, which is page aligned. */
+int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
+			   unsigned int n, loff_t pos)
+{
+	struct bio_vec bv[VMPF_IO_PAGES];
+
+	if (n > VMPF_IO_PAGES)
+		return -EINVAL;
+	vmpf_store_bvec(bv, pages, n);
+	return vmpf_store_rw(st, ITER_SOURCE, bv, n, pos);
 }
 
 /*
@@ -118,35 +129,12 @@ int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 	return 0;
 }
 
-static int vmpf_store_read_bvec(struct vmpf_store *st, struct bio_vec *bv,
-				unsigned int n, loff_t pos)
-{
-	struct iov_iter iter;
-	struct kiocb kiocb;
-	ssize_t ret;
-
-	if (pos < 0 || pos + (loff_t)n * PAGE_SIZE > st->size)
-		return -EINVAL;
-	iov_iter_bvec(&iter, ITER_DEST, bv, n, (size_t)n * PAGE_SIZE);
-	while (iov_iter_count(&iter)) {
-		init_sync_kiocb(&kiocb, st->file);
-		kiocb.ki_pos = pos;
-		ret = vfs_iocb_iter_read(st->file, &kiocb, &iter);
-		if (ret < 0)
-			return ret;
-		if (!ret)
-			return -EIO;
-		pos += ret;
-	}
-	return 0;
-}
-
 /* Read one page from @pos, page aligned, straight into @page. */
 int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
 {
 	struct bio_vec bv = { .bv_page = page, .bv_len = PAGE_SIZE, .bv_offset = 0 };
 
-	return vmpf_store_read_bvec(st, &bv, 1, pos);
+	return vmpf_store_rw(st, ITER_DEST, &bv, 1, pos);
 }
 
 /* Read @n whole pages in one request (the prefetch: not on a fault's stack). */
@@ -154,16 +142,11 @@ int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 			  unsigned int n, loff_t pos)
 {
 	struct bio_vec bv[VMPF_IO_PAGES];
-	unsigned int i;
 
 	if (n > VMPF_IO_PAGES)
 		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		bv[i].bv_page = pages[i];
-		bv[i].bv_len = PAGE_SIZE;
-		bv[i].bv_offset = 0;
-	}
-	return vmpf_store_read_bvec(st, bv, n, pos);
+	vmpf_store_bvec(bv, pages, n);
+	return vmpf_store_rw(st, ITER_DEST, bv, n, pos);
 }
 
 /* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */

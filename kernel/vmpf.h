@@ -25,6 +25,8 @@
 #include <linux/atomic.h>
 #include <linux/bits.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
+#include <linux/sched.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
@@ -79,6 +81,22 @@ struct vmpf_file {
 	struct vmpf_restore *rst;
 	wait_queue_head_t wq;
 };
+
+/*
+ * A session thread whose job is over waits here until release() stops it
+ * with kthread_stop(): it never exits on its own, so kthread_stop() never
+ * races its exit.  Interruptible, to stay out of the hung-task detector.
+ */
+static inline void vmpf_park(void)
+{
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+}
 
 /* source.c */
 long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg);

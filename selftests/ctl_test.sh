@@ -3,15 +3,8 @@
 # vmpf-ctl against the loaded module, inside the test guest (busybox sh).
 # Prints TAP.  Leaves the module loaded.
 mod=${VMPF_MODULE:-/lib/modules/vmpagefile.ko}
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n ctl.$1"; }
-# Details first, as kselftest does: the host reads them as the failure's.
-notok() {
-	name=$1
-	shift
-	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
-	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n ctl.$name"
-}
+TAP_PREFIX=ctl
+. "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
 echo "1..4"

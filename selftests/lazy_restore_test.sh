@@ -4,17 +4,8 @@
 # from the page file through vmpagefile, vCPU faults served in the kernel
 # through KVM, with and without prefetch, from a block device and a file;
 # a corrupt page; kill -9 mid-restore.  Prints TAP.
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n lazy.$1"; }
-skip() { n=$((n + 1)); echo "ok $n lazy.$1 # SKIP $2"; }
-notok() {
-	name=$1
-	shift
-	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
-	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n lazy.$name"
-}
-has() { echo "$1" | grep -q "$2"; }
-num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
+TAP_PREFIX=lazy
+. "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
 BLK=/dev/ram0
 

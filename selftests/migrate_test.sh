@@ -5,26 +5,9 @@
 # (/dev/ram0) or on a file (ext2 on /dev/ram1), switch-over, commit; then
 # vmpf-vm restores the page file eagerly and checks every page against the
 # checksums it recorded at pause.  Prints TAP.
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n migrate.$1"; }
-skip() { n=$((n + 1)); echo "ok $n migrate.$1 # SKIP $2"; }
-notok() {
-	name=$1
-	shift
-	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
-	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n migrate.$name"
-}
+TAP_PREFIX=migrate
+. "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
-num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
-has() { echo "$1" | grep -q "$2"; }
-# wait_for FILE TEXT: until TEXT appears in FILE (10 s at most)
-wait_for() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
 # restore PAGEFILE SUMS: eager restore must match the checksums at pause
 restore() {
 	vmpf-vm --load-pagefile "$1" --verify "$2" --seconds 0.2 --json 2>&1

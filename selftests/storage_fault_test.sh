@@ -5,23 +5,8 @@
 # round, and at the switch-over.  Each time the migration must fail with a
 # clear error, the VM must keep running with its memslots as they were, and
 # the page file must stay uncommitted.  Prints TAP (busybox sh).
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n fault.$1"; }
-notok() {
-	name=$1
-	shift
-	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
-	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n fault.$name"
-}
-has() { echo "$1" | grep -q "$2"; }
-num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
-wait_for() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
+TAP_PREFIX=fault
+. "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
 echo "1..4"

@@ -2,25 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0
 # vmpf-vm, the reference VMM, inside the test guest: it runs its guest code,
 # pauses, saves and restores, and catches corrupted RAM.  Prints TAP.
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n vm.$1"; }
-notok() {
-	name=$1
-	shift
-	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
-	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n vm.$name"
-}
+TAP_PREFIX=vm
+. "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
-json_num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p"; }
 
 echo "TAP version 13"
 echo "1..7"
 
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 1M --seconds 0.5 --json \
 	--checksums $t/sums 2>&1); rc=$?
-stores=$(json_num "$out" stores)
-if [ $rc = 0 ] && [ "${stores:-0}" -gt 0 ] && [ "$(json_num "$out" pattern_errors)" = 0 ] &&
-   [ "$(json_num "$out" working_set_pages)" = 256 ]; then ok dirty_guest_runs
+stores=$(num "$out" stores)
+if [ $rc = 0 ] && [ "${stores:-0}" -gt 0 ] && [ "$(num "$out" pattern_errors)" = 0 ] &&
+   [ "$(num "$out" working_set_pages)" = 256 ]; then ok dirty_guest_runs
 else notok dirty_guest_runs "rc=$rc" "$out"; fi
 
 # 16 MiB = 4096 pages; the 256-page working set and the boot area differ from zero.
@@ -32,7 +25,7 @@ if [ "$(wc -l < $t/sums)" = 4096 ] && [ "$zero" -ge 3700 ] && [ "$zero" -le 3840
 else notok checksums_cover_all_pages "lines=$(wc -l < $t/sums) zero=$zero"; fi
 
 out=$(vmpf-vm --ram 8M --idle --seconds 0.3 --json 2>&1); rc=$?
-if [ $rc = 0 ] && [ "$(json_num "$out" stores)" = 0 ]; then ok idle_guest_stores_nothing
+if [ $rc = 0 ] && [ "$(num "$out" stores)" = 0 ]; then ok idle_guest_stores_nothing
 else notok idle_guest_stores_nothing "rc=$rc" "$out"; fi
 
 out=$(vmpf-vm --ram 8M --vcpus 2 --rate 2000 --seconds 0.5 --save-state $t/st \
@@ -41,9 +34,9 @@ if [ $rc = 0 ] && [ -s $t/st ] && [ "$(stat -c %s $t/ram)" = 8388608 ]; then ok 
 else notok save "rc=$rc" "$out"; fi
 
 out=$(vmpf-vm --load-state $t/st --load-ram $t/ram --verify $t/sums2 --seconds 0.5 --json 2>&1); rc=$?
-if [ $rc = 0 ] && [ "$(json_num "$out" stores)" -gt 0 ] &&
-   [ "$(json_num "$out" verified_pages_mismatched)" = 0 ] &&
-   [ "$(json_num "$out" vcpus)" = 2 ] && [ "$(json_num "$out" pattern_errors)" = 0 ]; then
+if [ $rc = 0 ] && [ "$(num "$out" stores)" -gt 0 ] &&
+   [ "$(num "$out" verified_pages_mismatched)" = 0 ] &&
+   [ "$(num "$out" vcpus)" = 2 ] && [ "$(num "$out" pattern_errors)" = 0 ]; then
 	ok restore_verifies_and_resumes
 else notok restore_verifies_and_resumes "rc=$rc" "$out"; fi
 
