@@ -19,7 +19,7 @@ rm -rf "$OUT/mod" && mkdir -p "$OUT/mod" && cp -r Kbuild Makefile dkms.conf kern
 make -s -C "$OUT/mod" KERNELRELEASE="$k" module >"$OUT/build.log" 2>&1 ||
 	die "building the module failed: see $OUT/build.log"
 selftests/qemu/mkinitramfs.sh "$k" "$OUT/mod/vmpagefile.ko" "$OUT/initrd.gz" \
-	tools/vmpf-ctl selftests/bench/vmpf-bench || die "building the initramfs failed"
+	tools/vmpf-ctl tools/vmpf-vm selftests/bench/vmpf-bench || die "building the initramfs failed"
 rm -f "$OUT/disk.img"
 truncate -s $(( (MIB + MIB / 64 + 16) * 1048576 )) "$OUT/disk.img"
 
@@ -28,7 +28,19 @@ VMPF_GUEST_MEM=$(( 1024 + 3 * MIB )) VMPF_SHARED_DISK=$OUT/disk.img \
 	VMPF_APPEND="vmpf_bench=$MIB,$REPS,$FAULTS" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/guest" 3600
 res=$(tr -d '\r' < "$OUT/guest/result.log")
-echo "$res" | grep -v '^VMPF-\|^BENCH-JSON\|^#' 
+echo "$res" | grep -v '^VMPF-\|^BENCH-\|^#'
+sw=$(echo "$res" | sed -n 's/^BENCH-SWITCHOVER //p')
+if [ -n "$sw" ]; then
+	echo "switch-over (pause to commit), same 4 MiB dirtying working set, 2 vCPUs:"
+	echo "$sw" | while read -r m ns fp; do
+		printf "  %-10s %8.1f ms, final round %s pages\n" "${m#mib=} MiB" \
+			"$(awk "BEGIN{print ${ns#switchover_ns=}/1e6}")" "${fp#final_pages=}"
+	done
+	small=$(echo "$sw" | head -n 1 | sed 's/.*switchover_ns=\([0-9]*\).*/\1/')
+	large=$(echo "$sw" | tail -n 1 | sed 's/.*switchover_ns=\([0-9]*\).*/\1/')
+	[ "$small" -gt 0 ] 2>/dev/null &&
+		echo "  ratio largest/smallest $(awk "BEGIN{printf \"%.2f\", $large/$small}") (goal <= 1.2)"
+fi
 echo "$res" | sed -n 's/^BENCH-JSON //p' > "$OUT/bench.json"
 if ! echo "$res" | grep -q '^VMPF-BENCH-END 0$' || [ ! -s "$OUT/bench.json" ]; then
 	echo "$res" | tail -n 20

@@ -37,6 +37,8 @@ rm -f "$disk"
 truncate -s $(( (ram_mb + ram_mb / 32 + 2 + 8 + 16) * 1048576 )) "$disk"
 
 echo "demo: booting host A (source) and host B (destination) on one shared disk"
+# Each host holds the guest's RAM once or twice (VMM and restore mapping).
+export VMPF_GUEST_MEM=$(( 768 + 2 * ram_mb ))
 VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=source,$RAM" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 900 &
 a=$!

@@ -48,7 +48,24 @@ bench=$(sed -n 's/.*vmpf_bench=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$bench" ]; then
 	set -- $(echo "$bench" | tr ',' ' ')
 	vmpf-bench /dev/vda "$1" "$2" "$3" > $R 2>&1
-	say "VMPF-BENCH-END $?"
+	rc=$?
+	# Switch-over against guest size: the same dirtying working set in a
+	# 64 MiB guest and a 4x larger one; pause-to-commit should not grow.
+	# (Guests up to the page file's size: none in the short run.)
+	for mib in 64 256; do
+		[ "$mib" -le "$1" ] || continue
+		out=$(vmpf-vm --ram ${mib}M --vcpus 2 --working-set 4M --rate 4000 --seconds 0.5 \
+			--migrate-to /dev/vda --json 2>&1)
+		if ! echo "$out" | grep -q '"committed":true'; then
+			echo "$out" | sed 's/^/# /' > $R
+			rc=1
+			continue
+		fi
+		sw=$(echo "$out" | sed -n 's/.*"switchover_ns":\([0-9]*\).*/\1/p')
+		fin=$(echo "$out" | sed -n 's/.*"final_pages":\([0-9]*\).*/\1/p')
+		say "BENCH-SWITCHOVER mib=$mib switchover_ns=$sw final_pages=$fin"
+	done
+	say "VMPF-BENCH-END $rc"
 	say "VMPF-DONE"
 	sync
 	poweroff -f
