@@ -41,6 +41,12 @@ if [ -n "$sw" ]; then
 	[ "$small" -gt 0 ] 2>/dev/null &&
 		echo "  ratio largest/smallest $(awk "BEGIN{printf \"%.2f\", $large/$small}") (goal <= 1.2)"
 fi
+z=$(echo "$res" | sed -n 's/^BENCH-ZERO //p')
+if [ -n "$z" ]; then
+	set -- $(echo "$z" | sed 's/round0=//; s/bytes_written=//; s/ram_bytes=//')
+	echo "a 64 MiB guest, 90 % zero: round 0 found $3 of $1 pages zero and wrote $2;"
+	echo "  $4 bytes written in all for $5 bytes of RAM"
+fi
 echo "$res" | sed -n 's/^BENCH-JSON //p' > "$OUT/bench.json"
 if ! echo "$res" | grep -q '^VMPF-BENCH-END 0$' || [ ! -s "$OUT/bench.json" ]; then
 	echo "$res" | tail -n 20
