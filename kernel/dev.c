@@ -165,9 +165,9 @@ static int vmpf_open(struct inode *inode, struct file *file)
 static __poll_t vmpf_poll(struct file *file, struct poll_table_struct *wait)
 {
 	struct vmpf_file *vf = file->private_data;
-	/* Pair with the releases in vmpf_source_attach() and _restore_open(). */
+	/* Pairs with the release in vmpf_source_attach(). */
 	struct vmpf_source *src = smp_load_acquire(&vf->src);
-	/* (see above) */
+	/* Pairs with the release in vmpf_restore_open(). */
 	struct vmpf_restore *rst = smp_load_acquire(&vf->rst);
 
 	/* A poll from before the session began learns when it does. */

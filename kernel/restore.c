@@ -124,7 +124,8 @@ static int vmpf_restore_start_prefetch(struct vmpf_restore *rst)
 	if (IS_ERR(t))
 		return PTR_ERR(t);
 	get_task_struct(t);
-	rst->prefetcher = t;
+	/* Read locklessly by the status ioctl. */
+	WRITE_ONCE(rst->prefetcher, t);
 	wake_up_process(t);
 	return 0;
 }
@@ -303,7 +304,8 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 			st.fault_hist[i] = atomic64_read(&rst->fault_hist[i]);
 		spin_lock(&rst->lock);
 		st.phase = rst->complete_ns ? VMPF_RESTORE_COMPLETE : VMPF_RESTORE_RUNNING;
-		st.prefetching = rst->prefetch_run && rst->prefetcher && !rst->complete_ns;
+		st.prefetching = rst->prefetch_run && READ_ONCE(rst->prefetcher) &&
+				 !rst->complete_ns;
 		st.complete_ns = rst->complete_ns;
 		st.first_bad = rst->first_bad;
 		strscpy(st.message, rst->message, sizeof(st.message));
