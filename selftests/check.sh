@@ -220,11 +220,13 @@ done
 # --- the benchmark program, short: it runs, its figures come out, and
 # both the module and the userfaultfd baseline served the right data ---------
 section "bench: short run"
-if VMPF_BENCH="32 1 200" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
+if VMPF_BENCH="32 1 200 64" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
    grep -q '"precopy_mbs":[0-9]' build/bench/bench.json &&
    grep -q '"uffd_fault_us_1t":[0-9]' build/bench/bench.json &&
    grep -q '"prefetch_mbs":[0-9]' build/bench/bench.json &&
-   grep -q '"bad_pages":0}' build/bench/bench.json; then
+   grep -q '"switchover_ns":[1-9]' build/bench/bench.json &&
+   grep -q '"rate_ratio":0*[.1-9]' build/bench/bench.json &&
+   [ "$(grep -o '"bad_pages":0}' build/bench/bench.json | wc -l)" = 2 ]; then
 	result ok "bench: figures produced, every page right in both the module and the baseline"
 else
 	result fail "bench: figures produced, every page right in both the module and the baseline" \

@@ -444,7 +444,17 @@ struct migration {
 	struct vmpf_status st;
 	struct vmpf_round_stats rounds[64];
 	int committed;
+	/* The guest's own store rate: while it ran alone, during pre-copy. */
+	double run_rate, precopy_rate;
 };
+
+static double mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static const char *phase_name(uint64_t phase)
 {
@@ -475,7 +485,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	struct vmpf_api api;
 	char msg[256];
 	int fd, target, i, ret = -1;
-	uint64_t marker;
+	uint64_t marker, stores0 = 0;
+	double t0 = 0;
 
 	fd = vmpf_open(vmpf_device_path());
 	if (fd < 0) {
@@ -524,6 +535,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	printf("vmpf-vm: attached, pid %d, session fd %d, %llu pages\n", getpid(), fd,
 	       (unsigned long long)at.total_pages);
 	fflush(stdout);
+	t0 = mono_seconds();
+	stores0 = vm_total_stores(vm);
 	if (!o->no_start) {
 		ret = __vmpf_ioctl(fd, VMPF_IOC_START, NULL);
 		if (ret) {
@@ -561,6 +574,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 
 	/* Switch-over: pause, write like device emulation would, finish. */
 	vm_pause(vm);
+	m->precopy_rate = (vm_total_stores(vm) - stores0) / (mono_seconds() - t0);
 	marker = VM_PATTERN(0xd0d0, vm_total_stores(vm));
 	memcpy(vm_gpa_to_hva(vm, (VM_RESERVED_PAGES - 1) * VM_PAGE_SIZE), &marker,
 	       sizeof(marker));
@@ -638,11 +652,11 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 		printf("{\"ram_bytes\":%" PRIu64 ",\"vcpus\":%d,\"mode\":\"%s\","
 		       "\"working_set_pages\":%" PRIu64 ",\"stores\":%" PRIu64 ","
 		       "\"restored\":%s,\"verified_pages_mismatched\":%ld,"
-		       "\"pattern_errors\":%ld",
+		       "\"pattern_errors\":%ld,\"stores_per_s\":%.0f",
 		       o->cfg.ram_bytes, o->cfg.vcpus,
 		       gp->mode == VM_MODE_IDLE ? "idle" : "dirty", ws, vm_total_stores(vm),
 		       o->load_state || o->load_pagefile || o->restore ? "true" : "false",
-		       mismatches, pattern_errors);
+		       mismatches, pattern_errors, m->run_rate);
 		if (o->restore) {
 			const struct vmpf_restore_status *r = &o->rst;
 
@@ -662,19 +676,22 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       "\"rounds\":%" PRIu64 ",\"final_pages\":%" PRIu64 ","
 			       "\"switchover_ns\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ","
 			       "\"zero_pages\":%" PRIu64 ",\"flags\":%" PRIu64 ","
-			       "\"logging_off\":%s,\"round_stats\":[",
+			       "\"logging_off\":%s,\"precopy_stores_per_s\":%.0f,"
+			       "\"round_stats\":[",
 			       phase_name(m->st.phase), m->committed ? "true" : "false",
 			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
 			       (uint64_t)m->fin.switchover_ns, (uint64_t)m->st.bytes_written,
 			       (uint64_t)m->st.zero_pages, (uint64_t)m->st.flags,
-			       logging_off(vm) ? "true" : "false");
+			       logging_off(vm) ? "true" : "false", m->precopy_rate);
 			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
 			for (r = 0; r < n; r++)
-				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu}",
+				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu,"
+				       "\"ns\":%llu}",
 				       r ? "," : "", (unsigned long long)m->rounds[r].round,
 				       (unsigned long long)m->rounds[r].dirty_pages,
 				       (unsigned long long)m->rounds[r].written_pages,
-				       (unsigned long long)m->rounds[r].zero_pages);
+				       (unsigned long long)m->rounds[r].zero_pages,
+				       (unsigned long long)m->rounds[r].duration_ns);
 			printf("]}");
 		}
 		printf("}\n");
@@ -781,7 +798,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vm_resume(&vm);
-	sleep_seconds(o.seconds);
+	/* The store rate over the second half: the first includes first touches. */
+	sleep_seconds(o.seconds / 2);
+	{
+		uint64_t s0 = vm_total_stores(&vm);
+		double t0 = mono_seconds();
+
+		sleep_seconds(o.seconds / 2);
+		m.run_rate = (vm_total_stores(&vm) - s0) / (mono_seconds() - t0);
+	}
 	if (rfd >= 0 && o.wait_complete && restore_wait(rfd)) {
 		vm_pause(&vm);
 		ret = EXIT_FAIL;

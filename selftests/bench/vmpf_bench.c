@@ -82,6 +82,39 @@ static double med(struct fig *f)
 	return f->v[f->n / 2];
 }
 
+/* One line of the table: a figure, its baseline, their ratio, the goal. */
+struct row {
+	const char *name;
+	struct fig *a, *b;
+	double scale;
+	const char *unit, *goal, *key_a, *key_b;
+};
+
+static void print_row(const struct row *r)
+{
+	char a[64], b[64];
+
+	med(r->a);
+	med(r->b);
+	snprintf(a, sizeof(a), "%.1f [%.1f-%.1f] %s", med(r->a) * r->scale,
+		 r->a->v[0] * r->scale, r->a->v[r->a->n - 1] * r->scale, r->unit);
+	snprintf(b, sizeof(b), "%.1f [%.1f-%.1f] %s", med(r->b) * r->scale,
+		 r->b->v[0] * r->scale, r->b->v[r->b->n - 1] * r->scale, r->unit);
+	printf("%-37s %29s %29s %6.2f  %s\n", r->name, a, b, med(r->a) / med(r->b), r->goal);
+}
+
+static void json_fig(const char *key, struct fig *f, double scale)
+{
+	printf(",\"%s\":%.2f,\"%s_min\":%.2f,\"%s_max\":%.2f", key, med(f) * scale, key,
+	       f->v[0] * scale, key, f->v[f->n - 1] * scale);
+}
+
+static void json_row(const struct row *r)
+{
+	json_fig(r->key_a, r->a, r->scale);
+	json_fig(r->key_b, r->b, r->scale);
+}
+
 /* The VM's memory: every page non-zero, a pattern derived from its index. */
 static void fill(unsigned char *p, unsigned long idx)
 {
@@ -363,6 +396,20 @@ int main(int argc, char **argv)
 	unsigned long *idx, i;
 	int reps, n, r, bad, bad_total = 0;
 	unsigned long seed = 12345;
+	const struct row rows[] = {
+		{ "pre-copy round 0 write (vs raw write)", &pre, &raww, 1.0 / 1048576, "MB/s",
+		  ">= 0.90", "precopy_mbs", "raw_write_mbs" },
+		{ "fault median, 1 thread (vs uffd)", &f1vr, &f1ur, 1e6, "us", "<= 0.50",
+		  "fault_us_1t", "uffd_fault_us_1t" },
+		{ "faults/s, 1 thread (vs uffd)", &f1v, &f1u, 1, "/s", "",
+		  "faults_per_s_1t", "uffd_faults_per_s_1t" },
+		{ "fault median, 4 threads (vs uffd)", &f4vr, &f4ur, 1e6, "us", "<= 0.50",
+		  "fault_us_4t", "uffd_fault_us_4t" },
+		{ "faults/s, 4 threads (vs uffd)", &f4v, &f4u, 1, "/s", "",
+		  "faults_per_s_4t", "uffd_faults_per_s_4t" },
+		{ "prefetch to resident (vs raw read)", &pf, &rawr, 1.0 / 1048576, "MB/s",
+		  ">= 0.90", "prefetch_mbs", "raw_read_mbs" },
+	};
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: vmpf-bench DEVICE MIB REPS FAULTS\n");
@@ -421,21 +468,11 @@ again:
 		add(&pf, prefetch_rate());
 	}
 
-	printf("vmpagefile benchmarks: %lu MiB page file on %s, %d faults, median of %d\n",
+	printf("vmpagefile benchmarks: %lu MiB page file on %s, %d faults, median [min-max] of %d\n",
 	       total_pages * PAGE >> 20, dev_path, n, reps);
-	printf("%-44s %14s %14s %8s  goal\n", "figure", "vmpagefile", "baseline", "ratio");
-#define ROW(name, a, b, unit, goal) \
-	printf("%-44s %11.1f %s %11.1f %s %8.2f  %s\n", name, a, unit, b, unit, (a) / (b), goal)
-	ROW("pre-copy round 0 write (vs raw O_DIRECT)", med(&pre) / 1048576, med(&raww) / 1048576,
-	    "MB/s", ">= 0.90");
-	ROW("fault median, 1 thread (vs userfaultfd)", med(&f1vr) * 1e6, med(&f1ur) * 1e6,
-	    "us  ", "<= 0.50");
-	ROW("faults/s, 1 thread (vs userfaultfd)", med(&f1v), med(&f1u), "/s  ", "");
-	ROW("fault median, 4 threads (vs userfaultfd)", med(&f4vr) * 1e6, med(&f4ur) * 1e6,
-	    "us  ", "<= 0.50");
-	ROW("faults/s, 4 threads (vs userfaultfd)", med(&f4v), med(&f4u), "/s  ", "");
-	ROW("prefetch to resident (vs raw O_DIRECT read)", med(&pf) / 1048576, med(&rawr) / 1048576,
-	    "MB/s", ">= 0.90");
+	printf("%-37s %29s %29s %6s  goal\n", "figure", "vmpagefile", "baseline", "ratio");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		print_row(&rows[i]);
 	printf("fault p99, 1 thread: vmpagefile %.1f us, userfaultfd %.1f us\n", p99v1 * 1e6,
 	       p99u1 * 1e6);
 	printf("module memory per GiB of guest RAM: source %.0f KiB (%.3f %%), restore %.0f KiB (%.3f %%), goal <= 0.1 %%\n",
@@ -444,15 +481,12 @@ again:
 	       rst_mem / (total_pages * PAGE / 1073741824.0) / 1024,
 	       100 * rst_mem / (total_pages * PAGE));
 	printf("pages with wrong content: %d (vmpagefile and the userfaultfd baseline)\n", bad_total);
-	printf("BENCH-JSON {\"mib\":%lu,\"faults\":%d,\"reps\":%d,"
-	       "\"precopy_mbs\":%.1f,\"raw_write_mbs\":%.1f,"
-	       "\"fault_us_1t\":%.2f,\"uffd_fault_us_1t\":%.2f,\"fault_us_4t\":%.2f,\"uffd_fault_us_4t\":%.2f,"
-	       "\"faults_per_s_1t\":%.0f,\"uffd_faults_per_s_1t\":%.0f,"
-	       "\"prefetch_mbs\":%.1f,\"raw_read_mbs\":%.1f,"
+	printf("BENCH-JSON {\"mib\":%lu,\"faults\":%d,\"reps\":%d", total_pages * PAGE >> 20, n,
+	       reps);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		json_row(&rows[i]);
+	printf(",\"fault_p99_us_1t\":%.2f,\"uffd_fault_p99_us_1t\":%.2f,"
 	       "\"source_mem_bytes\":%.0f,\"restore_mem_bytes\":%.0f,\"bad_pages\":%d}\n",
-	       total_pages * PAGE >> 20, n, reps, med(&pre) / 1048576, med(&raww) / 1048576,
-	       med(&f1vr) * 1e6, med(&f1ur) * 1e6, med(&f4vr) * 1e6, med(&f4ur) * 1e6,
-	       med(&f1v), med(&f1u), med(&pf) / 1048576, med(&rawr) / 1048576,
-	       src_mem, rst_mem, bad_total);
+	       p99v1 * 1e6, p99u1 * 1e6, src_mem, rst_mem, bad_total);
 	return bad_total ? 1 : 0;
 }

@@ -43,36 +43,10 @@ check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko
 check "load message logged" sh -c 'dmesg | grep -q "vmpagefile: version .* loaded"'
 
 export VMPF_MODULE=/lib/modules/vmpagefile.ko
-# make bench: vmpf_bench=MIB,REPS,FAULTS on the kernel command line.
+# make bench: vmpf_bench=MIB,REPS,FAULTS,SWMAX,AMIB on the kernel command line.
 bench=$(sed -n 's/.*vmpf_bench=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$bench" ]; then
-	set -- $(echo "$bench" | tr ',' ' ')
-	vmpf-bench /dev/vda "$1" "$2" "$3" > $R 2>&1
-	rc=$?
-	# Switch-over against guest size: the same dirtying working set in a
-	# 64 MiB guest and a 4x larger one; pause-to-commit should not grow.
-	# (Guests up to the page file's size: none in the short run.)
-	for mib in 64 256; do
-		[ "$mib" -le "$1" ] || continue
-		out=$(vmpf-vm --ram ${mib}M --vcpus 2 --working-set 4M --rate 4000 --seconds 0.5 \
-			--migrate-to /dev/vda --json 2>&1)
-		if ! echo "$out" | grep -q '"committed":true'; then
-			echo "$out" | sed 's/^/# /' > $R
-			rc=1
-			continue
-		fi
-		sw=$(echo "$out" | sed -n 's/.*"switchover_ns":\([0-9]*\).*/\1/p')
-		fin=$(echo "$out" | sed -n 's/.*"final_pages":\([0-9]*\).*/\1/p')
-		say "BENCH-SWITCHOVER mib=$mib switchover_ns=$sw final_pages=$fin"
-	done
-	# A guest that is 90 % zero pages: what pre-copy writes.
-	if [ "$1" -ge 64 ]; then
-		out=$(vmpf-vm --ram 64M --working-set 6553K --rate 4000 --seconds 0.3 \
-			--migrate-to /dev/vda --json 2>&1)
-		r0=$(echo "$out" | sed -n 's/.*{"round":0,"dirty":\([0-9]*\),"written":\([0-9]*\),"zero":\([0-9]*\)}.*/\1 \2 \3/p')
-		say "BENCH-ZERO round0=${r0:-none} bytes_written=$(echo "$out" | sed -n 's/.*"bytes_written":\([0-9]*\).*/\1/p') ram_bytes=67108864"
-	fi
-	say "VMPF-BENCH-END $rc"
+	/bin/bench-guest.sh $(echo "$bench" | tr ',' ' ') > $R 2>&1
 	say "VMPF-DONE"
 	sync
 	poweroff -f

@@ -1,0 +1,127 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The guest side of `make bench`, run by /init inside the booted kernel:
+#   bench-guest.sh MIB REPS FAULTS SWMAX AMIB
+# The virtio disk /dev/vda holds, from 0, AMIB MiB used raw (page files on a
+# block device) and after them a filesystem for the same benchmark on a file.
+# Prints the text of every section and, on lines starting BENCH-JSON-*, the
+# same as JSON; ends with "VMPF-BENCH-END RC".
+MIB=$1 REPS=$2 FAULTS=$3 SWMAX=$4 AMIB=$5
+set -o pipefail
+rc=0
+
+# "median min max" of the numbers on stdin.
+stats() {
+	sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)], v[1], v[NR]; else print 0, 0, 0 }'
+}
+# json KEY: the number after "KEY": in $out.
+json() {
+	echo "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -n 1
+}
+fail() {
+	echo "# bench: $*"
+	echo "$out" | tail -n 5 | sed 's/^/#   /'
+	rc=1
+}
+
+# 1-3, 5 (memory): the benchmark program, on the block device...
+echo "== page file on a block device (/dev/vda)"
+vmpf-bench /dev/vda "$MIB" "$REPS" "$FAULTS" | sed 's/^BENCH-JSON /BENCH-JSON-BLOCK /' || rc=1
+
+# ...and on a file of an ext2 filesystem on the same disk, past the raw part.
+echo "== page file on a file (ext2 on the same disk)"
+fmib=$((MIB + MIB / 512 + 4))
+sectors=$(($(cat /sys/block/vda/size) - AMIB * 2048))
+if dmsetup create benchfs --table "0 $sectors linear /dev/vda $((AMIB * 2048))" &&
+   mke2fs -q /dev/mapper/benchfs >/dev/null 2>&1 && mkdir -p /mnt &&
+   mount -t ext4 /dev/mapper/benchfs /mnt &&
+   dd if=/dev/zero of=/mnt/pagefile bs=1M count=$fmib 2>/dev/null && sync; then
+	vmpf-bench /mnt/pagefile "$MIB" "$REPS" "$FAULTS" |
+		sed 's/^BENCH-JSON /BENCH-JSON-FILE /' || rc=1
+	umount /mnt
+else
+	out="" fail "cannot make the file target"
+fi
+dmsetup remove benchfs 2>/dev/null
+
+# 4. Switch-over against guest size: the same dirtying working set in each
+# guest; pause-to-commit should follow the final dirty set, not RAM size.
+echo "== switch-over (pause to commit), 2 vCPUs dirtying the same 4 MiB at 4000 pages/s"
+js=""
+for mib in 64 256 1024; do
+	[ "$mib" -le "$SWMAX" ] || continue
+	: > /tmp/sw.ns
+	: > /tmp/sw.fp
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		r=$((r + 1))
+		out=$(vmpf-vm --ram ${mib}M --vcpus 2 --working-set 4M --rate 4000 --seconds 0.5 \
+			--migrate-to /dev/vda --json 2>&1)
+		if ! echo "$out" | grep -q '"committed":true'; then
+			fail "switch-over run of a $mib MiB guest failed"
+			continue
+		fi
+		json switchover_ns >> /tmp/sw.ns
+		json final_pages >> /tmp/sw.fp
+	done
+	set -- $(stats < /tmp/sw.ns) $(stats < /tmp/sw.fp)
+	awk -v m="$mib" -v a="$1" -v b="$2" -v c="$3" -v f="$4" 'BEGIN {
+		printf "  %5d MiB guest  %8.1f ms [%.1f-%.1f], final round %d pages\n",
+			m, a / 1e6, b / 1e6, c / 1e6, f }'
+	js="$js${js:+,}{\"mib\":$mib,\"switchover_ns\":$1,\"switchover_ns_min\":$2,\"switchover_ns_max\":$3,\"final_pages\":$4}"
+	echo "$mib $1" >> /tmp/sw.all
+done
+if [ -s /tmp/sw.all ]; then
+	awk 'NR == 1 { s = $2; sm = $1 } { l = $2; lm = $1 } END {
+		if (s > 0) printf "  ratio %d MiB / %d MiB: %.2f (goal <= 1.2)\n", lm, sm, l / s }' /tmp/sw.all
+fi
+echo "BENCH-JSON-SWITCHOVER [$js]"
+
+# 5. Guest slowdown: the guest's own store rate while it runs alone and
+# while pre-copy runs (1 vCPU, so a guest CPU is left for the copy thread),
+# with KVM clearing the dirty log at each harvest and with manual protection.
+gmib=256
+[ "$SWMAX" -ge 256 ] || gmib=64
+echo "== guest slowdown during pre-copy: a $gmib MiB guest storing to $((gmib / 4)) MiB as fast as it can"
+js=""
+for mode in auto manual; do
+	flag=
+	[ $mode = manual ] && flag=--manual-protect
+	: > /tmp/sl
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		r=$((r + 1))
+		out=$(vmpf-vm --ram ${gmib}M --vcpus 1 --working-set $((gmib / 4))M --seconds 2 --max-rounds 4 \
+			$flag --migrate-to /dev/vda --json 2>&1)
+		if ! echo "$out" | grep -q '"committed":true'; then
+			fail "slowdown run ($mode) failed"
+			continue
+		fi
+		a=$(json stores_per_s)
+		d=$(json precopy_stores_per_s)
+		awk -v a="$a" -v d="$d" 'BEGIN { if (a > 0) printf "%.3f\n", d / a }' >> /tmp/sl
+	done
+	set -- $(stats < /tmp/sl)
+	name="dirty log cleared at each harvest"
+	[ $mode = manual ] && name="manual dirty-log protection"
+	printf "  %-34s store rate during pre-copy / alone: %s [%s-%s]\n" "$name" "$1" "$2" "$3"
+	js="$js${js:+,}\"$mode\":{\"rate_ratio\":$1,\"rate_ratio_min\":$2,\"rate_ratio_max\":$3}"
+done
+echo "BENCH-JSON-SLOWDOWN {$js}"
+
+# 6. A guest that is 90 % zero pages: what pre-copy writes, and how long.
+echo "== a 64 MiB guest, 90 % zero pages"
+out=$(vmpf-vm --ram 64M --working-set 6553K --rate 4000 --seconds 0.3 \
+	--migrate-to /dev/vda --json 2>&1)
+if echo "$out" | grep -q '"committed":true'; then
+	set -- $(echo "$out" | sed -n 's/.*{"round":0,"dirty":\([0-9]*\),"written":\([0-9]*\),"zero":\([0-9]*\),"ns":\([0-9]*\)}.*/\1 \2 \3 \4/p')
+	bw=$(json bytes_written)
+	ns=$(echo "$out" | grep -o '"ns":[0-9]*' | sed 's/"ns"://' | awk '{ s += $1 } END { print s + 0 }')
+	awk -v d="$1" -v w="$2" -v z="$3" -v t="$4" -v bw="$bw" -v ns="$ns" 'BEGIN {
+		printf "  round 0: %d of %d pages zero, %d written, %.1f ms; all rounds: %.1f ms, %.1f MB written (%.0f %% of RAM)\n",
+			z, d, w, t / 1e6, ns / 1e6, bw / 1e6, 100 * bw / 67108864 }'
+	echo "BENCH-JSON-ZERO {\"ram_bytes\":67108864,\"round0_pages\":$1,\"round0_zero\":$3,\"round0_ns\":$4,\"precopy_ns\":$ns,\"bytes_written\":$bw}"
+else
+	fail "the 90 % zero guest did not migrate"
+fi
+echo "VMPF-BENCH-END $rc"
