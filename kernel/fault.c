@@ -130,6 +130,22 @@ static struct page *vmpf_restore_alloc(struct vmpf_restore *rst)
 	return page;
 }
 
+/* Read data pages @idx .. @idx + @n - 1 into @pages, in one request. */
+static int vmpf_restore_read(struct vmpf_restore *rst, struct page **pages,
+			     u64 idx, unsigned int n)
+{
+	loff_t pos = rst->data_off + idx * VMPF_PF_PAGE_SIZE;
+	int ret;
+
+	/* store_sem: the page file is not let go of during the read. */
+	down_read(&rst->store_sem);
+	ret = !rst->store.file ? -EIO : n == 1 ?
+	      vmpf_store_read_page(&rst->store, pages[0], pos) :
+	      vmpf_store_read_pages(&rst->store, pages, n, pos);
+	up_read(&rst->store_sem);
+	return ret;
+}
+
 /*
  * Bring pages @idx .. @idx + @n - 1 in.  The caller owns their in-flight
  * bits; for @n > 1 they are all data pages, read in one request.  Each is
@@ -167,14 +183,15 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	case VMPF_PAGE_ZERO:
 		break;
 	case VMPF_PAGE_DATA:
-		down_read(&rst->store_sem);
-		ret = !rst->store.file ? -EIO : got == 1 ?
-		      vmpf_store_read_page(&rst->store, pages[0],
-					   rst->data_off + idx * VMPF_PF_PAGE_SIZE) :
-		      vmpf_store_read_pages(&rst->store, pages, got,
-					    rst->data_off + idx * VMPF_PF_PAGE_SIZE);
-		up_read(&rst->store_sem);
-		break;
+		ret = vmpf_restore_read(rst, pages, idx, got);
+		if (!ret || got == 1 || vmpf_transient(ret))
+			break;
+		/* One unreadable sector must not cost the whole run: page by page. */
+		for (i = 0; i < got; i++)
+			vmpf_restore_publish(rst, idx + i, pages[i],
+					     vmpf_restore_read(rst, &pages[i], idx + i, 1),
+					     demand);
+		return;
 	default:
 		ret = -ENODATA;
 		vmpf_restore_bad(rst, idx, ret, "never written by the source");

@@ -16,6 +16,9 @@
 
 #include "restore.h"
 
+/* Table and device state: vmalloc()ed (read page by page), zeroed. */
+#define VMPF_RST_GFP	(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN)
+
 static struct vmpf_restore *vmpf_restore_get(struct vmpf_file *vf)
 {
 	/* Pairs with the release in vmpf_restore_open(). */
@@ -86,7 +89,8 @@ static int vmpf_restore_load(struct vmpf_restore *rst)
 	rst->data_off = le64_to_cpu(rst->sb.data_off);
 	table_len = round_up(rst->total_pages * sizeof(struct vmpf_pf_page),
 			     VMPF_PF_BLOCK);
-	rst->table = vzalloc(table_len);
+	/* Sized by the file: charged to the caller, and failing quietly. */
+	rst->table = __vmalloc(table_len, VMPF_RST_GFP);
 	if (!rst->table)
 		return -ENOMEM;
 	vmpf_rst_account(rst, table_len);
@@ -98,7 +102,7 @@ static int vmpf_restore_load(struct vmpf_restore *rst)
 		return -EBADMSG;
 
 	rst->state_len = le64_to_cpu(commit.state_len);
-	rst->state = vzalloc(PAGE_ALIGN(max_t(size_t, rst->state_len, 1)));
+	rst->state = __vmalloc(PAGE_ALIGN(max_t(size_t, rst->state_len, 1)), VMPF_RST_GFP);
 	if (!rst->state)
 		return -ENOMEM;
 	vmpf_rst_account(rst, PAGE_ALIGN(max_t(size_t, rst->state_len, 1)));
@@ -300,6 +304,7 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 		st.bad_pages = atomic64_read(&rst->bad_pages);
 		st.elapsed_ns = ktime_get_ns() - rst->open_ns;
 		st.mem_bytes = rst->mem_bytes;
+		st.io_retries = atomic64_read(&rst->store.retries);
 		for (i = 0; i < VMPF_FAULT_HIST; i++)
 			st.fault_hist[i] = atomic64_read(&rst->fault_hist[i]);
 		spin_lock(&rst->lock);

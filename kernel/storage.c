@@ -10,13 +10,43 @@
  * durable (a cache flush on a block device).
  */
 #include <linux/bvec.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/signal.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 
 #include "source.h"
+
+/*
+ * Shared storage fails transiently: a multipath or iSCSI session failing
+ * over, an NFS server restarting, a flaky link.  A request that fails with
+ * such an error is repeated up to io_retries times, 10 ms after the first
+ * failure and four times longer after each next one (3.4 s in all by
+ * default).  Once a request has failed after all its retries the store is
+ * "failing" and later requests get one retry each until one succeeds, so
+ * a bad area costs a prefetch or a fault pass 10 ms a request, not seconds.
+ * vfs_fsync() is never repeated: after a failed flush a second one may
+ * report success for data that was lost, so its error stands.
+ */
+static unsigned int io_retries = 5;
+module_param(io_retries, uint, 0644);
+MODULE_PARM_DESC(io_retries, "times a page-file request is repeated after a transient error (default 5, at most 8)");
+
+#define VMPF_RETRY_FIRST_MS	10
+#define VMPF_RETRY_CAP_MS	2560
+#define VMPF_RETRY_MAX		8
+
+/* Errors that the storage may not give again: worth a new try. */
+static bool vmpf_store_retriable(int err)
+{
+	return err == -EIO || err == -ETIMEDOUT || err == -ENOLINK ||
+	       err == -EREMOTEIO || err == -ENXIO;
+}
 
 /* @write: the session writes (source) or only reads (restore). */
 int vmpf_store_get(struct vmpf_store *st, int fd, bool write)
@@ -35,6 +65,8 @@ int vmpf_store_get(struct vmpf_store *st, int fd, bool write)
 	if (!(file->f_flags & O_DIRECT))
 		goto err_inval;
 	st->file = file;
+	atomic64_set(&st->retries, 0);
+	atomic_set(&st->failing, 0);
 	/* For a block device, the mapping's host is the device's inode. */
 	st->size = i_size_read(file->f_mapping->host);
 	return 0;
@@ -52,17 +84,14 @@ void vmpf_store_put(struct vmpf_store *st)
 }
 
 /* One synchronous direct request over @bv, in as many calls as it takes. */
-static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
-			 struct bio_vec *bv, unsigned int n, loff_t pos)
+static int vmpf_store_rw_once(struct vmpf_store *st, unsigned int dir,
+			      struct bio_vec *bv, unsigned int n, loff_t pos)
 {
-	size_t len = (size_t)n * PAGE_SIZE;
 	struct iov_iter iter;
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	if (pos < 0 || pos + len > st->size)
-		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
-	iov_iter_bvec(&iter, dir, bv, n, len);
+	iov_iter_bvec(&iter, dir, bv, n, (size_t)n * PAGE_SIZE);
 	while (iov_iter_count(&iter)) {
 		init_sync_kiocb(&kiocb, st->file);
 		kiocb.ki_pos = pos;
@@ -76,6 +105,58 @@ static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 		pos += ret;
 	}
 	return 0;
+}
+
+/* Wait @ms before a retry; false if the caller is being killed or stopped. */
+static bool vmpf_store_backoff(unsigned int ms)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(ms);
+
+	while (time_before(jiffies, end)) {
+		if (fatal_signal_pending(current) ||
+		    ((current->flags & PF_KTHREAD) && kthread_should_stop()))
+			return false;
+		schedule_timeout_killable(end - jiffies);
+	}
+	return true;
+}
+
+/*
+ * The request, repeated after transient errors (see io_retries).  Sleeps
+ * between tries: callers hold no spinlock; a fault handler may hold the
+ * mmap lock (a fault without FAULT_FLAG_ALLOW_RETRY), which only delays
+ * that mm's other faults, and a fatal signal ends the wait.
+ */
+static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
+			 struct bio_vec *bv, unsigned int n, loff_t pos)
+{
+	unsigned int tries, i;
+	int ret;
+
+	if (pos < 0 || pos + (loff_t)n * PAGE_SIZE > st->size)
+		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
+	tries = atomic_read(&st->failing) ? min(READ_ONCE(io_retries), 1U) :
+		min(READ_ONCE(io_retries), VMPF_RETRY_MAX);
+	for (i = 0;; i++) {
+		ret = vmpf_store_rw_once(st, dir, bv, n, pos);
+		if (!ret) {
+			if (atomic_read(&st->failing))
+				atomic_set(&st->failing, 0);
+			return 0;
+		}
+		if (!vmpf_store_retriable(ret))
+			return ret;
+		if (i == tries)
+			break;
+		atomic64_inc(&st->retries);
+		pr_warn_ratelimited("%s %u pages at offset %lld of the page file failed (error %d); retry %u of %u\n",
+				    dir == ITER_SOURCE ? "writing" : "reading", n, pos, ret,
+				    i + 1, tries);
+		if (!vmpf_store_backoff(min(VMPF_RETRY_FIRST_MS << (2 * i), VMPF_RETRY_CAP_MS)))
+			return -EINTR;
+	}
+	atomic_set(&st->failing, 1);
+	return ret;
 }
 
 /* Fill @bv with @n whole pages. */

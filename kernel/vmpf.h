@@ -110,10 +110,16 @@ long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg);
 __poll_t vmpf_source_poll(struct vmpf_source *src);
 void vmpf_source_release(struct vmpf_source *src);
 
-/* The page file, taken from the caller as a file descriptor. */
+/*
+ * The page file, taken from the caller as a file descriptor.  @retries and
+ * @failing are updated by whoever does I/O (several fault handlers and the
+ * prefetch at once on the restore side): atomics, no lock.
+ */
 struct vmpf_store {
 	struct file *file;
 	loff_t size;
+	atomic64_t retries;	/* requests repeated after a transient error */
+	atomic_t failing;	/* a request failed after all its retries, none succeeded since */
 };
 
 int vmpf_store_get(struct vmpf_store *st, int fd, bool write);

@@ -542,6 +542,62 @@ TEST_F(rst, bad_page_wakes_poll)
 	EXPECT_FALSE(pfd.revents & POLLIN);
 }
 
+/*
+ * One unreadable sector under the page file (device-mapper's error target
+ * in a linear map of TARGET): the prefetch reads that run of pages in one
+ * request, which fails even after its retries; it then reads the run page by
+ * page, so only the page on the bad sector is refused, and carries on.
+ */
+TEST_F(rst, prefetch_skips_unreadable_page)
+{
+	struct vmpf_restore_status st;
+	char cmd[512];
+	long sectors, bad = (DATA_OFF + 10 * 4096) / 512;
+	int i, fd;
+	FILE *f;
+
+	f = fopen("/sys/block/ram1/size", "r");
+	if (!f || fscanf(f, "%ld", &sectors) != 1)
+		SKIP(return, "no size for /dev/ram1");
+	fclose(f);
+	if (system("dmsetup version >/dev/null 2>&1"))
+		SKIP(return, "no dmsetup or device-mapper here");
+	system("dmsetup remove vmpf-hole >/dev/null 2>&1");
+	snprintf(cmd, sizeof(cmd),
+		 "printf '0 %ld linear %s 0\n%ld 8 error\n%ld %ld linear %s %ld\n' | dmsetup create vmpf-hole",
+		 bad, TARGET, bad, bad + 8, sectors - bad - 8, TARGET, bad + 8);
+	ASSERT_EQ(0, system(cmd));
+	fd = open("/dev/mapper/vmpf-hole", O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, fd);
+	self->ro.target_fd = fd;
+	self->ro.flags = VMPF_RESTORE_SEQUENTIAL;
+	ASSERT_EQ(0, OPEN(self));
+	for (i = 0; i < 600; i++) {		/* 60 s: the retries take 3.4 s */
+		rstatus(self->dev, &st);
+		if (st.resident + st.bad_pages == TOTAL_PAGES)
+			break;
+		usleep(100000);
+	}
+	EXPECT_EQ(TOTAL_PAGES - 1, st.resident);
+	EXPECT_EQ(1, st.bad_pages);
+	EXPECT_EQ(1, st.io_errors);
+	EXPECT_EQ(10, st.first_bad);
+	EXPECT_LE(5, st.io_retries);	/* the run's, then the page's one */
+	EXPECT_NE(NULL, strstr((char *)st.message, "page 10: reading the page file failed"));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	EXPECT_TRUE(touch_sigbus(self->map + 10 * 4096));
+	for (i = 0; i < TOTAL_PAGES; i++)
+		if (i != 10)
+			ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+	munmap(self->map, TOTAL_PAGES * 4096);
+	self->map = MAP_FAILED;
+	close(self->dev);
+	self->dev = -1;
+	close(fd);
+	EXPECT_EQ(0, system("dmsetup remove vmpf-hole"));
+}
+
 /* munmap racing faults: the faulting side sees EFAULT, nothing breaks. */
 struct unmap_race {
 	unsigned char *map;

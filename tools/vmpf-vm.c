@@ -663,26 +663,28 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			printf(",\"restore\":{\"complete\":%s,\"total\":%llu,\"resident\":%llu,"
 			       "\"demand\":%llu,\"prefetched\":%llu,\"zero\":%llu,\"bad\":%llu,"
 			       "\"io_errors\":%llu,\"crc_errors\":%llu,\"complete_ns\":%llu,"
-			       "\"mem_bytes\":%llu}",
+			       "\"mem_bytes\":%llu,\"io_retries\":%llu}",
 			       r->phase == VMPF_RESTORE_COMPLETE ? "true" : "false",
 			       (unsigned long long)r->total_pages, (unsigned long long)r->resident,
 			       (unsigned long long)r->demand_pages, (unsigned long long)r->prefetched,
 			       (unsigned long long)r->zero_pages, (unsigned long long)r->bad_pages,
 			       (unsigned long long)r->io_errors, (unsigned long long)r->crc_errors,
-			       (unsigned long long)r->complete_ns, (unsigned long long)r->mem_bytes);
+			       (unsigned long long)r->complete_ns, (unsigned long long)r->mem_bytes,
+			       (unsigned long long)r->io_retries);
 		}
 		if (o->migrate_to) {
 			printf(",\"migration\":{\"phase\":\"%s\",\"committed\":%s,"
 			       "\"rounds\":%" PRIu64 ",\"final_pages\":%" PRIu64 ","
 			       "\"switchover_ns\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ","
 			       "\"zero_pages\":%" PRIu64 ",\"flags\":%" PRIu64 ","
-			       "\"logging_off\":%s,\"precopy_stores_per_s\":%.0f,"
+			       "\"logging_off\":%s,\"precopy_stores_per_s\":%.0f,\"io_retries\":%" PRIu64 ","
 			       "\"round_stats\":[",
 			       phase_name(m->st.phase), m->committed ? "true" : "false",
 			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
 			       (uint64_t)m->fin.switchover_ns, (uint64_t)m->st.bytes_written,
 			       (uint64_t)m->st.zero_pages, (uint64_t)m->st.flags,
-			       logging_off(vm) ? "true" : "false", m->precopy_rate);
+			       logging_off(vm) ? "true" : "false", m->precopy_rate,
+			       (uint64_t)m->st.io_retries);
 			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
 			for (r = 0; r < n; r++)
 				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu,"

@@ -409,6 +409,9 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		fprintf(f, "written    %llu bytes in %.3f s; session memory %llu bytes\n",
 			(unsigned long long)st->bytes_written, st->elapsed_ns / 1e9,
 			(unsigned long long)st->mem_bytes);
+		if (st->io_retries)
+			fprintf(f, "retries    %llu page-file writes repeated after a transient error\n",
+				(unsigned long long)st->io_retries);
 		if (st->error || st->message[0])
 			fprintf(f, "error      %s (errno %llu)\n", (const char *)st->message,
 				(unsigned long long)st->error);
@@ -437,12 +440,13 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 	fprintf(f, "],\"round\":%llu,\"nr_rounds\":%llu,\"total_pages\":%llu,"
 		"\"pages_written\":%llu,\"zero_pages\":%llu,\"dirty_pages\":%llu,"
 		"\"bytes_written\":%llu,\"elapsed_ns\":%llu,\"mem_bytes\":%llu,"
-		"\"error\":%llu,\"message\":",
+		"\"io_retries\":%llu,\"error\":%llu,\"message\":",
 		(unsigned long long)st->round, (unsigned long long)st->nr_rounds,
 		(unsigned long long)st->total_pages, (unsigned long long)st->pages_written,
 		(unsigned long long)st->zero_pages, (unsigned long long)st->dirty_pages,
 		(unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ns,
-		(unsigned long long)st->mem_bytes, (unsigned long long)st->error);
+		(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries,
+		(unsigned long long)st->error);
 	ctl_json_string(f, (const char *)st->message);
 	fputs(",\"rounds\":[", f);
 	for (i = 0; i < n; i++)
@@ -471,14 +475,14 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 			"\"resident\":%llu,\"demand_pages\":%llu,\"prefetched\":%llu,"
 			"\"zero_pages\":%llu,\"io_errors\":%llu,\"crc_errors\":%llu,"
 			"\"bad_pages\":%llu,\"elapsed_ns\":%llu,\"complete_ns\":%llu,"
-			"\"mem_bytes\":%llu,\"fault_hist_us_log2\":[", phase,
+			"\"mem_bytes\":%llu,\"io_retries\":%llu,\"fault_hist_us_log2\":[", phase,
 			st->prefetching ? "true" : "false",
 			(unsigned long long)st->total_pages, (unsigned long long)st->resident,
 			(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
 			(unsigned long long)st->zero_pages, (unsigned long long)st->io_errors,
 			(unsigned long long)st->crc_errors, (unsigned long long)st->bad_pages,
 			(unsigned long long)st->elapsed_ns, (unsigned long long)st->complete_ns,
-			(unsigned long long)st->mem_bytes);
+			(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries);
 		for (i = 0; i < VMPF_FAULT_HIST; i++)
 			fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)st->fault_hist[i]);
 		fputs("],\"message\":", f);
@@ -492,9 +496,9 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 		(unsigned long long)st->resident, (unsigned long long)st->total_pages,
 		(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
 		(unsigned long long)st->zero_pages);
-	fprintf(f, "errors     %llu bad pages (%llu read errors, %llu crc mismatches)\n",
+	fprintf(f, "errors     %llu bad pages (%llu read errors, %llu crc mismatches), %llu reads retried\n",
 		(unsigned long long)st->bad_pages, (unsigned long long)st->io_errors,
-		(unsigned long long)st->crc_errors);
+		(unsigned long long)st->crc_errors, (unsigned long long)st->io_retries);
 	if (st->complete_ns)
 		fprintf(f, "complete   after %.3f s\n", st->complete_ns / 1e9);
 	fputs("faults     waits by latency:", f);

@@ -219,6 +219,8 @@ struct vmpf_round_stats {
  * @elapsed_ns:	out: time since VMPF_IOC_START.
  * @error:	out: positive errno of a failure, else 0.
  * @mem_bytes:	out: memory the session holds (bitmaps, tables, buffers).
+ * @io_retries:	out: page-file requests repeated after a transient error
+ *		(the module's io_retries parameter says how many times each).
  * @reserved:	out: zero.
  * @message:	out: NUL-terminated sentence about the failure, if any.
  */
@@ -238,7 +240,8 @@ struct vmpf_status {
 	__u64 elapsed_ns;
 	__u64 error;
 	__u64 mem_bytes;
-	__u64 reserved[4];
+	__u64 io_retries;
+	__u64 reserved[3];
 	__u8 message[128];
 };
 
@@ -314,12 +317,16 @@ struct vmpf_mark_dirty {
  * @state_len:	out: bytes of device state.
  * @generation:	out: the image's generation (as vmpf-ctl info shows it).
  *
- * Errors: EINVAL bad field or target; ENODATA the file holds no committed
- * image (never committed, or a migration into it was started since);
- * EBADMSG a crc mismatch in superblock, commit record, page table or device
- * state; EPROTONOSUPPORT another format version; EBUSY the descriptor
- * already has a session; EOPNOTSUPP the handshake did not ask for
- * VMPF_FEATURE_RESTORE.
+ * Errors: EINVAL bad field or target (a region table that could not be
+ * memslots included); EBADF @target_fd is not open; ENODATA the file holds
+ * no committed image (never committed, or a migration into it was started
+ * since); EBADMSG a crc mismatch in superblock, commit record, page table
+ * or device state; EPROTONOSUPPORT another format version; EBUSY the
+ * descriptor already has a session; EOPNOTSUPP the handshake did not ask
+ * for VMPF_FEATURE_RESTORE; ENOMEM the page table does not fit (it is
+ * charged to the caller's memory cgroup); EIO the page file could not be
+ * read.  mmap() of a descriptor without a restore session fails with
+ * ENODEV.
  */
 struct vmpf_restore_open {
 	__u64 target_fd;
@@ -371,6 +378,9 @@ struct vmpf_restore_info {
  * @op:		in: VMPF_PREFETCH_RUN or VMPF_PREFETCH_PAUSE.
  * @rate:	in: pages per second, 0 = unlimited.
  * @reserved:	in: must be zero.
+ *
+ * Errors: EINVAL unknown @op or reserved non-zero; ENOENT no restore
+ * session; ENOMEM the prefetch thread could not be started.
  */
 struct vmpf_prefetch {
 	__u64 op;
@@ -406,6 +416,7 @@ enum vmpf_restore_phase {
  *		bucket i counts latencies in [2^i, 2^(i+1)) microseconds, the
  *		last bucket everything longer.
  * @first_bad:	out: index of the first bad page, or ~0.
+ * @io_retries:	out: reads repeated after a transient error.
  * @reserved:	out: zero.
  * @message:	out: a sentence about the first bad page, if any.
  */
@@ -426,7 +437,8 @@ struct vmpf_restore_status {
 	__u64 mem_bytes;
 	__u64 fault_hist[VMPF_FAULT_HIST];
 	__u64 first_bad;
-	__u64 reserved[4];
+	__u64 io_retries;
+	__u64 reserved[3];
 	__u8 message[128];
 };
 
