@@ -14,7 +14,9 @@
  * the session's work is done.
  *
  * The VMM must not change these memslots during a migration; if it does,
- * KVM refuses the harvest (ENOENT) and the migration fails cleanly.
+ * KVM refuses the harvest (ENOENT) and the migration fails cleanly, and
+ * the worker leaves a memslot it no longer recognises alone rather than
+ * re-create it with its old definition.
  */
 #include <linux/kvm.h>
 #include <linux/mm.h>
@@ -69,6 +71,9 @@ int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 	};
 	long ret;
 
+	/* The slot as we left it, or the VMM changed it: leave it alone. */
+	if (!vmpf_source_slot_is(src, r, r->orig_flags | (on ? 0 : KVM_MEM_LOG_DIRTY_PAGES)))
+		return -ENOENT;
 	if (copy_to_user(src->scratch, &mr, sizeof(mr)))
 		return -EFAULT;
 	ret = vmpf_kvm_ioctl(src, KVM_SET_USER_MEMORY_REGION, src->scratch);

@@ -17,6 +17,7 @@
  * dirty.c).  It may sleep anywhere: it holds no lock while it does, and
  * release() waits for it with kthread_stop().
  */
+#include <linux/crc32.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
@@ -91,6 +92,75 @@ static int vmpf_flush_run(struct vmpf_source *src, struct vmpf_sregion *r,
 	return 0;
 }
 
+#define VMPF_TABLE_PER_BLOCK	(VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page))
+
+/*
+ * Record page @idx in the table.  The table goes out block by block as it
+ * changes (vmpf_write_table()), so the switch-over writes only what the
+ * final round changed, however large the guest.
+ */
+static void vmpf_table_set(struct vmpf_source *src, u64 idx, u8 state, u32 crc,
+			   u64 round)
+{
+	struct vmpf_pf_page *e = &src->table[idx];
+
+	if (e->state == VMPF_PAGE_DATA)
+		src->nr_data--;
+	else if (e->state == VMPF_PAGE_ZERO)
+		src->nr_zero--;
+	e->state = state;
+	e->crc = cpu_to_le32(crc);
+	e->round = cpu_to_le16(min_t(u64, round, U16_MAX));
+	if (state == VMPF_PAGE_DATA)
+		src->nr_data++;
+	else
+		src->nr_zero++;
+	__set_bit(idx / VMPF_TABLE_PER_BLOCK, src->table_dirty);
+}
+
+/*
+ * Write the table blocks changed since they were last written, keeping
+ * each one's crc32c: the commit record's crc of the whole table is made
+ * from them without reading the table again.
+ */
+static int vmpf_write_table(struct vmpf_source *src)
+{
+	u64 blocks = src->layout.table_len / VMPF_PF_BLOCK, b = 0, end, k;
+	void *table = src->table;
+	int ret;
+
+	for (;;) {
+		b = find_next_bit(src->table_dirty, blocks, b);
+		if (b >= blocks)
+			return 0;
+		end = find_next_zero_bit(src->table_dirty, blocks, b);
+		for (k = b; k < end; k++)
+			src->block_crc[k] = __crc32c_le(0, table + k * VMPF_PF_BLOCK,
+							VMPF_PF_BLOCK);
+		ret = vmpf_store_write_buf(&src->store, table + b * VMPF_PF_BLOCK,
+					   (end - b) * VMPF_PF_BLOCK,
+					   src->layout.table_off + b * VMPF_PF_BLOCK);
+		if (ret) {
+			vmpf_source_fail(src, -ret, "writing the page table failed (error %d)",
+					 ret);
+			return ret;
+		}
+		bitmap_clear(src->table_dirty, b, end - b);
+		b = end;
+	}
+}
+
+/* vmpf_crc32c() of the whole table as written, from its blocks' crcs. */
+static u32 vmpf_table_crc(struct vmpf_source *src)
+{
+	u64 blocks = src->layout.table_len / VMPF_PF_BLOCK, k;
+	u32 crc = ~0U;
+
+	for (k = 0; k < blocks; k++)
+		crc = __crc32c_le_combine(crc, src->block_crc[k], VMPF_PF_BLOCK);
+	return crc ^ ~0U;
+}
+
 /*
  * Copy @r's pending pages.  Runs of consecutive non-zero pages go out in
  * one write of up to VMPF_IO_PAGES pages; zero pages are only recorded.
@@ -105,7 +175,6 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 	int ret;
 
 	for (;;) {
-		struct vmpf_pf_page *e;
 		void *buf;
 
 		i = find_next_bit(r->pending, r->npages, i);
@@ -137,11 +206,8 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 		}
 		clear_bit(i, r->pending);
 		rs->dirty++;
-		e = &src->table[r->first_page + i];
-		e->round = cpu_to_le16(min_t(u64, rs->round, U16_MAX));
 		if (!memchr_inv(buf, 0, PAGE_SIZE)) {
-			e->state = VMPF_PAGE_ZERO;
-			e->crc = 0;
+			vmpf_table_set(src, r->first_page + i, VMPF_PAGE_ZERO, 0, rs->round);
 			rs->zero++;
 			/* The run ends before this page. */
 			if (n) {
@@ -153,8 +219,8 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			i++;
 			continue;
 		}
-		e->state = VMPF_PAGE_DATA;
-		e->crc = cpu_to_le32(vmpf_crc32c(buf, PAGE_SIZE));
+		vmpf_table_set(src, r->first_page + i, VMPF_PAGE_DATA,
+			       vmpf_crc32c(buf, PAGE_SIZE), rs->round);
 		n++;
 		i++;
 	}
@@ -238,26 +304,18 @@ static int vmpf_write_header(struct vmpf_source *src)
 	return ret;
 }
 
-/* Table, device state, flush, commit record, flush. */
+/* The table's last changes, device state, flush, commit record, flush. */
 static int vmpf_commit(struct vmpf_source *src)
 {
-	u64 data = 0, zero = 0, i;
 	u32 table_crc, state_crc;
 	void *state_buf = NULL;
 	size_t state_room;
 	int ret;
 
-	for (i = 0; i < src->layout.total_pages; i++) {
-		data += src->table[i].state == VMPF_PAGE_DATA;
-		zero += src->table[i].state == VMPF_PAGE_ZERO;
-		if (!(i % 65536))
-			cond_resched();
-	}
-	table_crc = vmpf_crc32c(src->table, src->layout.table_len);
-	ret = vmpf_store_write_buf(&src->store, src->table, src->layout.table_len,
-				   src->layout.table_off);
+	ret = vmpf_write_table(src);
 	if (ret)
-		goto fail;
+		return ret;
+	table_crc = vmpf_table_crc(src);
 
 	state_room = PAGE_ALIGN(max_t(size_t, src->state_len, 1));
 	state_buf = vzalloc(state_room);
@@ -279,7 +337,7 @@ static int vmpf_commit(struct vmpf_source *src)
 
 	clear_page(page_address(src->io_pages[0]));
 	vmpf_pf_fill_commit(src, page_address(src->io_pages[0]), table_crc,
-			    state_crc, data, zero);
+			    state_crc, src->nr_data, src->nr_zero);
 	ret = vmpf_store_write_pages(&src->store, src->io_pages, 1, VMPF_PF_BLOCK);
 	if (!ret)
 		ret = vmpf_store_sync(&src->store);
@@ -289,8 +347,7 @@ static int vmpf_commit(struct vmpf_source *src)
 
 fail:
 	vmpf_source_fail(src, -ret,
-			 "writing the page table, device state or commit record failed (error %d)",
-			 ret);
+			 "writing the device state or commit record failed (error %d)", ret);
 	return ret;
 }
 
@@ -308,7 +365,7 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 	struct vmpf_round rs = { 0 };
 	unsigned int i;
 	long dirty;
-	int ret;
+	int ret, err;
 
 	for (i = 0; i < src->nr_regions; i++)
 		bitmap_fill(src->regions[i].pending, src->regions[i].npages);
@@ -322,6 +379,9 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 		ret = vmpf_copy_all(src, &rs, false);
 		if (ret < 0)
 			return ret;
+		err = vmpf_write_table(src);
+		if (err)
+			return err;
 		dirty = ret ? 0 : vmpf_harvest_all(src);
 		if (dirty < 0)
 			return dirty;
@@ -434,7 +494,8 @@ out:
 		struct vmpf_sregion *r = &src->regions[i];
 
 		if (r->logging && vmpf_dirty_set_logging(src, r, false))
-			pr_warn("could not restore the flags of memslot %u\n", r->slot);
+			pr_warn("memslot %u changed under the migration or KVM refused it: left as it is\n",
+				r->slot);
 	}
 	vmpf_dirty_exit(src);
 	return done;

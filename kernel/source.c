@@ -58,6 +58,8 @@ static void vmpf_source_free(struct vmpf_source *src)
 	}
 	kvfree(src->harvest);
 	vfree(src->table);
+	kvfree(src->table_dirty);
+	kvfree(src->block_crc);
 	for (i = 0; i < VMPF_IO_PAGES; i++)
 		if (src->io_pages[i])
 			__free_page(src->io_pages[i]);
@@ -93,6 +95,27 @@ static int vmpf_match_memslot(struct kvm *kvm, struct vmpf_sregion *r)
 	return ret;
 }
 
+/*
+ * Is @r still the memslot it was at attach, with @flags?  Before the worker
+ * changes a memslot's flags: KVM_SET_USER_MEMORY_REGION would re-create a
+ * slot the VMM deleted meanwhile.  (A VMM deleting it between this check
+ * and the change still races; it breaks the rule that memslots stay put
+ * during a migration, and only its own memory is at stake.)
+ */
+bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 flags)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	struct kvm_memory_slot *ms;
+	bool ret;
+
+	mutex_lock(&kvm->slots_lock);
+	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
+	ret = ms && ms->base_gfn == r->gpa >> PAGE_SHIFT && ms->npages == r->npages &&
+	      ms->userspace_addr == r->uaddr && ms->flags == flags;
+	mutex_unlock(&kvm->slots_lock);
+	return ret;
+}
+
 static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n)
 {
 	unsigned int i, j;
@@ -120,6 +143,7 @@ static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n)
 static int vmpf_source_alloc(struct vmpf_source *src)
 {
 	unsigned int i;
+	u64 blocks;
 
 	for (i = 0; i < src->nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];
@@ -138,6 +162,11 @@ static int vmpf_source_alloc(struct vmpf_source *src)
 	if (!src->table)
 		return -ENOMEM;
 	vmpf_src_account(src, src->layout.table_len);
+	blocks = src->layout.table_len / VMPF_PF_BLOCK;
+	src->table_dirty = vmpf_src_zalloc(src, BITS_TO_LONGS(blocks) * sizeof(long));
+	src->block_crc = vmpf_src_zalloc(src, blocks * sizeof(u32));
+	if (!src->table_dirty || !src->block_crc)
+		return -ENOMEM;
 	for (i = 0; i < VMPF_IO_PAGES; i++) {
 		src->io_pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);
 		if (!src->io_pages[i])
@@ -352,6 +381,7 @@ long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
 	st.elapsed_ns = src->start_ns ? ktime_get_ns() - src->start_ns : 0;
 	st.error = src->error;
 	st.mem_bytes = src->mem_bytes;
+	st.io_retries = atomic64_read(&src->store.retries);
 	strscpy(st.message, src->message, sizeof(st.message));
 	if (rounds) {
 		n = min3(st.nr_rounds, st.rounds_cap, (u64)VMPF_STATS_KEPT);

@@ -67,6 +67,9 @@ struct vmpf_source {
 	/* worker */
 	struct task_struct *worker;	/* set by START under @lock */
 	struct vmpf_pf_page *table;	/* vzalloc()ed, layout.table_len */
+	unsigned long *table_dirty;	/* table blocks changed since last written */
+	u32 *block_crc;			/* each table block's crc32c as written, seed 0 */
+	u64 nr_data, nr_zero;		/* table entries in each state */
 	unsigned long *harvest;		/* one region's dirty log */
 	struct page *io_pages[VMPF_IO_PAGES];
 	void __user *scratch;		/* in the VMM's mm, for KVM ioctls */
@@ -117,6 +120,7 @@ void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
 /* dirty.c: worker context, with the VMM's mm adopted */
 int vmpf_dirty_init(struct vmpf_source *src);
 void vmpf_dirty_exit(struct vmpf_source *src);
+bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 flags);
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 			   bool on);
 long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r);

@@ -433,4 +433,41 @@ TEST_F(src, close_mid_precopy)
 	EXPECT_EQ(before.mem_bytes, after.mem_bytes);
 }
 
+/*
+ * The VMM deletes a memslot during pre-copy (against the rules): the
+ * session must fail or abort without re-creating it when it turns dirty
+ * logging off.  Found by the fuzzer's author: KVM_SET_USER_MEMORY_REGION
+ * with the slot's old definition brought it back.
+ */
+TEST_F(src, memslot_deleted_under_session)
+{
+	struct kvm_userspace_memory_region r = { .slot = 1, .guest_phys_addr = 1ULL << 32 };
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct vmpf_status st = { 0 };
+	int i;
+
+	ASSERT_EQ(0, ATTACH(self));
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_START, NULL));
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	r.userspace_addr = (unsigned long)self->mem[1];
+	ASSERT_EQ(0, ioctl(self->vm, KVM_SET_USER_MEMORY_REGION, &r));	/* size 0: delete */
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_ABORT, NULL));
+	for (i = 0; i < 600; i++) {
+		ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_STATUS, &st));
+		if (st.phase == VMPF_PHASE_ABORTED || st.phase == VMPF_PHASE_FAILED)
+			break;
+		usleep(100000);
+	}
+	ASSERT_TRUE(st.phase == VMPF_PHASE_ABORTED || st.phase == VMPF_PHASE_FAILED);
+	/* Slot 1 is gone for good: a new slot fits where it was. */
+	r.slot = 2;
+	r.memory_size = SLOT_BYTES;
+	EXPECT_EQ(0, ioctl(self->vm, KVM_SET_USER_MEMORY_REGION, &r))
+		TH_LOG("the session re-created the memslot the VMM deleted: %s", strerror(errno));
+	/* Slot 0, untouched by the VMM, is as it was: not logging. */
+	r = (struct kvm_userspace_memory_region){ .slot = 0, .memory_size = SLOT_BYTES,
+		.userspace_addr = (unsigned long)self->mem[0] };
+	EXPECT_EQ(0, ioctl(self->vm, KVM_SET_USER_MEMORY_REGION, &r));
+}
+
 TEST_HARNESS_MAIN
