@@ -86,10 +86,41 @@ void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
 }
 
 /*
+ * The regions become the restored VM's memslots: each page aligned and not
+ * wrapping around, with a slot id the source could have had, and no two
+ * sharing a slot or guest-physical pages.  Region sizes are checked first.
+ */
+static int vmpf_pf_check_regions(const struct vmpf_pf_super *sb, u32 n)
+{
+	u64 gpa, end, b_gpa, b_end;
+	u32 i, j;
+
+	for (i = 0; i < n; i++) {
+		const struct vmpf_pf_region *a = &sb->regions[i];
+
+		gpa = le64_to_cpu(a->gpa);
+		end = gpa + le64_to_cpu(a->pages) * VMPF_PF_PAGE_SIZE;
+		if (!IS_ALIGNED(gpa, VMPF_PF_PAGE_SIZE) || end <= gpa ||
+		    le32_to_cpu(a->slot) > SHRT_MAX)
+			return -EINVAL;
+		for (j = 0; j < i; j++) {
+			const struct vmpf_pf_region *b = &sb->regions[j];
+
+			b_gpa = le64_to_cpu(b->gpa);
+			b_end = b_gpa + le64_to_cpu(b->pages) * VMPF_PF_PAGE_SIZE;
+			if (a->slot == b->slot || (gpa < b_end && b_gpa < end))
+				return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
  * Check a superblock read from a page file of @size bytes.  Everything a
  * reader will use is checked here, so a hostile file cannot send it out
- * of bounds: regions consecutive and within total_pages, offsets exactly
- * as vmpf_pf_layout() puts them, the file big enough.
+ * of bounds: regions consecutive, within total_pages and usable as
+ * memslots, offsets exactly as vmpf_pf_layout() puts them, the file big
+ * enough.
  */
 int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size)
 {
@@ -119,8 +150,10 @@ int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size)
 			return -EINVAL;
 		total += le64_to_cpu(sb->regions[i].pages);
 	}
+	if (total != pages || vmpf_pf_check_regions(sb, n))
+		return -EINVAL;
 	vmpf_pf_layout(&l, pages, le64_to_cpu(sb->state_max));
-	if (total != pages || le64_to_cpu(sb->table_off) != l.table_off ||
+	if (le64_to_cpu(sb->table_off) != l.table_off ||
 	    le64_to_cpu(sb->state_off) != l.state_off ||
 	    le64_to_cpu(sb->data_off) != l.data_off ||
 	    le64_to_cpu(sb->file_size) != l.file_size || l.file_size > size)

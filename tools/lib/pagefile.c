@@ -69,6 +69,7 @@ int pf_open(struct pf *pf, const char *path)
 	struct vmpf_pf_commit c;
 	uint32_t crc, n, i;
 	uint64_t pages, total = 0, want;
+	off_t size;
 	int ret;
 
 	memset(pf, 0, sizeof(*pf));
@@ -91,13 +92,27 @@ int pf_open(struct pf *pf, const char *path)
 	n = le32toh(sb.nr_regions);
 	pages = le64toh(sb.total_pages);
 	if (le32toh(sb.page_size) != VMPF_PF_PAGE_SIZE || !n || n > VMPF_MAX_REGIONS ||
-	    pages > (1ULL << 40))
+	    !pages || pages > (1ULL << 40) || sb.flags ||
+	    le64toh(sb.state_max) > (1ULL << 30) || le64toh(sb.state_max) % VMPF_PF_BLOCK)
 		return why(pf, EINVAL, "the superblock holds impossible values");
+	/* As the kernel checks them (kernel/pagefile.c): usable as memslots. */
 	for (i = 0; i < n; i++) {
-		if (le64toh(sb.regions[i].first_page) != total ||
-		    le64toh(sb.regions[i].pages) > pages - total)
+		const struct vmpf_pf_region *a = &sb.regions[i];
+		uint64_t gpa = le64toh(a->gpa), end = gpa + le64toh(a->pages) * VMPF_PF_PAGE_SIZE;
+		uint32_t j;
+
+		if (le64toh(a->first_page) != total || !le64toh(a->pages) ||
+		    le64toh(a->pages) > pages - total || gpa % VMPF_PF_PAGE_SIZE ||
+		    end <= gpa || le32toh(a->slot) > 0x7fff)
 			return why(pf, EINVAL, "the region table is inconsistent");
-		total += le64toh(sb.regions[i].pages);
+		for (j = 0; j < i; j++) {
+			const struct vmpf_pf_region *b = &sb.regions[j];
+			uint64_t bg = le64toh(b->gpa), be = bg + le64toh(b->pages) * VMPF_PF_PAGE_SIZE;
+
+			if (a->slot == b->slot || (gpa < be && bg < end))
+				return why(pf, EINVAL, "the region table has overlapping regions");
+		}
+		total += le64toh(a->pages);
 	}
 	want = 2 * VMPF_PF_BLOCK + ((pages * 8 + VMPF_PF_BLOCK - 1) & ~(uint64_t)(VMPF_PF_BLOCK - 1));
 	if (total != pages || le64toh(sb.table_off) != 2 * VMPF_PF_BLOCK ||
@@ -105,6 +120,10 @@ int pf_open(struct pf *pf, const char *path)
 	    le64toh(sb.data_off) != want + le64toh(sb.state_max) ||
 	    le64toh(sb.file_size) != le64toh(sb.data_off) + pages * VMPF_PF_PAGE_SIZE)
 		return why(pf, EINVAL, "the layout in the superblock is inconsistent");
+	size = lseek(pf->fd, 0, SEEK_END);
+	if (size >= 0 && (uint64_t)size < le64toh(sb.file_size))
+		return why(pf, EINVAL, "the file is %lld bytes, its superblock says %llu: cut short",
+			   (long long)size, (unsigned long long)le64toh(sb.file_size));
 	pf->sb = sb;
 
 	ret = pread_all(pf->fd, &c, sizeof(c), VMPF_PF_BLOCK);
