@@ -5,13 +5,16 @@
 # It holds busybox-static, the kvm/kvm-amd modules and their dependencies
 # from the kernel's own package (decompressed, in load order), the module
 # under test, /init (guest-init.sh) and the given files in /bin.
+# VMPF_MODULES_DIR: take the modules from there instead of /lib/modules/KVER
+# (the debug-kernel lane's INSTALL_MOD_PATH tree).
 set -euo pipefail
 
 kver=$1 module=$2 out=$3
 shift 3
 here=$(cd "$(dirname "$0")" && pwd)
-moddir=/lib/modules/$kver
+moddir=${VMPF_MODULES_DIR:-/lib/modules/$kver}
 stage=$(mktemp -d)
+chmod 755 "$stage"	# the root directory: unprivileged tests must reach /dev, /tmp, /bin
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules}
