@@ -19,6 +19,7 @@
  */
 #include <linux/crc32.h>
 #include <linux/kthread.h>
+#include <linux/math64.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -226,8 +227,9 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 	}
 }
 
-static void vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
-			    u64 dirty_after)
+/* Fold round @rs into the session's statistics; returns its duration. */
+static u64 vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
+			   u64 dirty_after)
 {
 	u64 ns = max_t(u64, ktime_get_ns() - rs->start_ns, 1);
 	struct vmpf_round_stats *st;
@@ -249,6 +251,7 @@ static void vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
 	src->bytes_written += rs->bytes;
 	src->dirty_pages = dirty_after;
 	spin_unlock(&src->lock);
+	return ns;
 }
 
 /* Copy every region's pending pages as round @rs->round. */
@@ -296,8 +299,12 @@ static int vmpf_write_header(struct vmpf_source *src)
 	vmpf_pf_fill_super(src, sb);
 	clear_page(page_address(src->io_pages[1]));
 	ret = vmpf_store_write_pages(&src->store, src->io_pages, 2, 0);
-	if (!ret)
+	if (!ret) {
+		u64 t = ktime_get_ns();
+
 		ret = vmpf_store_sync(&src->store);
+		src->flush_ns = ktime_get_ns() - t;	/* the commit has two */
+	}
 	if (ret)
 		vmpf_source_fail(src, -ret,
 				 "writing the page file's header failed (error %d)", ret);
@@ -351,6 +358,80 @@ fail:
 	return ret;
 }
 
+#define VMPF_STALL_ROUNDS	5	/* rounds without a smaller dirty set: not converging */
+
+/* Steps of the throttle, in per cent of each vCPU's time taken away. */
+static const u8 vmpf_throttle_steps[] = { 0, 20, 40, 60, 80, 90, 95, 99 };
+
+static u64 vmpf_throttle_step(u64 pct, int dir)
+{
+	int i, n = ARRAY_SIZE(vmpf_throttle_steps);
+
+	for (i = 0; i < n - 1 && vmpf_throttle_steps[i] < pct; i++)
+		;
+	i = clamp(i + dir, 0, n - 1);
+	return vmpf_throttle_steps[i];
+}
+
+/*
+ * After pre-copy round @rs, which took @ns and left @dirty pages: estimate
+ * the switch-over (those pages at the write rate measured so far, plus the
+ * commit's two flushes), say whether it fits the downtime target, whether
+ * the dirty set still shrinks, and what throttle the vCPUs need.
+ */
+static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
+			u64 dirty, u64 ns)
+{
+	u64 est = 0, dirty_bps, throttle, old_flags;
+	bool ready, stuck;
+
+	/* Rounds that wrote a little say little about the rate. */
+	if (rs->bytes >= VMPF_IO_PAGES * VMPF_PF_PAGE_SIZE) {
+		u64 bps = mul_u64_u64_div_u64(rs->bytes, NSEC_PER_SEC, ns);
+
+		src->write_bps = src->write_bps ? (src->write_bps + bps) / 2 : bps;
+	}
+	if (src->write_bps)
+		est = mul_u64_u64_div_u64(dirty * VMPF_PF_PAGE_SIZE, NSEC_PER_SEC,
+					  src->write_bps) + 2 * src->flush_ns;
+	ready = src->write_bps && est <= src->downtime_ns;
+
+	/*
+	 * Round 0 copies everything: the dirty sets to compare start after it.
+	 * Progress is a dirty set an eighth smaller than the smallest yet;
+	 * noise of a few pages either way is not.
+	 */
+	if (rs->round == 0 || dirty < src->min_dirty - src->min_dirty / 8) {
+		src->min_dirty = dirty;
+		src->stalled = 0;
+	} else {
+		src->min_dirty = min(src->min_dirty, dirty);
+		src->stalled++;
+	}
+	stuck = !ready && src->stalled >= VMPF_STALL_ROUNDS;
+
+	spin_lock(&src->lock);
+	dirty_bps = mul_u64_u64_div_u64(dirty, VMPF_PF_PAGE_SIZE * NSEC_PER_SEC, ns);
+	throttle = src->throttle_pct;
+	if (!ready && rs->round && (stuck || dirty_bps > src->write_bps))
+		throttle = vmpf_throttle_step(throttle, 1);
+	else if (ready && est < src->downtime_ns / 2)
+		throttle = vmpf_throttle_step(throttle, -1);
+	src->throttle_pct = throttle;
+	src->est_downtime_ns = est;
+	old_flags = src->flags;
+	src->flags &= ~(VMPF_STATUS_READY | VMPF_STATUS_NOT_CONVERGING);
+	if (ready)
+		src->flags |= VMPF_STATUS_READY;
+	if (stuck)
+		src->flags |= VMPF_STATUS_NOT_CONVERGING;
+	spin_unlock(&src->lock);
+
+	trace_vmpf_policy(rs->round, dirty, est, throttle, ready, stuck);
+	if (ready && !(old_flags & VMPF_STATUS_READY))
+		vmpf_source_wake(src);
+}
+
 static void vmpf_set_phase(struct vmpf_source *src, enum vmpf_phase phase)
 {
 	spin_lock(&src->lock);
@@ -366,6 +447,7 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 	unsigned int i;
 	long dirty;
 	int ret, err;
+	u64 ns;
 
 	for (i = 0; i < src->nr_regions; i++)
 		bitmap_fill(src->regions[i].pending, src->regions[i].npages);
@@ -385,9 +467,10 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 		dirty = ret ? 0 : vmpf_harvest_all(src);
 		if (dirty < 0)
 			return dirty;
-		vmpf_round_done(src, &rs, dirty);
+		ns = vmpf_round_done(src, &rs, dirty);
 		if (ret)
 			return 0;	/* a command came; its pages stay pending */
+		vmpf_policy(src, &rs, dirty, ns);
 
 		spin_lock(&src->lock);
 		if (dirty <= src->target_pages)

@@ -24,6 +24,8 @@
 #define VMPF_DEFAULT_MAX_ROUNDS		30
 #define VMPF_LIMIT_MAX_ROUNDS		10000
 #define VMPF_DEFAULT_TARGET_PAGES	256
+#define VMPF_DEFAULT_DOWNTIME_NS	(300 * NSEC_PER_MSEC)	/* as QEMU's */
+#define VMPF_LIMIT_DOWNTIME_NS		(3600 * NSEC_PER_SEC)
 #define VMPF_LIMIT_REGION_BYTES		BIT_ULL(42)	/* 4 TiB */
 
 static struct vmpf_source *vmpf_source_get(struct vmpf_file *vf)
@@ -189,7 +191,8 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
 	if (a.flags || a.reserved[0] || a.reserved[1] || a.reserved[2] ||
-	    a.reserved[3] || !a.nr_regions || a.nr_regions > VMPF_MAX_REGIONS ||
+	    a.downtime_ns > VMPF_LIMIT_DOWNTIME_NS ||
+	    !a.nr_regions || a.nr_regions > VMPF_MAX_REGIONS ||
 	    a.vm_fd > INT_MAX || a.target_fd > INT_MAX ||
 	    a.state_max > VMPF_LIMIT_STATE_MAX || a.max_rounds > VMPF_LIMIT_MAX_ROUNDS)
 		return -EINVAL;
@@ -221,6 +224,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	src->phase = VMPF_PHASE_ATTACHED;
 	src->max_rounds = a.max_rounds ?: VMPF_DEFAULT_MAX_ROUNDS;
 	src->target_pages = a.target_pages ?: VMPF_DEFAULT_TARGET_PAGES;
+	src->downtime_ns = a.downtime_ns ?: VMPF_DEFAULT_DOWNTIME_NS;
 
 	src->vm_file = fget(a.vm_fd);
 	if (!src->vm_file) {
@@ -382,6 +386,8 @@ long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
 	st.error = src->error;
 	st.mem_bytes = src->mem_bytes;
 	st.io_retries = atomic64_read(&src->store.retries);
+	st.est_downtime_ns = src->est_downtime_ns;
+	st.throttle_pct = src->throttle_pct;
 	strscpy(st.message, src->message, sizeof(st.message));
 	if (rounds) {
 		n = min3(st.nr_rounds, st.rounds_cap, (u64)VMPF_STATS_KEPT);
@@ -572,7 +578,7 @@ __poll_t vmpf_source_poll(struct vmpf_source *src)
 	spin_lock(&src->lock);
 	if (src->phase == VMPF_PHASE_PRECOPY &&
 	    (src->flags & (VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT |
-			   VMPF_STATUS_FINISH_REQUESTED)))
+			   VMPF_STATUS_FINISH_REQUESTED | VMPF_STATUS_READY)))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (src->phase == VMPF_PHASE_FAILED || src->phase == VMPF_PHASE_ABORTED)
 		mask |= EPOLLERR;

@@ -60,6 +60,7 @@ struct vmpf_source {
 	unsigned int nr_regions;
 	u64 max_rounds;
 	u64 target_pages;
+	u64 downtime_ns;		/* the switch-over the VMM accepts */
 	u64 max_region_pages;
 	u64 mem_bytes;			/* allocated for this session */
 	bool manual_protect;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
@@ -75,6 +76,10 @@ struct vmpf_source {
 	void __user *scratch;		/* in the VMM's mm, for KVM ioctls */
 	size_t scratch_len;
 	u64 generation;
+	u64 flush_ns;			/* the header's flush took this long */
+	u64 write_bps;			/* bytes/s of the rounds' writes, smoothed */
+	u64 min_dirty;			/* smallest dirty set after a round */
+	unsigned int stalled;		/* rounds since the dirty set last shrank */
 
 	/* status */
 	spinlock_t lock;		/* see the comment at the top */
@@ -91,6 +96,8 @@ struct vmpf_source {
 	u64 dirty_pages;
 	u64 start_ns;
 	u64 finish_ns;			/* when VMPF_IOC_FINISH was called */
+	u64 est_downtime_ns;		/* the final round, estimated after the last */
+	u64 throttle_pct;		/* asked of the VMM's vCPUs, 0-99 */
 	int error;			/* positive errno */
 	char message[VMPF_MSG_LEN];
 	struct vmpf_round_stats stats[VMPF_STATS_KEPT];

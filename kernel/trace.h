@@ -38,6 +38,31 @@ TRACE_EVENT(vmpf_round,
 		  __entry->bytes, __entry->duration_ns)
 );
 
+TRACE_EVENT(vmpf_policy,
+	TP_PROTO(u64 round, u64 dirty, u64 est_downtime_ns, u64 throttle_pct,
+		 bool ready, bool not_converging),
+	TP_ARGS(round, dirty, est_downtime_ns, throttle_pct, ready, not_converging),
+	TP_STRUCT__entry(
+		__field(u64, round)
+		__field(u64, dirty)
+		__field(u64, est_downtime_ns)
+		__field(u64, throttle_pct)
+		__field(bool, ready)
+		__field(bool, not_converging)
+	),
+	TP_fast_assign(
+		__entry->round = round;
+		__entry->dirty = dirty;
+		__entry->est_downtime_ns = est_downtime_ns;
+		__entry->throttle_pct = throttle_pct;
+		__entry->ready = ready;
+		__entry->not_converging = not_converging;
+	),
+	TP_printk("round=%llu dirty=%llu est_downtime_ns=%llu throttle_pct=%llu ready=%d not_converging=%d",
+		  __entry->round, __entry->dirty, __entry->est_downtime_ns,
+		  __entry->throttle_pct, __entry->ready, __entry->not_converging)
+);
+
 TRACE_EVENT(vmpf_fill,
 	TP_PROTO(u64 page, bool demand, u8 state, int result),
 	TP_ARGS(page, demand, state, result),

@@ -55,7 +55,7 @@ else notok corrupt_page_detected "verify rc=$vrc: $v" "restore rc=$rrc: $r"; fi
 # statistics show the guest dirtying during it, and the image is still
 # right.  (Emulated CPUs can starve the guest for a round; then it may
 # converge instead: the image must be right either way.)
-out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 8M --seconds 0.2 --max-rounds 2 \
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 8M --seconds 0.2 --max-rounds 2 --downtime 1 \
 	--target-pages 1 --migrate-to $BLK --checksums $t/s4 --json 2>&1); rc=$?
 flags=$(num "$out" flags)
 r1=$(echo "$out" | sed -n 's/.*{"round":1,"dirty":\([0-9]*\).*/\1/p')

@@ -109,7 +109,7 @@ TEST_F(src, attach_flags_nonzero)
 
 TEST_F(src, attach_reserved_nonzero)
 {
-	self->at.reserved[3] = 1;
+	self->at.reserved[2] = 1;
 	EXPECT_EQ(-EINVAL, ATTACH(self));
 }
 

@@ -180,6 +180,13 @@ static int cmd_session(const struct ctl_opts *o)
 	default:
 		break;
 	}
+	/* finish --when-ready: until the estimate meets the downtime target. */
+	while (o->when_ready) {
+		ret = get_status(fd, &st, rounds, 64);
+		if (ret || phase_done(st.phase) || (st.flags & VMPF_STATUS_READY))
+			break;
+		nanosleep(&half, NULL);
+	}
 	if (cmd != VMPF_IOC_STATUS) {
 		ret = __vmpf_ioctl(fd, cmd, NULL);
 		if (ret) {

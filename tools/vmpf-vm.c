@@ -67,6 +67,9 @@ static const char usage[] =
 "                      when pre-copy converges\n"
 "  --max-rounds N      pre-copy round limit (default: the module's)\n"
 "  --target-pages N    converged below this many dirty pages (default: the module's)\n"
+"  --downtime MS       the switch-over this VMM accepts (default: the module's, 300)\n"
+"  --throttle          slow the vCPUs down as the session asks when the guest\n"
+"                      dirties memory faster than the page file takes it\n"
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
@@ -94,7 +97,8 @@ struct opts {
 	uint64_t prefetch_rate;
 	int no_prefetch, sequential, wait_complete;
 	struct vmpf_restore_status rst;	/* the restore's outcome */
-	uint64_t max_rounds, target_pages;
+	uint64_t max_rounds, target_pages, downtime_ms;
+	int throttle;		/* apply the session's throttle to the vCPUs */
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
 };
@@ -221,6 +225,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--max-rounds")) {
 			if (parse_size(val, &o->max_rounds))
 				return usage_error("bad number '%s' for --max-rounds", val);
+		} else if (!strcmp(a, "--downtime")) {
+			if (parse_size(val, &o->downtime_ms) || !o->downtime_ms)
+				return usage_error("bad milliseconds '%s' for --downtime", val);
+		} else if (!strcmp(a, "--throttle")) {
+			o->throttle = 1;
+			takes = 0;
 		} else if (!strcmp(a, "--target-pages")) {
 			if (parse_size(val, &o->target_pages))
 				return usage_error("bad number '%s' for --target-pages", val);
@@ -446,6 +456,8 @@ struct migration {
 	int committed;
 	/* The guest's own store rate: while it ran alone, during pre-copy. */
 	double run_rate, precopy_rate;
+	uint64_t throttle_max;		/* the largest throttle applied */
+	int ready_seen, not_converging_seen;
 };
 
 static double mono_seconds(void)
@@ -520,6 +532,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	at.nr_regions = vm->nslots;
 	at.max_rounds = o->max_rounds;
 	at.target_pages = o->target_pages;
+	at.downtime_ns = o->downtime_ms * 1000000;
 	ret = __vmpf_ioctl(fd, VMPF_IOC_SOURCE_ATTACH, &at);
 	close(target);
 	if (ret == -ENOSPC) {
@@ -553,6 +566,14 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 			break;
 		if (session_status(fd, m))
 			break;
+		m->ready_seen |= !!(m->st.flags & VMPF_STATUS_READY);
+		m->not_converging_seen |= !!(m->st.flags & VMPF_STATUS_NOT_CONVERGING);
+		if (o->throttle) {
+			__atomic_store_n(&vm->throttle_pct, (unsigned int)m->st.throttle_pct,
+					 __ATOMIC_RELAXED);
+			if (m->st.throttle_pct > m->throttle_max)
+				m->throttle_max = m->st.throttle_pct;
+		}
 		if (vm->quit) {
 			fprintf(stderr, "vmpf-vm: the guest stopped: %s\n", vm->error);
 			break;
@@ -574,6 +595,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 
 	/* Switch-over: pause, write like device emulation would, finish. */
 	vm_pause(vm);
+	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
 	m->precopy_rate = (vm_total_stores(vm) - stores0) / (mono_seconds() - t0);
 	marker = VM_PATTERN(0xd0d0, vm_total_stores(vm));
 	memcpy(vm_gpa_to_hva(vm, (VM_RESERVED_PAGES - 1) * VM_PAGE_SIZE), &marker,
@@ -678,13 +700,18 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       "\"switchover_ns\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ","
 			       "\"zero_pages\":%" PRIu64 ",\"flags\":%" PRIu64 ","
 			       "\"logging_off\":%s,\"precopy_stores_per_s\":%.0f,\"io_retries\":%" PRIu64 ","
+			       "\"est_downtime_ns\":%" PRIu64 ",\"throttle_pct\":%" PRIu64 ","
+			       "\"throttle_max\":%" PRIu64 ",\"ready_seen\":%s,\"not_converging_seen\":%s,"
 			       "\"round_stats\":[",
 			       phase_name(m->st.phase), m->committed ? "true" : "false",
 			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
 			       (uint64_t)m->fin.switchover_ns, (uint64_t)m->st.bytes_written,
 			       (uint64_t)m->st.zero_pages, (uint64_t)m->st.flags,
 			       logging_off(vm) ? "true" : "false", m->precopy_rate,
-			       (uint64_t)m->st.io_retries);
+			       (uint64_t)m->st.io_retries, (uint64_t)m->st.est_downtime_ns,
+			       (uint64_t)m->st.throttle_pct, m->throttle_max,
+			       m->ready_seen ? "true" : "false",
+			       m->not_converging_seen ? "true" : "false");
 			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
 			for (r = 0; r < n; r++)
 				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu,"

@@ -49,10 +49,12 @@ static const struct ctl_command {
 	{
 		"finish", CTL_CMD_FINISH,
 		"ask the VMM to switch over now, and wait for the commit",
-		"vmpf-ctl finish --pid PID [--fd N] [--json]",
+		"vmpf-ctl finish --pid PID [--fd N] [--when-ready] [--json]",
 		"Asks the VMM holding the session to switch over (it pauses its vCPUs\n"
 		"and hands over its device state), then waits until the page file is\n"
-		"committed.  Exits 0 if it was, 1 if the migration failed or was\n"
+		"committed.  With --when-ready it first waits until the session\n"
+		"estimates the switch-over under the VMM's downtime target.  Exits 0\n"
+		"if the page file was committed, 1 if the migration failed or was\n"
 		"aborted.\n",
 	},
 	{
@@ -168,6 +170,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			}
 		} else if (!strcmp(a, "-w") || !strcmp(a, "--watch")) {
 			o->watch = 1;
+		} else if (!strcmp(a, "--when-ready")) {
+			o->when_ready = 1;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			o->help = 1;
 		} else if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
@@ -235,6 +239,10 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--watch is for status only");
 		return CTL_EXIT_USAGE;
 	}
+	if (o->when_ready && o->cmd != CTL_CMD_FINISH) {
+		snprintf(err, errlen, "--when-ready is for finish only");
+		return CTL_EXIT_USAGE;
+	}
 	return CTL_EXIT_OK;
 }
 
@@ -267,6 +275,7 @@ void ctl_print_help(FILE *f, enum ctl_cmd topic)
 		"  -p, --pid PID      the VMM process holding the migration session\n"
 		"      --fd N         its session descriptor, if it has several\n"
 		"  -w, --watch        status: print progress until the migration ends\n"
+		"      --when-ready   finish: wait until the estimated downtime meets the target\n"
 		"      --run, --pause, --rate N  restore: steer the background prefetch\n"
 		"  -h, --help         this help, or a command's help after the command\n"
 		"\n"
@@ -376,7 +385,11 @@ const char *ctl_phase_name(unsigned long long phase)
 	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
 }
 
-static const char *const ctl_flag_names[] = { "converged", "round-limit", "finish-requested" };
+static const char *const ctl_flag_names[] = {
+	"converged", "round-limit", "finish-requested", "ready", "not-converging",
+};
+
+#define CTL_FLAGS	(sizeof(ctl_flag_names) / sizeof(ctl_flag_names[0]))
 
 void ctl_print_status_line(FILE *f, const struct vmpf_status *st)
 {
@@ -397,7 +410,7 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 
 	if (!json) {
 		fprintf(f, "phase      %s", ctl_phase_name(st->phase));
-		for (i = 0; i < 3; i++)
+		for (i = 0; i < CTL_FLAGS; i++)
 			if (st->flags & (1ULL << i))
 				fprintf(f, ", %s", ctl_flag_names[i]);
 		fprintf(f, "\nround      %llu (%llu done)\n", (unsigned long long)st->round,
@@ -409,6 +422,9 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		fprintf(f, "written    %llu bytes in %.3f s; session memory %llu bytes\n",
 			(unsigned long long)st->bytes_written, st->elapsed_ns / 1e9,
 			(unsigned long long)st->mem_bytes);
+		if (st->est_downtime_ns || st->throttle_pct)
+			fprintf(f, "switch     estimated %.1f ms; throttle %llu %%\n",
+				st->est_downtime_ns / 1e6, (unsigned long long)st->throttle_pct);
 		if (st->io_retries)
 			fprintf(f, "retries    %llu page-file writes repeated after a transient error\n",
 				(unsigned long long)st->io_retries);
@@ -432,7 +448,7 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 	}
 
 	fprintf(f, "{\"phase\":\"%s\",\"flags\":[", ctl_phase_name(st->phase));
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < CTL_FLAGS; i++)
 		if (st->flags & (1ULL << i)) {
 			fprintf(f, "%s\"%s\"", sep, ctl_flag_names[i]);
 			sep = ",";
@@ -440,12 +456,14 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 	fprintf(f, "],\"round\":%llu,\"nr_rounds\":%llu,\"total_pages\":%llu,"
 		"\"pages_written\":%llu,\"zero_pages\":%llu,\"dirty_pages\":%llu,"
 		"\"bytes_written\":%llu,\"elapsed_ns\":%llu,\"mem_bytes\":%llu,"
-		"\"io_retries\":%llu,\"error\":%llu,\"message\":",
+		"\"io_retries\":%llu,\"est_downtime_ns\":%llu,\"throttle_pct\":%llu,"
+		"\"error\":%llu,\"message\":",
 		(unsigned long long)st->round, (unsigned long long)st->nr_rounds,
 		(unsigned long long)st->total_pages, (unsigned long long)st->pages_written,
 		(unsigned long long)st->zero_pages, (unsigned long long)st->dirty_pages,
 		(unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ns,
 		(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries,
+		(unsigned long long)st->est_downtime_ns, (unsigned long long)st->throttle_pct,
 		(unsigned long long)st->error);
 	ctl_json_string(f, (const char *)st->message);
 	fputs(",\"rounds\":[", f);

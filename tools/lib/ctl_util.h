@@ -31,6 +31,7 @@ struct ctl_opts {
 	long pid;		/* --pid: the VMM holding the session, or 0 */
 	long fd;		/* --fd: its session descriptor, or -1 to search */
 	int watch;		/* --watch */
+	int when_ready;		/* finish --when-ready */
 	const char *path;	/* PAGEFILE of info and verify */
 	int prefetch_op;	/* restore: --run or --pause, else 0 */
 	long long rate;		/* restore: --rate, or -1 */

@@ -276,21 +276,57 @@ int vm_boot_setup(struct vm *vm)
 	return 0;
 }
 
-/* Sleep so that this vCPU's stores since @start_ns follow its share of the rate. */
-static void vm_pace(struct vm *vm, uint64_t stores, uint64_t start_ns)
+#define VM_SLICE_NS	10000000ULL
+
+/*
+ * --rate: sleep so that this vCPU's stores follow its share of the rate,
+ * slowed down by the migration's throttle (a throttled guest does not
+ * catch up afterwards).  @due is when the next batch may run; a vCPU that
+ * fell far behind (descheduled) starts over rather than bursting.
+ */
+static void vm_pace(struct vm *vm, uint64_t stores, uint64_t *due)
 {
-	uint64_t per_vcpu = vm->cfg.rate / vm->cfg.vcpus, due, now;
+	unsigned int pct = __atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED);
+	uint64_t per_vcpu = vm->cfg.rate / vm->cfg.vcpus, now = now_ns();
 	struct timespec ts;
 
 	if (!per_vcpu)
 		return;
-	due = start_ns + stores * 1000000000ULL / per_vcpu;
-	now = now_ns();
-	if (due <= now)
+	if (pct > 99)
+		pct = 99;
+	per_vcpu = per_vcpu * (100 - pct) / 100 ?: 1;
+	if (*due + 100000000ULL < now)
+		*due = now;
+	*due += stores * 1000000000ULL / per_vcpu;
+	if (*due <= now)
 		return;
-	ts.tv_sec = (due - now) / 1000000000ULL;
-	ts.tv_nsec = (due - now) % 1000000000ULL;
+	ts.tv_sec = (*due - now) / 1000000000ULL;
+	ts.tv_nsec = (*due - now) % 1000000000ULL;
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * Without --rate: the migration's throttle runs the vCPU (100 - pct) % of
+ * each 10 ms slice and sleeps the rest.  Checked at each exit; at full
+ * speed the guest exits every 64 stores, often enough for 10 ms slices.
+ */
+static void vm_throttle(struct vm *vm, uint64_t *slice_start)
+{
+	unsigned int pct = __atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED);
+	uint64_t now = now_ns(), nap;
+	struct timespec ts;
+
+	if (!pct || pct > 99 || vm->cfg.rate) {
+		*slice_start = now;
+		return;
+	}
+	if (now - *slice_start < VM_SLICE_NS * (100 - pct) / 100)
+		return;
+	nap = VM_SLICE_NS * pct / 100;
+	ts.tv_sec = nap / 1000000000ULL;
+	ts.tv_nsec = nap % 1000000000ULL;
+	nanosleep(&ts, NULL);
+	*slice_start = now_ns();
 }
 
 static void vm_fail(struct vm *vm, const char *fmt, ...)
@@ -324,7 +360,7 @@ static void *vm_vcpu_thread(void *arg)
 {
 	struct vm_vcpu *v = arg;
 	struct vm *vm = v->vm;
-	uint64_t pace_start = 0, pace_stores = 0;
+	uint64_t pace_due = now_ns(), slice_start = pace_due;
 
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
@@ -335,8 +371,7 @@ static void *vm_vcpu_thread(void *arg)
 			while (!vm->running && !vm->quit)
 				pthread_cond_wait(&vm->cond, &vm->lock);
 			vm->paused_vcpus--;
-			pace_start = now_ns();
-			pace_stores = 0;
+			pace_due = now_ns();
 		}
 		if (vm->quit) {
 			pthread_mutex_unlock(&vm->lock);
@@ -360,8 +395,8 @@ static void *vm_vcpu_thread(void *arg)
 		switch (v->run->io.port) {
 		case VM_PORT_BATCH:
 			__atomic_add_fetch(&v->stores, vm->cfg.batch, __ATOMIC_RELAXED);
-			pace_stores += vm->cfg.batch;
-			vm_pace(vm, pace_stores, pace_start);
+			vm_pace(vm, vm->cfg.batch, &pace_due);
+			vm_throttle(vm, &slice_start);
 			break;
 		case VM_PORT_PASS:
 			__atomic_add_fetch(&v->passes, 1, __ATOMIC_RELAXED);

@@ -63,6 +63,8 @@ struct vm {
 	int quit;
 	int threads_started;
 	char error[256];	/* first vCPU error, under @lock */
+	/* Per cent of each 10 ms slice every vCPU sleeps; atomic, any thread sets it. */
+	unsigned int throttle_pct;
 };
 
 /* Create the VM, its memory and vCPUs; 0 or -errno with vm->error set. */

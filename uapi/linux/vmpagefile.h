@@ -114,8 +114,11 @@ struct vmpf_dev_info {
  * FAILED from any phase before COMMITTED.
  *
  * poll(2) on the session reports EPOLLIN when the VMM should switch over
- * (an operator called VMPF_IOC_REQUEST_FINISH, or pre-copy converged or hit
- * its round limit) and EPOLLERR when the session failed or was aborted.
+ * (an operator called VMPF_IOC_REQUEST_FINISH, the estimated downtime is
+ * under the target, or pre-copy converged or hit its round limit) and
+ * EPOLLERR when the session failed or was aborted.  Rounds go on until
+ * the switch-over, converged or at the round limit, keeping the dirty set
+ * small; the status says how the estimate and the throttle evolve.
  */
 
 /** struct vmpf_region - one KVM memslot of guest RAM, as the VMM set it */
@@ -142,6 +145,10 @@ struct vmpf_region {
  * @target_pages: in: pre-copy has converged when a round leaves at most
  *		this many dirty pages; 0 means 256.
  * @flags:	in: none defined, must be zero.
+ * @downtime_ns: in: the switch-over the VMM accepts (pause to commit);
+ *		0 means 300 ms.  After each round the session estimates the
+ *		final round from the dirty set and the measured write rate;
+ *		under this target it reports VMPF_STATUS_READY.
  * @reserved:	in: must be zero.
  * @required_bytes: out: size the page file needs; also written when the
  *		ioctl fails with ENOSPC because the target is too small.
@@ -170,7 +177,8 @@ struct vmpf_source_attach {
 	__u64 max_rounds;
 	__u64 target_pages;
 	__u64 flags;
-	__u64 reserved[4];
+	__u64 downtime_ns;
+	__u64 reserved[3];
 	__u64 required_bytes;
 	__u64 total_pages;
 };
@@ -189,6 +197,8 @@ enum vmpf_phase {
 #define VMPF_STATUS_CONVERGED		_BITULL(0)	/* dirty set under target */
 #define VMPF_STATUS_ROUND_LIMIT		_BITULL(1)	/* max_rounds reached */
 #define VMPF_STATUS_FINISH_REQUESTED	_BITULL(2)	/* switch over now */
+#define VMPF_STATUS_READY		_BITULL(3)	/* estimated downtime under target */
+#define VMPF_STATUS_NOT_CONVERGING	_BITULL(4)	/* dirty set stopped shrinking */
 
 /** struct vmpf_round_stats - one pre-copy round (round 0 copies all pages) */
 struct vmpf_round_stats {
@@ -221,6 +231,15 @@ struct vmpf_round_stats {
  * @mem_bytes:	out: memory the session holds (bitmaps, tables, buffers).
  * @io_retries:	out: page-file requests repeated after a transient error
  *		(the module's io_retries parameter says how many times each).
+ * @est_downtime_ns: out: the switch-over estimated after the last round:
+ *		its dirty pages at the write rate measured so far, plus the
+ *		commit's flushes; 0 before a round has written.
+ * @throttle_pct: out: share of each vCPU's time the VMM should take away
+ *		(0 to 99) because the guest dirties memory faster than the
+ *		page file takes it.  Raised in steps while pre-copy does not
+ *		converge, lowered once the estimate is well under the target.
+ *		A VMM applies it by sleeping its vCPU threads that share of each
+ *		time slice (vmpf-vm --throttle), or vmpf-ctl through cgroups.
  * @reserved:	out: zero.
  * @message:	out: NUL-terminated sentence about the failure, if any.
  */
@@ -241,7 +260,9 @@ struct vmpf_status {
 	__u64 error;
 	__u64 mem_bytes;
 	__u64 io_retries;
-	__u64 reserved[3];
+	__u64 est_downtime_ns;
+	__u64 throttle_pct;
+	__u64 reserved[1];
 	__u8 message[128];
 };
 

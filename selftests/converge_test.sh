@@ -1,0 +1,74 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Convergence: a guest that dirties memory faster than the page file takes
+# it.  Without throttling the session says "not converging" (and publishes
+# the throttle it would need); with vmpf-vm --throttle applying it, the
+# dirty set shrinks until the estimated switch-over fits the downtime
+# target, the session says "ready", the VMM switches over and the image
+# verifies.  Prints TAP (busybox sh).
+TAP_PREFIX=converge
+. "$(dirname "$0")/tap.sh"
+
+echo "TAP version 13"
+echo "1..3"
+t=$(mktemp -d)
+if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
+	for i in 1 2 3; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
+	exit 0
+fi
+# Slow storage: dm-delay holds each request 20 ms, so the page file takes
+# one 256 KiB write per 20 ms, about 3000 pages/s; the guest dirties a
+# 8 MiB working set at 8000 pages/s.
+echo "0 196608 delay /dev/ram0 0 20" | dmsetup create vmpf-slow
+PF=/dev/mapper/vmpf-slow
+GUEST="--ram 16M --vcpus 2 --working-set 8M --rate 8000 --seconds 0.3 --target-pages 1 --max-rounds 10000"
+
+# 1. No throttle: not converging, reported in status; abort leaves the VM running.
+vmpf-vm $GUEST --wait-request --migrate-to $PF --json > $t/o1 2>&1 &
+pid=$!
+wait_for $t/o1 attached
+i=0
+while [ $i -lt 600 ]; do
+	st=$(vmpf-ctl status --pid $pid --json 2>/dev/null)
+	has "$st" '"not-converging"' && break
+	sleep 0.1
+	i=$((i + 1))
+done
+vmpf-ctl abort --pid $pid > /dev/null 2>&1
+wait $pid; rc=$?
+out=$(cat $t/o1)
+if has "$st" '"not-converging"' && [ "$(num "$st" throttle_pct)" -gt 0 ] &&
+   ! has "$st" '"ready"' && [ $rc = 1 ] && has "$out" '"throttle_max":0' &&
+   has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0'; then
+	ok not_converging_without_throttle
+else notok not_converging_without_throttle "status: $st" "rc=$rc" "$out"; fi
+
+# 2. The same guest, throttled as the session asks: ready, switched over, verified.
+out=$(vmpf-vm $GUEST --throttle --migrate-to $PF --checksums $t/s2 --json 2>&1); rc=$?
+r=$(vmpf-vm --load-pagefile $PF --verify $t/s2 --seconds 0.1 --json 2>&1); vrc=$?
+if [ $rc = 0 ] && has "$out" '"committed":true' && has "$out" '"ready_seen":true' &&
+   [ "$(num "$out" throttle_max)" -gt 0 ] && [ $vrc = 0 ] &&
+   has "$r" '"verified_pages_mismatched":0'; then
+	ok converges_with_throttle
+else notok converges_with_throttle "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
+echo "# throttle reached $(num "$out" throttle_max) %, $(num "$out" rounds) rounds, final round $(num "$out" final_pages) pages, estimate $(num "$out" est_downtime_ns) ns, switch-over $(num "$out" switchover_ns) ns"
+
+# 3. The downtime target is the VMM's: a guest dirtying 1 MiB slowly is
+# ready with the default 300 ms (vmpf-ctl finish --when-ready waits for
+# that, then asks the VMM to switch over), and never with 1 ms (its round
+# limit ends pre-copy instead).
+out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 500 --seconds 0.1 --max-rounds 6 \
+	--target-pages 1 --wait-request --migrate-to $PF --json 2>&1 &
+	pid=$!; sleep 0.5; vmpf-ctl finish --when-ready --pid $pid > $t/f3 2>&1; wait $pid); rc=$?
+f3=$(cat $t/f3)
+out2=$(vmpf-vm --ram 16M --vcpus 2 --working-set 1M --rate 500 --seconds 0.1 --max-rounds 6 \
+	--target-pages 1 --downtime 1 --migrate-to $PF --json 2>&1); rc2=$?
+if [ $rc = 0 ] && has "$out" '"ready_seen":true' && has "$f3" "phase      committed" &&
+   has "$f3" "ready" && [ $rc2 = 0 ] &&
+   has "$out2" '"ready_seen":false' && [ $(( $(num "$out2" flags) & 2 )) = 2 ]; then
+	ok downtime_target
+else notok downtime_target "rc=$rc" "$out" "$f3" "rc2=$rc2" "$out2"; fi
+
+dmsetup remove vmpf-slow
+rm -rf $t
+[ $fails = 0 ]
