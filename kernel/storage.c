@@ -139,6 +139,14 @@ static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 		min(READ_ONCE(io_retries), VMPF_RETRY_MAX);
 	for (i = 0;; i++) {
 		ret = vmpf_store_rw_once(st, dir, bv, n, pos);
+		/*
+		 * Checked against the size at attach above: a device that now
+		 * says the request is past its end has shrunk or gone away (a
+		 * deleted disk reads as empty).  Not "too small": gone.
+		 */
+		if (ret == -ENOSPC &&
+		    i_size_read(st->file->f_mapping->host) < pos + (loff_t)n * PAGE_SIZE)
+			ret = -ENODEV;
 		if (!ret) {
 			if (atomic_read(&st->failing))
 				atomic_set(&st->failing, 0);

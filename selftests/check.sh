@@ -23,7 +23,7 @@ export VMPF_RESULTS=$LOGS/results
 
 VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
 MOD_SOURCES="Kbuild Makefile dkms.conf kernel uapi"
-GUEST_TIMEOUT=${VMPF_GUEST_TIMEOUT:-900}
+GUEST_TIMEOUT=${VMPF_GUEST_TIMEOUT:-1500}
 
 # ingest_tap PREFIX < TAP: turn each top-level TAP result into a result();
 # the comment lines before a failure become its detail.

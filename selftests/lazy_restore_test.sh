@@ -83,14 +83,16 @@ else notok uncommitted_refused "rc=$rc" "$r"; fi
 # 7. vmpf-ctl restore watches and steers the prefetch of another process.
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 	--migrate-to $BLK 2>&1) || echo "# migration failed: $out"
-vmpf-vm --restore $BLK --no-prefetch --seconds 4 > $t/o7 2>&1 &
+# The VMM runs long enough for a slow (loaded) machine to finish the prefetch
+# while it still exists: vmpf-ctl status is asked of it afterwards.
+vmpf-vm --restore $BLK --no-prefetch --seconds 10 > $t/o7 2>&1 &
 pid=$!
 i=0
 while ! grep -q restoring $t/o7 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 a=$(vmpf-ctl restore --pid $pid --json 2>&1); arc=$?
 b=$(vmpf-ctl restore --pid $pid --run --rate 0 2>&1); brc=$?
 i=0
-while [ $i -lt 100 ]; do
+while [ $i -lt 80 ]; do
 	c=$(vmpf-ctl restore --pid $pid 2>&1)
 	has "$c" "restore    complete" && break
 	sleep 0.1

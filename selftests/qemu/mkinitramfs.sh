@@ -62,9 +62,10 @@ add_module() {
 # KVM, and what the tests use for page files: RAM disks (brd) and a
 # filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes;
 # it wants the crc32c crypto driver even then).
-# Device-mapper, for storage fault injection (the error target, dm-flakey).
+# Device-mapper, for storage fault injection (the error target, dm-flakey)
+# and slow storage (dm-delay).
 # virtio-blk: the disk the two hosts of the demo share.
-for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey virtio_blk virtio_pci; do
+for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey dm-delay virtio_blk virtio_pci sd_mod scsi_debug; do
 	add_module "$m"
 done
 

@@ -179,7 +179,16 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			 name);
 		break;
 	case ENOSPC:
-		snprintf(buf, len, "%s: the page file is too small for this VM", name);
+		if (cmd == VMPF_IOC_SOURCE_ATTACH)
+			snprintf(buf, len, "%s: the page file is too small for this VM", name);
+		else
+			snprintf(buf, len,
+				 "%s: no space left where the page file lives (a full filesystem?)",
+				 name);
+		break;
+	case ENODEV:
+		snprintf(buf, len,
+			 "%s: the page file's device is gone (removed, or it shrank)", name);
 		break;
 	case EPERM:
 		snprintf(buf, len,
