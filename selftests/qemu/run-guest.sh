@@ -14,7 +14,9 @@
 set -uo pipefail
 
 kver=$1 initrd=$2 out=$3 limit=${4:-900}
-# Optional: VMPF_APPEND (more kernel arguments), VMPF_SHARED_DISK (a raw
+# Optional: VMPF_KERNEL_IMAGE (boot this image instead of
+# /boot/vmlinuz-KVER: the debug-kernel lane's own build), VMPF_APPEND (more
+# kernel arguments), VMPF_SHARED_DISK (a raw
 # image attached as a virtio disk that another QEMU may share: no host
 # cache, no image locking, share-rw).
 extra=()
@@ -28,7 +30,7 @@ rm -f "$out/console.log" "$out/result.log"
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
 	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-1024}" -smp 2 \
 	-nodefaults -display none -no-reboot \
-	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
+	-kernel "${VMPF_KERNEL_IMAGE:-/boot/vmlinuz-$kver}" -initrd "$initrd" \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \
 	"${extra[@]}" \
 	-serial "file:$out/console.log" -serial "file:$out/result.log" \
