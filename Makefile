@@ -6,6 +6,8 @@
 #                      booted under QEMU with the module and the selftests
 # make demo            a live migration between two QEMU hosts sharing a disk
 # make bench           benchmarks against userfaultfd and the raw device
+# make check-debug     the debug-kernel lane: a KASAN/lockdep/kmemleak 6.12 kernel
+#                      built from linux-source-6.12 (cached), the selftests on it
 #
 # Kbuild reads ./Kbuild, never this file.
 
@@ -37,7 +39,7 @@ LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h uapi/linux/
 TESTS = $(patsubst %.c,%,$(wildcard selftests/*_test.c))
 HOST_TESTS = $(patsubst %.c,%,$(wildcard selftests/host/*_test.c))
 
-.PHONY: all module clean-module tools selftests host-tests bench-tools check demo bench clean
+.PHONY: all module clean-module tools selftests host-tests bench-tools check check-debug demo bench clean
 
 all: module tools selftests
 
@@ -86,6 +88,9 @@ selftests/host/%_test: selftests/host/%_test.c $(LIB_SRC) $(LIB_HDR) $(HARNESS_D
 
 check:
 	@selftests/check.sh
+
+check-debug:
+	@selftests/check-debug.sh
 
 demo:
 	@selftests/demo.sh

@@ -5,6 +5,8 @@
 # section NAME                  starts a TAP block (plan printed at its end)
 # finish_section                prints the block's plan
 # summary                       the closing "N passed, N failed, N skipped"
+# ingest_tap PREFIX < TAP       TAP results into result()s
+# ingest_results PREFIX DIR RC  a test guest's result.log into result()s
 
 : "${VMPF_RESULTS:=$(mktemp)}"
 export VMPF_RESULTS
@@ -40,4 +42,81 @@ summary() {
 	s=$(grep -c '^skip$' "$VMPF_RESULTS" || true)
 	echo "$p passed, $f failed, $s skipped"
 	[ "$f" -eq 0 ] && [ "$p" -gt 0 ]
+}
+
+# ingest_tap PREFIX < TAP: turn each top-level TAP result into a result();
+# the comment lines before a failure become its detail.
+ingest_tap() {
+	local prefix=$1 line status name detail= seen=0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		if [[ $line =~ ^(not\ )?ok\ [0-9]+\ (.*)$ ]]; then
+			seen=$((seen + 1))
+			name=${BASH_REMATCH[2]}
+			if [ -n "${BASH_REMATCH[1]}" ]; then
+				status=fail
+			elif [[ $name == *"# SKIP"* ]]; then
+				status=skip
+				detail=${name#*# SKIP}
+				name=${name%% # SKIP*}
+			else
+				status=ok
+			fi
+			result "$status" "$prefix$name" "$(echo "$detail" | tail -n 15)"
+			detail=
+		elif [[ $line == \#* ]]; then
+			detail+="${line}"$'\n'
+		fi
+	done
+	return $((seen == 0))
+}
+
+# ingest_results PREFIX DIR RC: the results of one boot (DIR/result.log):
+# each test program's TAP, the guest's own checks, whether it ran to the
+# end (RC: QEMU's exit status, 124 a timeout after GUEST_TIMEOUT).
+ingest_results() {
+	local p=$1 dir=$2 rc=$3 line name status cur= endrc
+	local res=$dir/result.log con=$dir/console.log
+	touch "$res" "$con"
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"VMPF-CHECK "*)
+			line=${line#VMPF-CHECK }
+			status=${line%% *}
+			result "$status" "$p${line#* }"
+			;;
+		"VMPF-BEGIN "*)
+			cur=${line#VMPF-BEGIN }
+			: > "$dir/$cur.tap"
+			;;
+		"VMPF-END "*)
+			line=${line#VMPF-END }
+			name=${line% *}
+			endrc=${line##* }
+			ingest_tap "$p$name: " < "$dir/$name.tap" ||
+				result fail "$p$name printed no result"
+			# 4 is KSFT_SKIP: a whole program skipped, said in its TAP.
+			if [ "$endrc" != 0 ] && [ "$endrc" != 4 ] &&
+			   ! grep -q '^not ok' "$dir/$name.tap"; then
+				result fail "$p$name exit status" "exited $endrc"
+			fi
+			cur=
+			;;
+		*)
+			[ -n "$cur" ] && echo "$line" >> "$dir/$cur.tap"
+			;;
+		esac
+	done < "$res"
+	if [ -n "$cur" ]; then
+		result fail "$p$cur completed" "$(tail -n 15 "$dir/$cur.tap")"
+	fi
+
+	if grep -q '^VMPF-DONE' "$res"; then
+		result ok "${p}guest ran to the end"
+	elif [ "$rc" = 124 ]; then
+		result fail "${p}guest ran to the end" "timeout after ${GUEST_TIMEOUT}s; $(tail -n 10 "$con")"
+	else
+		result fail "${p}guest ran to the end" "QEMU exit $rc; $(tail -n 10 "$con")"
+	fi
 }

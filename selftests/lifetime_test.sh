@@ -230,9 +230,13 @@ else notok all_kinds_tried "a kind of kill is missing from the counts above"; fi
 # five times that, and over 70 iterations it is ~30 KiB a kill: what a
 # session that kept its VM alive (struct kvm's vCPUs, MMU pages) would
 # leave.  Smaller leaks are for the module's counters above and kmemleak.
-echo "# SUnreclaim before the loop $s0 kB, after $s1 kB; grown most:"
+# Under KASAN (the debug-kernel lane) freed objects wait in its quarantine
+# (measured: 2.2 MiB over the loop); kmemleak judges leaks there.
+limit=2048
+dmesg | grep -q KernelAddressSanitizer && limit=8192
+echo "# SUnreclaim before the loop $s0 kB, after $s1 kB (limit $limit kB); grown most:"
 slab_growth
-if [ $((s1 - s0)) -lt 2048 ]; then
+if [ $((s1 - s0)) -lt $limit ]; then
 	ok no_slab_growth
 else notok no_slab_growth "SUnreclaim grew by $((s1 - s0)) kB over $it iterations"; fi
 
