@@ -391,9 +391,11 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 
 		src->write_bps = src->write_bps ? (src->write_bps + bps) / 2 : bps;
 	}
+	/* At least a page a second: the quotient then fits 64 bits. */
 	if (src->write_bps)
 		est = mul_u64_u64_div_u64(dirty * VMPF_PF_PAGE_SIZE, NSEC_PER_SEC,
-					  src->write_bps) + 2 * src->flush_ns;
+					  max_t(u64, src->write_bps, VMPF_PF_PAGE_SIZE)) +
+		      2 * src->flush_ns;
 	ready = src->write_bps && est <= src->downtime_ns;
 
 	/*
@@ -413,7 +415,7 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	spin_lock(&src->lock);
 	dirty_bps = mul_u64_u64_div_u64(dirty, VMPF_PF_PAGE_SIZE * NSEC_PER_SEC, ns);
 	throttle = src->throttle_pct;
-	if (!ready && rs->round && (stuck || dirty_bps > src->write_bps))
+	if (!ready && rs->round && src->write_bps && (stuck || dirty_bps > src->write_bps))
 		throttle = vmpf_throttle_step(throttle, 1);
 	else if (ready && est < src->downtime_ns / 2)
 		throttle = vmpf_throttle_step(throttle, -1);

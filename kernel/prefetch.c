@@ -97,6 +97,18 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 			continue;	/* a fault is reading it */
 		n = vmpf_prefetch_run(rst, idx, round);
 		vmpf_restore_fill(rst, idx, n, false);
+		/*
+		 * The storage is in an outage (see storage.c): the page was
+		 * left, not refused.  Wait and try it again rather than skip
+		 * every page of the outage: demand faults, still served,
+		 * pause us meanwhile.
+		 */
+		if (!READ_ONCE(rst->pages[idx]) && !test_bit(idx, rst->bad) &&
+		    atomic_read(&rst->store.failing)) {
+			schedule_timeout_interruptible(HZ / 5);
+			idx--;
+			continue;
+		}
 		for (i = 0; i < n; i++)
 			vmpf_prefetch_pace(rst, start, done);
 		idx += n - 1;

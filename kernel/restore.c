@@ -17,7 +17,7 @@
 #include "restore.h"
 
 /* Table and device state: vmalloc()ed (read page by page), zeroed. */
-#define VMPF_RST_GFP	(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN)
+#define VMPF_RST_GFP	(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 static struct vmpf_restore *vmpf_restore_get(struct vmpf_file *vf)
 {
@@ -43,8 +43,8 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 				cond_resched();
 		}
 	kvfree(rst->pages);
-	bitmap_free(rst->inflight);
-	bitmap_free(rst->bad);
+	kvfree(rst->inflight);
+	kvfree(rst->bad);
 	vfree(rst->table);
 	vfree(rst->state);
 	vmpf_store_put(&rst->store);
@@ -172,8 +172,10 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 
 	rst->pages = kvcalloc(rst->total_pages, sizeof(*rst->pages),
 			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	rst->inflight = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
-	rst->bad = bitmap_zalloc(rst->total_pages, GFP_KERNEL_ACCOUNT);
+	/* kvcalloc: 2^27 pages need 16 MiB of bitmap, past kmalloc's limit. */
+	rst->inflight = kvcalloc(BITS_TO_LONGS(rst->total_pages), sizeof(long),
+				 GFP_KERNEL_ACCOUNT);
+	rst->bad = kvcalloc(BITS_TO_LONGS(rst->total_pages), sizeof(long), GFP_KERNEL_ACCOUNT);
 	if (!rst->pages || !rst->inflight || !rst->bad) {
 		ret = -ENOMEM;
 		goto err;

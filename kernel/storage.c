@@ -29,7 +29,11 @@
  * failure and four times longer after each next one (3.4 s in all by
  * default).  Once a request has failed after all its retries the store is
  * "failing" and later requests get one retry each until one succeeds, so
- * a bad area costs a prefetch or a fault pass 10 ms a request, not seconds.
+ * a long outage does not cost 3.4 s a request; such a shortened request
+ * that fails returns -EAGAIN, which is not final: a restore leaves the page
+ * to be read again (a fault is retried, the prefetch waits and tries the
+ * same page again) instead of refusing it for good.  Only an error after
+ * the full budget, or one that is not worth retrying, is final.
  * vfs_fsync() is never repeated: after a failed flush a second one may
  * report success for data that was lost, so its error stands.
  */
@@ -110,13 +114,13 @@ static int vmpf_store_rw_once(struct vmpf_store *st, unsigned int dir,
 /* Wait @ms before a retry; false if the caller is being killed or stopped. */
 static bool vmpf_store_backoff(unsigned int ms)
 {
-	unsigned long end = jiffies + msecs_to_jiffies(ms);
+	long left = msecs_to_jiffies(ms);
 
-	while (time_before(jiffies, end)) {
+	while (left > 0) {
 		if (fatal_signal_pending(current) ||
 		    ((current->flags & PF_KTHREAD) && kthread_should_stop()))
 			return false;
-		schedule_timeout_killable(end - jiffies);
+		left = schedule_timeout_killable(left);
 	}
 	return true;
 }
@@ -130,21 +134,23 @@ static bool vmpf_store_backoff(unsigned int ms)
 static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 			 struct bio_vec *bv, unsigned int n, loff_t pos)
 {
+	bool failing = atomic_read(&st->failing);
 	unsigned int tries, i;
 	int ret;
 
 	if (pos < 0 || pos + (loff_t)n * PAGE_SIZE > st->size)
 		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
-	tries = atomic_read(&st->failing) ? min(READ_ONCE(io_retries), 1U) :
+	tries = failing ? min(READ_ONCE(io_retries), 1U) :
 		min(READ_ONCE(io_retries), VMPF_RETRY_MAX);
 	for (i = 0;; i++) {
 		ret = vmpf_store_rw_once(st, dir, bv, n, pos);
 		/*
 		 * Checked against the size at attach above: a device that now
-		 * says the request is past its end has shrunk or gone away (a
-		 * deleted disk reads as empty).  Not "too small": gone.
+		 * says the request is past its end (a write's ENOSPC, a read's
+		 * end of file) has shrunk or gone away, as a deleted disk does.
+		 * Not "too small" and not worth retrying: gone.
 		 */
-		if (ret == -ENOSPC &&
+		if ((ret == -ENOSPC || ret == -EIO) &&
 		    i_size_read(st->file->f_mapping->host) < pos + (loff_t)n * PAGE_SIZE)
 			ret = -ENODEV;
 		if (!ret) {
@@ -164,7 +170,7 @@ static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 			return -EINTR;
 	}
 	atomic_set(&st->failing, 1);
-	return ret;
+	return failing ? -EAGAIN : ret;
 }
 
 /* Fill @bv with @n whole pages. */
