@@ -13,7 +13,6 @@
 #include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
-#include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/sched/signal.h>
@@ -111,14 +110,18 @@ static int vmpf_store_rw_once(struct vmpf_store *st, unsigned int dir,
 	return 0;
 }
 
-/* Wait @ms before a retry; false if the caller is being killed or stopped. */
+/*
+ * Wait @ms before a retry; false if the caller is being killed.  A kthread
+ * being stopped waits it out (3.4 s at most in all): kthread_should_stop()
+ * would also hold for kthreads that are not ours (a vhost worker faulting
+ * on restored memory), whose -EINTR a fault would retry for ever.
+ */
 static bool vmpf_store_backoff(unsigned int ms)
 {
 	long left = msecs_to_jiffies(ms);
 
 	while (left > 0) {
-		if (fatal_signal_pending(current) ||
-		    ((current->flags & PF_KTHREAD) && kthread_should_stop()))
+		if (fatal_signal_pending(current))
 			return false;
 		left = schedule_timeout_killable(left);
 	}
