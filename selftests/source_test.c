@@ -113,6 +113,14 @@ TEST_F(src, attach_reserved_nonzero)
 	EXPECT_EQ(-EINVAL, ATTACH(self));
 }
 
+TEST_F(src, attach_downtime_too_long)
+{
+	self->at.downtime_ns = 3601ULL * 1000000000ULL;	/* over an hour */
+	EXPECT_EQ(-EINVAL, ATTACH(self));
+	self->at.downtime_ns = 1000000;			/* 1 ms: accepted */
+	EXPECT_EQ(0, ATTACH(self));
+}
+
 TEST_F(src, attach_region_count)
 {
 	self->at.nr_regions = 0;

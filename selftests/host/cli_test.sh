@@ -29,6 +29,8 @@ t help_version 0 'Usage: vmpf-ctl version' '^$' -- help version
 t version_dash_help 0 'Usage: vmpf-ctl version' '^$' -- version --help
 t no_command 2 '^$' "^vmpf-ctl: no command given; see 'vmpf-ctl --help'$" --
 t unknown_command 2 '^$' "unknown command 'start-the-thing'" -- start-the-thing
+t when_ready_not_finish 2 '^$' 'when-ready is for finish only' -- status --when-ready --pid 1
+t help_finish_when_ready 0 'finish --pid PID \[--fd N\] \[--when-ready\]' '^$' -- help finish
 t unknown_option 2 '^$' "unknown option '--bogus'" -- version --bogus
 t device_without_path 2 '^$' 'needs a device path' -- version --device
 if [ -e /sys/module/vmpagefile ]; then
