@@ -239,7 +239,7 @@ struct vmpf_round_stats {
  *		page file takes it.  Raised in steps while pre-copy does not
  *		converge, lowered once the estimate is well under the target.
  *		A VMM applies it by sleeping its vCPU threads that share of each
- *		time slice (vmpf-vm --throttle), or vmpf-ctl through cgroups.
+ *		time slice (vmpf-vm --throttle); the module does not enforce it.
  * @reserved:	out: zero.
  * @message:	out: NUL-terminated sentence about the failure, if any.
  */
