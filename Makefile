@@ -34,8 +34,8 @@ VM_HDR = tools/vm/vm.h tools/vm/vm_abi.h
 GUEST_CFLAGS = -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables \
 	-fcf-protection=none -nostdlib -static -no-pie -Wall -Wextra
-LIB_SRC = tools/lib/vmpf.c tools/lib/ctl_util.c tools/lib/pagefile.c
-LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h uapi/linux/vmpagefile.h
+LIB_SRC = tools/lib/vmpf.c tools/lib/ctl_util.c tools/lib/pagefile.c tools/lib/cgroup.c
+LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h tools/lib/cgroup.h uapi/linux/vmpagefile.h
 TESTS = $(patsubst %.c,%,$(wildcard selftests/*_test.c))
 HOST_TESTS = $(patsubst %.c,%,$(wildcard selftests/host/*_test.c))
 

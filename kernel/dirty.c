@@ -9,7 +9,15 @@
  * turn KVM_MEM_LOG_DIRTY_PAGES on and off, and KVM_GET_DIRTY_LOG to
  * harvest (which also clears the log and write-protects the pages again).
  * KVM sees a caller whose mm is the VM's, exactly as for the VMM itself.
- * Both ioctls take user pointers, so the worker maps a small scratch
+ * With KVM's manual dirty-log protection (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+ * which QEMU enables) KVM_GET_DIRTY_LOG only reads the log: the worker
+ * then re-protects the pages in groups with KVM_CLEAR_DIRTY_LOG, each
+ * group just before it copies it (vmpf_dirty_protect()), so that the guest
+ * takes no write-protection fault on pages whose copy is still to come,
+ * and KVM never write-protects all of guest RAM at once.  With the
+ * initially-set flag, turning logging on protects nothing either: round 0
+ * protects group by group as it copies.
+ * The ioctls take user pointers, so the worker maps a small scratch
  * buffer into the VMM's address space with vm_mmap() and unmaps it when
  * the session's work is done.
  *
@@ -104,25 +112,35 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 		return ret;
 	if (copy_from_user(src->harvest, ubitmap, bytes))
 		return -EFAULT;
-	if (src->manual_protect) {
-		/*
-		 * With manual protection KVM_GET_DIRTY_LOG leaves the log set and
-		 * the pages writable: clear and write-protect what we harvested.
-		 */
-		struct kvm_clear_dirty_log clear = {
-			.slot = r->slot,
-			.num_pages = r->npages,
-			.first_page = 0,
-			.dirty_bitmap = ubitmap,
-		};
-
-		if (copy_to_user(src->scratch, &clear, sizeof(clear)))
-			return -EFAULT;
-		ret = vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, src->scratch);
-		if (ret)
-			return ret;
-	}
+	/*
+	 * With manual protection the log stays set and the pages writable
+	 * until vmpf_dirty_protect() clears them, group by group.
+	 */
 	for (i = 0; i < words; i++)
 		r->pending[i] |= src->harvest[i] | xchg(&r->marked[i], 0);
 	return bitmap_weight(r->pending, r->npages);
+}
+
+/*
+ * Manual protection: clear the log of @r's pending pages among @n pages
+ * from @first (a multiple of 64, and @n too unless it reaches the end of
+ * the memslot, as KVM requires) and write-protect them again, just before
+ * they are copied.  A write after this is logged and copied next round.
+ */
+int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
+		       u64 first, u64 n)
+{
+	void __user *ubitmap = src->scratch + 64;
+	struct kvm_clear_dirty_log clear = {
+		.slot = r->slot,
+		.num_pages = n,
+		.first_page = first,
+		.dirty_bitmap = ubitmap,
+	};
+
+	if (copy_to_user(ubitmap, r->pending + first / BITS_PER_LONG,
+			 BITS_TO_LONGS(n) * sizeof(long)) ||
+	    copy_to_user(src->scratch, &clear, sizeof(clear)))
+		return -EFAULT;
+	return vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, src->scratch);
 }

@@ -82,6 +82,17 @@ void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
 	c->data_pages = cpu_to_le64(data_pages);
 	c->zero_pages = cpu_to_le64(zero_pages);
 	c->commit_time_ns = cpu_to_le64(ktime_get_real_ns());
+
+	/* History for the next migration of this VM; @lock for the status. */
+	c->flags = cpu_to_le64(VMPF_PF_COMMIT_HISTORY);
+	c->final_pages = cpu_to_le64(src->final_pages);
+	c->dirty_rate = cpu_to_le64(src->dirty_rate);
+	c->write_rate = cpu_to_le64(src->write_bps);
+	spin_lock(&src->lock);
+	c->precopy_ns = cpu_to_le64(src->finish_ns - src->start_ns);
+	c->throttle_pct = cpu_to_le32(src->throttle_pct);
+	c->throttle_peak = cpu_to_le32(src->throttle_peak);
+	spin_unlock(&src->lock);
 	c->crc = cpu_to_le32(vmpf_crc32c(c, sizeof(*c)));
 }
 

@@ -171,7 +171,8 @@ static u32 vmpf_table_crc(struct vmpf_source *src)
 static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			    struct vmpf_round *rs, bool final)
 {
-	u64 run_first = 0, i = 0;
+	/* With the guest paused, nothing needs protecting. */
+	u64 run_first = 0, i = 0, protected = (src->manual_protect && !final) ? 0 : r->npages;
 	unsigned int n = 0;
 	int ret;
 
@@ -195,6 +196,18 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 				return 1;
 			cond_resched();
 			run_first = i;
+		}
+		if (i >= protected) {
+			u64 first = round_down(i, VMPF_PROTECT_GROUP);
+
+			protected = min(first + VMPF_PROTECT_GROUP, r->npages);
+			ret = vmpf_dirty_protect(src, r, first, protected - first);
+			if (ret) {
+				vmpf_source_fail(src, -ret,
+						 "KVM refused to re-protect memslot %u (error %d); did the VMM change it?",
+						 r->slot, ret);
+				return ret;
+			}
 		}
 
 		buf = page_address(src->io_pages[n]);
@@ -363,14 +376,20 @@ fail:
 /* Steps of the throttle, in per cent of each vCPU's time taken away. */
 static const u8 vmpf_throttle_steps[] = { 0, 20, 40, 60, 80, 90, 95, 99 };
 
-static u64 vmpf_throttle_step(u64 pct, int dir)
+/*
+ * The next step up (@dir 1) or down (-1) from @pct, at most @max.  A
+ * throttle set by the VMM between steps moves to the neighbouring step.
+ */
+static u64 vmpf_throttle_step(u64 pct, int dir, u64 max)
 {
 	int i, n = ARRAY_SIZE(vmpf_throttle_steps);
 
 	for (i = 0; i < n - 1 && vmpf_throttle_steps[i] < pct; i++)
 		;
-	i = clamp(i + dir, 0, n - 1);
-	return vmpf_throttle_steps[i];
+	if (dir < 0 || vmpf_throttle_steps[i] == pct)
+		i += dir;
+	i = clamp(i, 0, n - 1);
+	return min_t(u64, vmpf_throttle_steps[i], max);
 }
 
 /*
@@ -383,7 +402,7 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 			u64 dirty, u64 ns)
 {
 	u64 est = 0, dirty_bps, throttle, old_flags;
-	bool ready, stuck;
+	bool ready, stuck, changed;
 
 	/* Rounds that wrote a little say little about the rate. */
 	if (rs->bytes >= VMPF_IO_PAGES * VMPF_PF_PAGE_SIZE) {
@@ -416,10 +435,13 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	dirty_bps = mul_u64_u64_div_u64(dirty, VMPF_PF_PAGE_SIZE * NSEC_PER_SEC, ns);
 	throttle = src->throttle_pct;
 	if (!ready && rs->round && src->write_bps && (stuck || dirty_bps > src->write_bps))
-		throttle = vmpf_throttle_step(throttle, 1);
+		throttle = vmpf_throttle_step(throttle, 1, src->throttle_max);
 	else if (ready && est < src->downtime_ns / 2)
-		throttle = vmpf_throttle_step(throttle, -1);
+		throttle = vmpf_throttle_step(throttle, -1, src->throttle_max);
+	changed = throttle != src->throttle_pct;
 	src->throttle_pct = throttle;
+	src->throttle_peak = max(src->throttle_peak, throttle);
+	src->dirty_rate = div64_u64(dirty_bps, VMPF_PF_PAGE_SIZE);
 	src->est_downtime_ns = est;
 	old_flags = src->flags;
 	src->flags &= ~(VMPF_STATUS_READY | VMPF_STATUS_NOT_CONVERGING);
@@ -430,7 +452,7 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	spin_unlock(&src->lock);
 
 	trace_vmpf_policy(rs->round, dirty, est, throttle, ready, stuck);
-	if (ready && !(old_flags & VMPF_STATUS_READY))
+	if (changed || (ready && !(old_flags & VMPF_STATUS_READY)))
 		vmpf_source_wake(src);
 }
 
@@ -520,6 +542,7 @@ static int vmpf_final_round(struct vmpf_source *src)
 	if (ret)
 		return ret < 0 ? ret : -ECANCELED;	/* 1: aborted */
 	vmpf_round_done(src, &rs, 0);
+	src->final_pages = rs.dirty;
 
 	ret = vmpf_commit(src);
 	if (ret)

@@ -225,6 +225,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	src->max_rounds = a.max_rounds ?: VMPF_DEFAULT_MAX_ROUNDS;
 	src->target_pages = a.target_pages ?: VMPF_DEFAULT_TARGET_PAGES;
 	src->downtime_ns = a.downtime_ns ?: VMPF_DEFAULT_DOWNTIME_NS;
+	src->throttle_max = VMPF_THROTTLE_MAX;
 
 	src->vm_file = fget(a.vm_fd);
 	if (!src->vm_file) {
@@ -357,7 +358,7 @@ long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
 
 	if (copy_from_user(&in, uarg, sizeof(in)))
 		return -EFAULT;
-	if (in.reserved_in[0] || in.reserved_in[1])
+	if ((in.in_flags & ~VMPF_STATUS_IN_FLAGS_ALL) || in.reserved_in[0])
 		return -EINVAL;
 	if (in.rounds_cap && !in.rounds)
 		return -EINVAL;
@@ -388,6 +389,9 @@ long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
 	st.io_retries = atomic64_read(&src->store.retries);
 	st.est_downtime_ns = src->est_downtime_ns;
 	st.throttle_pct = src->throttle_pct;
+	st.throttle_peak = src->throttle_peak;
+	if (in.in_flags & VMPF_STATUS_ACK_THROTTLE)
+		src->throttle_acked = src->throttle_pct;
 	strscpy(st.message, src->message, sizeof(st.message));
 	if (rounds) {
 		n = min3(st.nr_rounds, st.rounds_cap, (u64)VMPF_STATS_KEPT);
@@ -406,6 +410,35 @@ out:
 	if (copy_to_user(uarg, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
+}
+
+long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_throttle t;
+	long ret = 0;
+
+	if (copy_from_user(&t, uarg, sizeof(t)))
+		return -EFAULT;
+	if (t.reserved[0] || t.reserved[1])
+		return -EINVAL;
+	t.max_pct = t.max_pct ?: VMPF_THROTTLE_MAX;
+	if (t.max_pct > VMPF_THROTTLE_MAX || t.pct > t.max_pct)
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	spin_lock(&src->lock);
+	if (src->phase == VMPF_PHASE_ATTACHED || src->phase == VMPF_PHASE_PRECOPY) {
+		src->throttle_pct = t.pct;
+		src->throttle_max = t.max_pct;
+		src->throttle_peak = max(src->throttle_peak, t.pct);
+	} else {
+		ret = -EINVAL;
+	}
+	spin_unlock(&src->lock);
+	if (!ret)
+		vmpf_source_wake(src);
+	return ret;
 }
 
 long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg)
@@ -580,6 +613,9 @@ __poll_t vmpf_source_poll(struct vmpf_source *src)
 	    (src->flags & (VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT |
 			   VMPF_STATUS_FINISH_REQUESTED | VMPF_STATUS_READY)))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	if ((src->phase == VMPF_PHASE_ATTACHED || src->phase == VMPF_PHASE_PRECOPY) &&
+	    src->throttle_pct != src->throttle_acked)
+		mask |= EPOLLPRI;
 	if (src->phase == VMPF_PHASE_FAILED || src->phase == VMPF_PHASE_ABORTED)
 		mask |= EPOLLERR;
 	spin_unlock(&src->lock);

@@ -48,6 +48,7 @@ enum vmpf_cmd {
 };
 
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
+#define VMPF_THROTTLE_MAX	99	/* per cent: a vCPU always gets some time */
 #define VMPF_MSG_LEN	128
 
 struct vmpf_source {
@@ -80,6 +81,8 @@ struct vmpf_source {
 	u64 write_bps;			/* bytes/s of the rounds' writes, smoothed */
 	u64 min_dirty;			/* smallest dirty set after a round */
 	unsigned int stalled;		/* rounds since the dirty set last shrank */
+	u64 dirty_rate;			/* pages/s dirtied in the last pre-copy round */
+	u64 final_pages;		/* pages the final round copied */
 
 	/* status */
 	spinlock_t lock;		/* see the comment at the top */
@@ -98,6 +101,9 @@ struct vmpf_source {
 	u64 finish_ns;			/* when VMPF_IOC_FINISH was called */
 	u64 est_downtime_ns;		/* the final round, estimated after the last */
 	u64 throttle_pct;		/* asked of the VMM's vCPUs, 0-99 */
+	u64 throttle_max;		/* @throttle_pct never goes above */
+	u64 throttle_peak;		/* highest @throttle_pct so far */
+	u64 throttle_acked;		/* last applied by the VMM: EPOLLPRI if not current */
 	int error;			/* positive errno */
 	char message[VMPF_MSG_LEN];
 	struct vmpf_round_stats stats[VMPF_STATS_KEPT];
@@ -131,6 +137,11 @@ bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 fl
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 			   bool on);
 long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r);
+int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
+		       u64 first, u64 n);
+
+/* Manual protection re-protects this many pages at a time (2 MiB). */
+#define VMPF_PROTECT_GROUP	512
 
 /* pagefile.c */
 void vmpf_pf_fill_super(struct vmpf_source *src, struct vmpf_pf_super *sb);

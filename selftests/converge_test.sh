@@ -2,18 +2,20 @@
 # SPDX-License-Identifier: GPL-2.0
 # Convergence: a guest that dirties memory faster than the page file takes
 # it.  Without throttling the session says "not converging" (and publishes
-# the throttle it would need); with vmpf-vm --throttle applying it, the
-# dirty set shrinks until the estimated switch-over fits the downtime
-# target, the session says "ready", the VMM switches over and the image
-# verifies.  Prints TAP (busybox sh).
+# the throttle it would need, never above the VMM's maximum); with vmpf-vm
+# --throttle applying it, the dirty set shrinks until the estimated
+# switch-over fits the downtime target, the session says "ready", the VMM
+# switches over and the image verifies.  The page file keeps the throttle
+# that was needed: the next migration (vmpf-ctl start --history) starts
+# with it and needs fewer rounds.  Prints TAP (busybox sh).
 TAP_PREFIX=converge
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 t=$(mktemp -d)
 if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
-	for i in 1 2 3; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
+	for i in 1 2 3 4; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
 	exit 0
 fi
 # Slow storage: dm-delay holds each request 20 ms, so the page file takes
@@ -23,8 +25,9 @@ echo "0 196608 delay /dev/ram0 0 20" | dmsetup create vmpf-slow
 PF=/dev/mapper/vmpf-slow
 GUEST="--ram 16M --vcpus 2 --working-set 8M --rate 8000 --seconds 0.3 --target-pages 1 --max-rounds 10000"
 
-# 1. No throttle: not converging, reported in status; abort leaves the VM running.
-vmpf-vm $GUEST --wait-request --migrate-to $PF --json > $t/o1 2>&1 &
+# 1. No throttle: not converging, reported in status; abort leaves the VM
+# running.  The throttle asked stays under the VMM's --max-throttle.
+vmpf-vm $GUEST --max-throttle 40 --wait-request --migrate-to $PF --json > $t/o1 2>&1 &
 pid=$!
 wait_for $t/o1 attached
 i=0
@@ -38,7 +41,7 @@ vmpf-ctl abort --pid $pid > /dev/null 2>&1
 wait $pid; rc=$?
 out=$(cat $t/o1)
 if has "$st" '"not-converging"' && [ "$(num "$st" throttle_pct)" -gt 0 ] &&
-   ! has "$st" '"ready"' && [ $rc = 1 ] && has "$out" '"throttle_max":0' &&
+   [ "$(num "$st" throttle_peak)" -le 40 ] && ! has "$st" '"ready"' && [ $rc = 1 ] && has "$out" '"throttle_max":0' &&
    has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0'; then
 	ok not_converging_without_throttle
 else notok not_converging_without_throttle "status: $st" "rc=$rc" "$out"; fi
@@ -52,8 +55,32 @@ if [ $rc = 0 ] && has "$out" '"committed":true' && has "$out" '"ready_seen":true
 	ok converges_with_throttle
 else notok converges_with_throttle "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
 echo "# throttle reached $(num "$out" throttle_max) %, $(num "$out" rounds) rounds, final round $(num "$out" final_pages) pages, estimate $(num "$out" est_downtime_ns) ns, switch-over $(num "$out" switchover_ns) ns"
+rounds2=$(num "$out" rounds)
 
-# 3. The downtime target is the VMM's: a guest dirtying 1 MiB slowly is
+# 3. History: the committed page file says which throttle was needed; the
+# next migration of the guest into the same file starts with it (read by
+# vmpf-ctl start --history before pre-copy overwrites it) and needs fewer
+# rounds.
+info=$(vmpf-ctl info $PF --json 2>&1)
+hist=$(printf '%s' "$info" | sed -n 's/.*"history":{\([^}]*\)}.*/\1/p')
+need=$(num "$hist" throttle_pct)
+vmpf-vm $GUEST --throttle --no-start --migrate-to $PF --checksums $t/s4 --json > $t/o4 2>&1 &
+pid=$!
+wait_for $t/o4 attached
+vmpf-ctl start --pid $pid --history $PF > $t/c4 2>&1; crc=$?
+wait $pid; rc=$?
+out=$(cat $t/o4); c4=$(cat $t/c4)
+r=$(vmpf-vm --load-pagefile $PF --verify $t/s4 --seconds 0.1 --json 2>&1); vrc=$?
+if [ -n "$need" ] && [ "$need" -gt 0 ] && [ $crc = 0 ] && has "$c4" "starting with $need %" &&
+   [ $rc = 0 ] && has "$out" '"committed":true' &&
+   [ "$(num "$out" throttle_max)" -ge "$need" ] &&
+   [ "$(num "$out" rounds)" -lt "$rounds2" ] && [ $vrc = 0 ] &&
+   has "$r" '"verified_pages_mismatched":0'; then
+	ok history_starts_with_needed_throttle
+else notok history_starts_with_needed_throttle "info: $info" "ctl rc=$crc: $c4" "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
+echo "# history: $need % needed; second migration $(num "$out" rounds) rounds (first $rounds2), final round $(num "$out" final_pages) pages"
+
+# 4. The downtime target is the VMM's: a guest dirtying 1 MiB slowly is
 # ready with the default 300 ms (vmpf-ctl finish --when-ready waits for
 # that, then asks the VMM to switch over), and never with 1 ms (its round
 # limit ends pre-copy instead).

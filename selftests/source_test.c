@@ -260,11 +260,61 @@ TEST_F(src, no_session)
 
 TEST_F(src, status_bad_input)
 {
-	struct vmpf_status st = { .reserved_in = { 0, 1 } };
+	struct vmpf_status st = { .reserved_in = { 1 } };
 
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
+	st = (struct vmpf_status){ .in_flags = VMPF_STATUS_ACK_THROTTLE << 1 };
 	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
 	st = (struct vmpf_status){ .rounds_cap = 4 };
 	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
+}
+
+static short poll_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI };
+
+	return poll(&p, 1, 0) < 0 ? -1 : p.revents;
+}
+
+/* VMPF_IOC_SET_THROTTLE: limits, phases, EPOLLPRI until acknowledged. */
+TEST_F(src, set_throttle)
+{
+	struct vmpf_throttle t = { .pct = 60 };
+	struct vmpf_status st = { 0 };
+
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	ASSERT_EQ(0, ATTACH(self));
+	EXPECT_EQ(0, poll_now(self->dev));
+	t = (struct vmpf_throttle){ .pct = 100 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	t = (struct vmpf_throttle){ .max_pct = 100 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	t = (struct vmpf_throttle){ .pct = 50, .max_pct = 40 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	t = (struct vmpf_throttle){ .pct = 10, .reserved = { 0, 1 } };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+
+	t = (struct vmpf_throttle){ .pct = 60 };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
+	EXPECT_EQ(60, st.throttle_pct);
+	EXPECT_EQ(60, st.throttle_peak);
+	/* A watcher's status leaves the event; the VMM's acknowledgement ends it. */
+	EXPECT_EQ(POLLPRI, poll_now(self->dev));
+	st = (struct vmpf_status){ .in_flags = VMPF_STATUS_ACK_THROTTLE };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
+	EXPECT_EQ(0, poll_now(self->dev));
+	t = (struct vmpf_throttle){ .pct = 20, .max_pct = 20 };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	EXPECT_EQ(POLLPRI, poll_now(self->dev));
+	st = (struct vmpf_status){ 0 };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
+	EXPECT_EQ(20, st.throttle_pct);
+	EXPECT_EQ(60, st.throttle_peak);
+
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_ABORT, NULL));
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	EXPECT_EQ(0, poll_now(self->dev) & POLLPRI);
 }
 
 TEST_F(src, arguments_of_argless_ioctls)

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "ctl_util.h"
 #include "pagefile.h"
 #include "vmpf.h"
@@ -154,10 +155,52 @@ static int phase_done(unsigned long long phase)
 	       phase == VMPF_PHASE_FAILED;
 }
 
+/* start --history: begin where the last migration of this VM ended. */
+static int start_from_history(const struct ctl_opts *o, int fd, char *msg, size_t len)
+{
+	struct vmpf_throttle t = { 0 };
+	struct vmpf_pf_commit c;
+	int ret;
+
+	if (pf_history(o->history, &c, msg, len))
+		return -1;
+	t.pct = le32toh(c.throttle_pct);
+	ret = __vmpf_ioctl(fd, VMPF_IOC_SET_THROTTLE, &t);
+	if (ret) {
+		vmpf_ioctl_error(VMPF_IOC_SET_THROTTLE, -ret, msg, len);
+		return -1;
+	}
+	if (!o->json)
+		printf("history    %s: %llu rounds, final round %llu pages, throttle %u %% (peak %u %%); starting with %llu %%\n",
+		       o->history, (unsigned long long)le64toh(c.rounds),
+		       (unsigned long long)le64toh(c.final_pages), le32toh(c.throttle_pct),
+		       le32toh(c.throttle_peak), (unsigned long long)t.pct);
+	return 0;
+}
+
+/* --cgroup-throttle: cpu.max follows the session's throttle. */
+static int enforce_throttle(const struct ctl_opts *o, struct cg_throttle *cg,
+			    const struct vmpf_status *st, char *msg, size_t len)
+{
+	char val[64];
+
+	if (st->throttle_pct == cg->pct)
+		return 0;
+	if (cg_throttle_apply(cg, (unsigned int)st->throttle_pct, msg, len))
+		return -1;
+	cg_throttle_value(cg, cg->pct, val, sizeof(val));
+	if (!o->json) {
+		printf("cpu.max    '%s' in %s: throttle %u %%\n", val, cg->path, cg->pct);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int cmd_session(const struct ctl_opts *o)
 {
 	struct vmpf_round_stats rounds[64];
-	struct timespec half = { 0, 500000000 };
+	struct timespec half = { 0, 500000000 }, fifth = { 0, 200000000 };
+	struct cg_throttle cg = { .guardian = -1 };
 	struct vmpf_status st;
 	unsigned long cmd = VMPF_IOC_STATUS;
 	char msg[320];
@@ -166,6 +209,21 @@ static int cmd_session(const struct ctl_opts *o)
 	fd = session_fd(o, msg, sizeof(msg));
 	if (fd < 0)
 		return ctl_fail(msg);
+	if (o->cgroup_throttle) {
+		if (cg_throttle_open(&cg, o->pid, msg, sizeof(msg)) ||
+		    cg_throttle_guard(&cg, msg, sizeof(msg))) {
+			close(fd);
+			return ctl_fail(msg);
+		}
+		if (!o->json)
+			printf("cgroup     %s: cpu.max '%s', %u vCPUs; put back when this ends\n",
+			       cg.path, cg.orig, cg.vcpus);
+	}
+	if (o->history && start_from_history(o, fd, msg, sizeof(msg))) {
+		cg_throttle_release(&cg);
+		close(fd);
+		return ctl_fail(msg);
+	}
 
 	switch (o->cmd) {
 	case CTL_CMD_START:
@@ -190,6 +248,7 @@ static int cmd_session(const struct ctl_opts *o)
 	if (cmd != VMPF_IOC_STATUS) {
 		ret = __vmpf_ioctl(fd, cmd, NULL);
 		if (ret) {
+			cg_throttle_release(&cg);
 			close(fd);
 			return ctl_fail(vmpf_ioctl_error(cmd, -ret, msg, sizeof(msg)));
 		}
@@ -198,12 +257,20 @@ static int cmd_session(const struct ctl_opts *o)
 	for (;;) {
 		ret = get_status(fd, &st, rounds, 64);
 		if (ret) {
+			cg_throttle_release(&cg);
 			close(fd);
 			return ctl_fail(vmpf_ioctl_error(VMPF_IOC_STATUS, -ret, msg, sizeof(msg)));
 		}
 		if (st.phase == VMPF_PHASE_NONE) {
+			cg_throttle_release(&cg);
 			close(fd);
 			return ctl_fail("that session is a restore, not a migration; see 'vmpf-ctl restore'");
+		}
+		if (o->cgroup_throttle && !phase_done(st.phase) &&
+		    enforce_throttle(o, &cg, &st, msg, sizeof(msg))) {
+			cg_throttle_release(&cg);
+			close(fd);
+			return ctl_fail(msg);
 		}
 		if (o->watch) {
 			if (o->json)
@@ -213,15 +280,21 @@ static int cmd_session(const struct ctl_opts *o)
 			fflush(stdout);
 		}
 		/* finish waits for the VMM to switch over and commit. */
-		if ((!o->watch && o->cmd != CTL_CMD_FINISH) || phase_done(st.phase))
+		if ((!o->watch && o->cmd != CTL_CMD_FINISH && !o->cgroup_throttle) ||
+		    phase_done(st.phase))
 			break;
-		nanosleep(&half, NULL);
+		nanosleep(o->cgroup_throttle ? &fifth : &half, NULL);
 	}
 	close(fd);
+	if (o->cgroup_throttle) {
+		cg_throttle_release(&cg);
+		if (!o->json)
+			printf("cpu.max    '%s' put back in %s\n", cg.orig, cg.path);
+	}
 	if (!o->watch)
 		ctl_print_status(stdout, &st, rounds,
 				 st.nr_rounds < 64 ? st.nr_rounds : 64, o->json);
-	if (o->cmd == CTL_CMD_FINISH && st.phase != VMPF_PHASE_COMMITTED)
+	if ((o->cmd == CTL_CMD_FINISH || o->cgroup_throttle) && st.phase != VMPF_PHASE_COMMITTED)
 		return ctl_fail("the migration did not commit");
 	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)
 		return ctl_fail("the migration was not aborted");
@@ -264,7 +337,7 @@ static int cmd_pagefile(const struct ctl_opts *o)
 	unsigned long long counts[3] = { 0 }, pages, i, bad = 0, first_bad = 0;
 	char uuid[40], first_why[160] = "";
 	static unsigned char buf[VMPF_PF_PAGE_SIZE];
-	int table_ok, ret;
+	int table_ok, history, ret;
 	void *state = NULL;
 	size_t state_len = 0;
 	struct pf pf;
@@ -276,6 +349,7 @@ static int cmd_pagefile(const struct ctl_opts *o)
 		return CTL_EXIT_FAIL;
 	}
 	pages = le64toh(pf.sb.total_pages);
+	history = pf.committed && (le64toh(pf.commit.flags) & VMPF_PF_COMMIT_HISTORY);
 	table_ok = !pf_load_table(&pf);
 	if (table_ok)
 		for (i = 0; i < pages; i++)
@@ -331,11 +405,23 @@ static int cmd_pagefile(const struct ctl_opts *o)
 		ctl_json_string(stdout, pf.committed ? "" : pf.why);
 		printf(",\"file_size\":%llu,\"total_pages\":%llu,\"state_len\":%llu,"
 		       "\"rounds\":%llu,\"pages_by_state\":{\"never_written\":%llu,\"zero\":%llu,"
-		       "\"data\":%llu},\"regions\":[",
+		       "\"data\":%llu},",
 		       (unsigned long long)le64toh(pf.sb.file_size), pages,
 		       pf.committed ? (unsigned long long)le64toh(pf.commit.state_len) : 0ULL,
 		       pf.committed ? (unsigned long long)le64toh(pf.commit.rounds) : 0ULL,
 		       counts[0], counts[1], counts[2]);
+		if (history)
+			printf("\"history\":{\"precopy_ns\":%llu,\"final_pages\":%llu,"
+			       "\"dirty_rate\":%llu,\"write_rate\":%llu,\"throttle_pct\":%u,"
+			       "\"throttle_peak\":%u},",
+			       (unsigned long long)le64toh(pf.commit.precopy_ns),
+			       (unsigned long long)le64toh(pf.commit.final_pages),
+			       (unsigned long long)le64toh(pf.commit.dirty_rate),
+			       (unsigned long long)le64toh(pf.commit.write_rate),
+			       le32toh(pf.commit.throttle_pct), le32toh(pf.commit.throttle_peak));
+		else
+			printf("\"history\":null,");
+		printf("\"regions\":[");
 		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)
 			printf("%s{\"slot\":%u,\"gpa\":%llu,\"pages\":%llu,\"flags\":%u}",
 			       i ? "," : "", le32toh(pf.sb.regions[i].slot),
@@ -353,6 +439,13 @@ static int cmd_pagefile(const struct ctl_opts *o)
 			       (unsigned long long)le64toh(pf.commit.state_len));
 		else
 			printf("committed  no: %s\n", pf.why);
+		if (history)
+			printf("history    pre-copy %.2f s, final round %llu pages, throttle %u %% (peak %u %%), %llu pages/s dirtied, %.1f MiB/s written\n",
+			       le64toh(pf.commit.precopy_ns) / 1e9,
+			       (unsigned long long)le64toh(pf.commit.final_pages),
+			       le32toh(pf.commit.throttle_pct), le32toh(pf.commit.throttle_peak),
+			       (unsigned long long)le64toh(pf.commit.dirty_rate),
+			       le64toh(pf.commit.write_rate) / 1048576.0);
 		printf("size       %llu bytes for %llu pages\n",
 		       (unsigned long long)le64toh(pf.sb.file_size), pages);
 		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)

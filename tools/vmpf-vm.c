@@ -68,8 +68,13 @@ static const char usage[] =
 "  --max-rounds N      pre-copy round limit (default: the module's)\n"
 "  --target-pages N    converged below this many dirty pages (default: the module's)\n"
 "  --downtime MS       the switch-over this VMM accepts (default: the module's, 300)\n"
+"  --passes N          each vCPU stops after N passes over the working set\n"
+"                      (guest memory then ends the same in every run)\n"
 "  --throttle          slow the vCPUs down as the session asks when the guest\n"
 "                      dirties memory faster than the page file takes it\n"
+"  --history PATH      start with the throttle the migration committed in\n"
+"                      PATH needed (an earlier migration of this guest)\n"
+"  --max-throttle PCT  the session never asks more than PCT per cent\n"
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
@@ -99,6 +104,8 @@ struct opts {
 	struct vmpf_restore_status rst;	/* the restore's outcome */
 	uint64_t max_rounds, target_pages, downtime_ms;
 	int throttle;		/* apply the session's throttle to the vCPUs */
+	const char *history;	/* --history: the page file of the last migration */
+	uint64_t max_throttle;	/* --max-throttle, 0 = the module's */
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
 };
@@ -231,6 +238,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--throttle")) {
 			o->throttle = 1;
 			takes = 0;
+		} else if (!strcmp(a, "--passes")) {
+			if (parse_size(val, &o->cfg.max_passes) || !o->cfg.max_passes)
+				return usage_error("bad number '%s' for --passes", val);
+		} else if (!strcmp(a, "--history")) {
+			o->history = val;
+		} else if (!strcmp(a, "--max-throttle")) {
+			if (parse_size(val, &o->max_throttle) || !o->max_throttle ||
+			    o->max_throttle > 99)
+				return usage_error("bad per cent '%s' for --max-throttle (1-99)", val);
 		} else if (!strcmp(a, "--target-pages")) {
 			if (parse_size(val, &o->target_pages))
 				return usage_error("bad number '%s' for --target-pages", val);
@@ -457,6 +473,7 @@ struct migration {
 	/* The guest's own store rate: while it ran alone, during pre-copy. */
 	double run_rate, precopy_rate;
 	uint64_t throttle_max;		/* the largest throttle applied */
+	uint64_t throttle_start;	/* set before pre-copy (--history) */
 	int ready_seen, not_converging_seen;
 };
 
@@ -477,9 +494,10 @@ static const char *phase_name(uint64_t phase)
 	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
 }
 
-static int session_status(int fd, struct migration *m)
+static int session_status(int fd, struct migration *m, int ack)
 {
 	memset(&m->st, 0, sizeof(m->st));
+	m->st.in_flags = ack ? VMPF_STATUS_ACK_THROTTLE : 0;
 	m->st.rounds = (uintptr_t)m->rounds;
 	m->st.rounds_cap = 64;
 	return __vmpf_ioctl(fd, VMPF_IOC_STATUS, &m->st);
@@ -498,6 +516,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	char msg[256];
 	int fd, target, i, ret = -1;
 	uint64_t marker, stores0 = 0;
+	int passes_told = 0;
 	double t0 = 0;
 
 	fd = vmpf_open(vmpf_device_path());
@@ -545,6 +564,28 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 			vmpf_ioctl_error(VMPF_IOC_SOURCE_ATTACH, -ret, msg, sizeof(msg)));
 		goto out_close;
 	}
+	if (o->history || o->max_throttle) {
+		struct vmpf_throttle t = { .max_pct = o->max_throttle };
+		struct vmpf_pf_commit c;
+
+		if (o->history) {
+			/* Read before START: the target may be this very file. */
+			if (pf_history(o->history, &c, msg, sizeof(msg))) {
+				fprintf(stderr, "vmpf-vm: %s\n", msg);
+				goto out_close;
+			}
+			t.pct = le32toh(c.throttle_pct);
+			if (t.max_pct && t.pct > t.max_pct)
+				t.pct = t.max_pct;
+		}
+		ret = __vmpf_ioctl(fd, VMPF_IOC_SET_THROTTLE, &t);
+		if (ret) {
+			fprintf(stderr, "vmpf-vm: %s\n",
+				vmpf_ioctl_error(VMPF_IOC_SET_THROTTLE, -ret, msg, sizeof(msg)));
+			goto out_close;
+		}
+		m->throttle_start = t.pct;
+	}
 	printf("vmpf-vm: attached, pid %d, session fd %d, %llu pages\n", getpid(), fd,
 	       (unsigned long long)at.total_pages);
 	fflush(stdout);
@@ -560,11 +601,12 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	}
 
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		/* EPOLLPRI: a new throttle to apply (and acknowledge). */
+		struct pollfd pfd = { .fd = fd, .events = POLLIN | (o->throttle ? POLLPRI : 0) };
 
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			break;
-		if (session_status(fd, m))
+		if (session_status(fd, m, o->throttle))
 			break;
 		m->ready_seen |= !!(m->st.flags & VMPF_STATUS_READY);
 		m->not_converging_seen |= !!(m->st.flags & VMPF_STATUS_NOT_CONVERGING);
@@ -577,6 +619,11 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 		if (vm->quit) {
 			fprintf(stderr, "vmpf-vm: the guest stopped: %s\n", vm->error);
 			break;
+		}
+		if (!passes_told && vm_passes_done(vm)) {
+			printf("vmpf-vm: the guest made its passes\n");
+			fflush(stdout);
+			passes_told = 1;
 		}
 		if (pfd.revents & POLLERR) {
 			fprintf(stderr, "vmpf-vm: migration %s: %s; the VM keeps running\n",
@@ -629,7 +676,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 		ret = __vmpf_ioctl(fd, VMPF_IOC_FINISH, &m->fin);
 		free(blob);
 	}
-	session_status(fd, m);
+	session_status(fd, m, 0);
 	if (!ret) {
 		m->committed = 1;
 		goto out_close;
@@ -701,7 +748,8 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       "\"zero_pages\":%" PRIu64 ",\"flags\":%" PRIu64 ","
 			       "\"logging_off\":%s,\"precopy_stores_per_s\":%.0f,\"io_retries\":%" PRIu64 ","
 			       "\"est_downtime_ns\":%" PRIu64 ",\"throttle_pct\":%" PRIu64 ","
-			       "\"throttle_max\":%" PRIu64 ",\"ready_seen\":%s,\"not_converging_seen\":%s,"
+			       "\"throttle_max\":%" PRIu64 ",\"throttle_start\":%" PRIu64 ","
+			       "\"throttle_peak\":%" PRIu64 ",\"ready_seen\":%s,\"not_converging_seen\":%s,"
 			       "\"round_stats\":[",
 			       phase_name(m->st.phase), m->committed ? "true" : "false",
 			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
@@ -709,8 +757,8 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       (uint64_t)m->st.zero_pages, (uint64_t)m->st.flags,
 			       logging_off(vm) ? "true" : "false", m->precopy_rate,
 			       (uint64_t)m->st.io_retries, (uint64_t)m->st.est_downtime_ns,
-			       (uint64_t)m->st.throttle_pct, m->throttle_max,
-			       m->ready_seen ? "true" : "false",
+			       (uint64_t)m->st.throttle_pct, m->throttle_max, m->throttle_start,
+			       (uint64_t)m->st.throttle_peak, m->ready_seen ? "true" : "false",
 			       m->not_converging_seen ? "true" : "false");
 			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
 			for (r = 0; r < n; r++)

@@ -23,7 +23,7 @@ t() { # t NAME EXPECTED_RC STDOUT_REGEX STDERR_REGEX -- ARGS...
 	fi
 }
 echo "TAP version 13"
-echo "1..10"
+echo "1..16"
 t help 0 'Usage: vmpf-ctl \[OPTIONS\]' '^$' -- --help
 t help_version 0 'Usage: vmpf-ctl version' '^$' -- help version
 t version_dash_help 0 'Usage: vmpf-ctl version' '^$' -- version --help
@@ -31,11 +31,15 @@ t no_command 2 '^$' "^vmpf-ctl: no command given; see 'vmpf-ctl --help'$" --
 t unknown_command 2 '^$' "unknown command 'start-the-thing'" -- start-the-thing
 t when_ready_not_finish 2 '^$' 'when-ready is for finish only' -- status --when-ready --pid 1
 t help_finish_when_ready 0 'finish --pid PID \[--fd N\] \[--when-ready\]' '^$' -- help finish
+t history_not_start 2 '^$' 'history is for start only' -- status --history /dev/null --pid 1
+t history_without_path 2 '^$' "option '--history' needs a PAGEFILE" -- start --pid 1 --history
+t cgroup_throttle_not_finish 2 '^$' 'cgroup-throttle is for start and status only' -- finish --cgroup-throttle --pid 1
+t help_start_history 0 'start --pid PID \[--fd N\] \[--history PAGEFILE\] \[--cgroup-throttle\]' '^$' -- help start
 t unknown_option 2 '^$' "unknown option '--bogus'" -- version --bogus
 t device_without_path 2 '^$' 'needs a device path' -- version --device
 if [ -e /sys/module/vmpagefile ]; then
-	echo "ok 8 cli.version_module_missing # SKIP the module is loaded on this host"
-	n=8
+	n=$((n + 1))
+	echo "ok $n cli.version_module_missing # SKIP the module is loaded on this host"
 else
 	t version_module_missing 1 '^vmpf-ctl [0-9.]+ \(API 1\)$' \
 		'^vmpf-ctl: the vmpagefile kernel module is not loaded' -- version

@@ -30,21 +30,32 @@ static const struct ctl_command {
 	{
 		"start", CTL_CMD_START,
 		"start pre-copy of a session a VMM attached",
-		"vmpf-ctl start --pid PID [--fd N]",
+		"vmpf-ctl start --pid PID [--fd N] [--history PAGEFILE] [--cgroup-throttle] [--json]",
 		"Starts pre-copy of the session that the VMM with process id PID\n"
 		"attached but did not start.  vmpf-ctl reaches the session through\n"
 		"the VMM's descriptor of /dev/vmpagefile, taken with pidfd_getfd(2)\n"
 		"(ptrace rules apply: run as root or as the VMM's user); --fd picks\n"
-		"one if the VMM has several.\n",
+		"one if the VMM has several.\n"
+		"--history PAGEFILE starts with the throttle that the migration\n"
+		"committed in PAGEFILE needed (an earlier migration of the same VM;\n"
+		"it may be the target itself, read before it is overwritten).\n"
+		"--cgroup-throttle enforces the session's throttle on a VMM that does\n"
+		"not apply it: vmpf-ctl stays until the migration ends, sets the\n"
+		"cpu.max of the VMM's cgroup v2 (which must hold the VMM alone) as\n"
+		"the throttle changes, and puts the old cpu.max back at the end, also\n"
+		"if vmpf-ctl is killed.  It then exits 0 only if the migration\n"
+		"committed.\n",
 	},
 	{
 		"status", CTL_CMD_STATUS,
 		"show a migration's phase, rounds and progress",
-		"vmpf-ctl status --pid PID [--fd N] [--watch] [--json]",
+		"vmpf-ctl status --pid PID [--fd N] [--watch] [--cgroup-throttle] [--json]",
 		"Shows the phase, the current round, pages written and left, the\n"
 		"statistics of each pre-copy round and any error of the session held\n"
 		"by process PID.  --watch prints a line per half second until the\n"
-		"migration ends; --json prints JSON (one object per line with --watch).\n",
+		"migration ends; --json prints JSON (one object per line with --watch).\n"
+		"--cgroup-throttle follows the migration to its end, enforcing its\n"
+		"throttle through the VMM's cgroup (see 'vmpf-ctl help start').\n",
 	},
 	{
 		"finish", CTL_CMD_FINISH,
@@ -172,6 +183,14 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->watch = 1;
 		} else if (!strcmp(a, "--when-ready")) {
 			o->when_ready = 1;
+		} else if (!strcmp(a, "--cgroup-throttle")) {
+			o->cgroup_throttle = 1;
+		} else if (!strcmp(a, "--history")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				snprintf(err, errlen, "option '--history' needs a PAGEFILE");
+				return CTL_EXIT_USAGE;
+			}
+			o->history = argv[++i];
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			o->help = 1;
 		} else if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
@@ -243,6 +262,14 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--when-ready is for finish only");
 		return CTL_EXIT_USAGE;
 	}
+	if (o->history && o->cmd != CTL_CMD_START) {
+		snprintf(err, errlen, "--history is for start only");
+		return CTL_EXIT_USAGE;
+	}
+	if (o->cgroup_throttle && o->cmd != CTL_CMD_START && o->cmd != CTL_CMD_STATUS) {
+		snprintf(err, errlen, "--cgroup-throttle is for start and status only");
+		return CTL_EXIT_USAGE;
+	}
 	return CTL_EXIT_OK;
 }
 
@@ -276,6 +303,8 @@ void ctl_print_help(FILE *f, enum ctl_cmd topic)
 		"      --fd N         its session descriptor, if it has several\n"
 		"  -w, --watch        status: print progress until the migration ends\n"
 		"      --when-ready   finish: wait until the estimated downtime meets the target\n"
+		"      --history PAGEFILE  start: begin with the throttle an earlier migration needed\n"
+		"      --cgroup-throttle   start, status: enforce the throttle through the VMM's cgroup\n"
 		"      --run, --pause, --rate N  restore: steer the background prefetch\n"
 		"  -h, --help         this help, or a command's help after the command\n"
 		"\n"
@@ -422,9 +451,10 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		fprintf(f, "written    %llu bytes in %.3f s; session memory %llu bytes\n",
 			(unsigned long long)st->bytes_written, st->elapsed_ns / 1e9,
 			(unsigned long long)st->mem_bytes);
-		if (st->est_downtime_ns || st->throttle_pct)
-			fprintf(f, "switch     estimated %.1f ms; throttle %llu %%\n",
-				st->est_downtime_ns / 1e6, (unsigned long long)st->throttle_pct);
+		if (st->est_downtime_ns || st->throttle_pct || st->throttle_peak)
+			fprintf(f, "switch     estimated %.1f ms; throttle %llu %% (peak %llu %%)\n",
+				st->est_downtime_ns / 1e6, (unsigned long long)st->throttle_pct,
+				(unsigned long long)st->throttle_peak);
 		if (st->io_retries)
 			fprintf(f, "retries    %llu page-file writes repeated after a transient error\n",
 				(unsigned long long)st->io_retries);
@@ -457,14 +487,14 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		"\"pages_written\":%llu,\"zero_pages\":%llu,\"dirty_pages\":%llu,"
 		"\"bytes_written\":%llu,\"elapsed_ns\":%llu,\"mem_bytes\":%llu,"
 		"\"io_retries\":%llu,\"est_downtime_ns\":%llu,\"throttle_pct\":%llu,"
-		"\"error\":%llu,\"message\":",
+		"\"throttle_peak\":%llu,\"error\":%llu,\"message\":",
 		(unsigned long long)st->round, (unsigned long long)st->nr_rounds,
 		(unsigned long long)st->total_pages, (unsigned long long)st->pages_written,
 		(unsigned long long)st->zero_pages, (unsigned long long)st->dirty_pages,
 		(unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ns,
 		(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries,
 		(unsigned long long)st->est_downtime_ns, (unsigned long long)st->throttle_pct,
-		(unsigned long long)st->error);
+		(unsigned long long)st->throttle_peak, (unsigned long long)st->error);
 	ctl_json_string(f, (const char *)st->message);
 	fputs(",\"rounds\":[", f);
 	for (i = 0; i < n; i++)

@@ -32,6 +32,8 @@ struct ctl_opts {
 	long fd;		/* --fd: its session descriptor, or -1 to search */
 	int watch;		/* --watch */
 	int when_ready;		/* finish --when-ready */
+	const char *history;	/* start --history PAGEFILE */
+	int cgroup_throttle;	/* start/status --cgroup-throttle */
 	const char *path;	/* PAGEFILE of info and verify */
 	int prefetch_op;	/* restore: --run or --pause, else 0 */
 	long long rate;		/* restore: --rate, or -1 */

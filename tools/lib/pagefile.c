@@ -215,3 +215,28 @@ int pf_read_page(struct pf *pf, uint64_t idx, void *buf)
 			   (unsigned long long)idx);
 	return 0;
 }
+
+int pf_history(const char *path, struct vmpf_pf_commit *c, char *msg, size_t len)
+{
+	struct pf pf;
+	int ret = pf_open(&pf, path);
+
+	if (ret) {
+		snprintf(msg, len, "%s: %s", path, pf.why);
+	} else if (!pf.committed) {
+		snprintf(msg, len, "%s holds no committed migration to learn from: %s", path,
+			 pf.why);
+		ret = -ENODATA;
+	} else if (!(le64toh(pf.commit.flags) & VMPF_PF_COMMIT_HISTORY)) {
+		snprintf(msg, len, "%s was committed by a module that kept no history (0.1)",
+			 path);
+		ret = -ENODATA;
+	} else if (le32toh(pf.commit.throttle_pct) > 99) {
+		snprintf(msg, len, "%s: its history has an impossible throttle", path);
+		ret = -EINVAL;
+	} else {
+		*c = pf.commit;
+	}
+	pf_close(&pf);
+	return ret;
+}

@@ -37,4 +37,11 @@ int pf_read_state(struct pf *pf, void **state, size_t *len);
 /* Read page @idx into @buf (zero-filled for zero pages); check its crc. */
 int pf_read_page(struct pf *pf, uint64_t idx, void *buf);
 
+/*
+ * The history of the migration committed in @path (its commit record, with
+ * VMPF_PF_COMMIT_HISTORY set and a throttle of at most 99).  0, or -errno
+ * with a sentence in @msg.
+ */
+int pf_history(const char *path, struct vmpf_pf_commit *c, char *msg, size_t len);
+
 #endif /* VMPF_PAGEFILE_H */

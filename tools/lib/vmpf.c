@@ -64,6 +64,7 @@ static const struct {
 	{ VMPF_IOC_RESTORE_INFO, "VMPF_IOC_RESTORE_INFO" },
 	{ VMPF_IOC_PREFETCH,	"VMPF_IOC_PREFETCH" },
 	{ VMPF_IOC_RESTORE_STATUS, "VMPF_IOC_RESTORE_STATUS" },
+	{ VMPF_IOC_SET_THROTTLE, "VMPF_IOC_SET_THROTTLE" },
 };
 
 const char *vmpf_ioctl_name(unsigned long cmd)
@@ -161,6 +162,10 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			snprintf(buf, len,
 				 "%s: the module refused the handshake: it does not speak API %d with the requested features",
 				 name, VMPF_API);
+		else if (cmd == VMPF_IOC_SET_THROTTLE)
+			snprintf(buf, len,
+				 "%s: a throttle is 0 to 99 %% and at most its maximum, and can be set only before or during pre-copy",
+				 name);
 		else
 			snprintf(buf, len,
 				 "%s: the module refused the request: an invalid argument, or not possible in the session's phase",

@@ -364,11 +364,12 @@ static void *vm_vcpu_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
-		if (!vm->running && !vm->quit) {
+		/* A vCPU done with its passes stays as if paused, for good. */
+		if ((!vm->running || v->done) && !vm->quit) {
 			vm_complete_exit(v);
 			vm->paused_vcpus++;
 			pthread_cond_broadcast(&vm->cond);
-			while (!vm->running && !vm->quit)
+			while ((!vm->running || v->done) && !vm->quit)
 				pthread_cond_wait(&vm->cond, &vm->lock);
 			vm->paused_vcpus--;
 			pace_due = now_ns();
@@ -399,7 +400,9 @@ static void *vm_vcpu_thread(void *arg)
 			vm_throttle(vm, &slice_start);
 			break;
 		case VM_PORT_PASS:
-			__atomic_add_fetch(&v->passes, 1, __ATOMIC_RELAXED);
+			if (__atomic_add_fetch(&v->passes, 1, __ATOMIC_RELAXED) ==
+			    vm->cfg.max_passes)
+				v->done = 1;
 			break;
 		case VM_PORT_IDLE:
 			usleep(2000);
@@ -470,6 +473,18 @@ void vm_destroy(struct vm *vm)
 		close(vm->fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+}
+
+int vm_passes_done(struct vm *vm)
+{
+	int i;
+
+	if (!vm->cfg.max_passes)
+		return 0;
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		if (__atomic_load_n(&vm->vcpu[i].passes, __ATOMIC_RELAXED) < vm->cfg.max_passes)
+			return 0;
+	return 1;
 }
 
 uint64_t vm_total_stores(struct vm *vm)

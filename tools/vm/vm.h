@@ -29,6 +29,7 @@ struct vm_vcpu {
 	uint64_t stores;
 	uint64_t passes;
 	uint64_t exits;
+	int done;		/* made its cfg.max_passes: runs no more (vCPU thread only) */
 };
 
 struct vm_config {
@@ -40,6 +41,7 @@ struct vm_config {
 	uint64_t batch;		/* stores per progress exit */
 	int mem_fd;		/* > 0: map slot i from it at mem_off[i] (MAP_SHARED) */
 	int manual_protect;	/* enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, as QEMU does */
+	uint64_t max_passes;	/* > 0: a vCPU stops after this many passes */
 	uint64_t mem_off[2];
 };
 
@@ -98,6 +100,9 @@ long vm_verify_checksums(struct vm *vm, const char *path, char *first_bad,
 
 /* Check every word the guest can have written: pages with foreign words. */
 long vm_check_pattern(struct vm *vm, char *first_bad, size_t len);
+
+/* 1 once every vCPU made cfg.max_passes passes (and stopped). */
+int vm_passes_done(struct vm *vm);
 
 /* Translate a guest-physical address to the VMM's address, or NULL. */
 uint8_t *vm_gpa_to_hva(struct vm *vm, uint64_t gpa);

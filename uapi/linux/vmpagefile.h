@@ -115,7 +115,9 @@ struct vmpf_dev_info {
  *
  * poll(2) on the session reports EPOLLIN when the VMM should switch over
  * (an operator called VMPF_IOC_REQUEST_FINISH, the estimated downtime is
- * under the target, or pre-copy converged or hit its round limit) and
+ * under the target, or pre-copy converged or hit its round limit),
+ * EPOLLPRI while the throttle differs from the one last acknowledged with
+ * VMPF_STATUS_ACK_THROTTLE (the VMM should apply the new one), and
  * EPOLLERR when the session failed or was aborted.  Rounds go on until
  * the switch-over, converged or at the round limit, keeping the dirty set
  * small; the status says how the estimate and the throttle evolve.
@@ -200,6 +202,10 @@ enum vmpf_phase {
 #define VMPF_STATUS_READY		_BITULL(3)	/* estimated downtime under target */
 #define VMPF_STATUS_NOT_CONVERGING	_BITULL(4)	/* dirty set stopped shrinking */
 
+/* struct vmpf_status.in_flags */
+#define VMPF_STATUS_ACK_THROTTLE	_BITULL(0)	/* the caller applies throttle_pct */
+#define VMPF_STATUS_IN_FLAGS_ALL	VMPF_STATUS_ACK_THROTTLE
+
 /** struct vmpf_round_stats - one pre-copy round (round 0 copies all pages) */
 struct vmpf_round_stats {
 	__u64 round;
@@ -216,6 +222,9 @@ struct vmpf_round_stats {
  * struct vmpf_status - VMPF_IOC_STATUS
  * @rounds:	in: pointer to @rounds_cap struct vmpf_round_stats, or 0.
  * @rounds_cap:	in: entries at @rounds; the latest rounds are copied.
+ * @in_flags:	in: VMPF_STATUS_ACK_THROTTLE: the caller (the VMM) applies
+ *		the @throttle_pct returned; EPOLLPRI stays quiet until the
+ *		throttle changes again.  Watchers (vmpf-ctl) leave it clear.
  * @reserved_in: in: must be zero.
  * @phase:	out: enum vmpf_phase.
  * @flags:	out: VMPF_STATUS_*.
@@ -239,14 +248,18 @@ struct vmpf_round_stats {
  *		page file takes it.  Raised in steps while pre-copy does not
  *		converge, lowered once the estimate is well under the target.
  *		A VMM applies it by sleeping its vCPU threads that share of each
- *		time slice (vmpf-vm --throttle); the module does not enforce it.
- * @reserved:	out: zero.
+ *		time slice (vmpf-vm --throttle), or an operator through the
+ *		VMM's cgroup (vmpf-ctl throttle); the module does not enforce it.
+ *		Changes wake EPOLLPRI.  VMPF_IOC_SET_THROTTLE sets where it
+ *		starts and how high it may go.
+ * @throttle_peak: out: the highest throttle asked so far.
  * @message:	out: NUL-terminated sentence about the failure, if any.
  */
 struct vmpf_status {
 	__u64 rounds;
 	__u64 rounds_cap;
-	__u64 reserved_in[2];
+	__u64 in_flags;
+	__u64 reserved_in[1];
 	__u64 phase;
 	__u64 flags;
 	__u64 round;
@@ -262,8 +275,27 @@ struct vmpf_status {
 	__u64 io_retries;
 	__u64 est_downtime_ns;
 	__u64 throttle_pct;
-	__u64 reserved[1];
+	__u64 throttle_peak;
 	__u8 message[128];
+};
+
+/**
+ * struct vmpf_throttle - VMPF_IOC_SET_THROTTLE
+ * @pct:	in: the throttle to ask of the vCPUs from now on, 0 to 99,
+ *		e.g. the one a previous migration of the same VM needed (its
+ *		page file's history, vmpf-ctl start --history).  The session
+ *		goes on adjusting it after each round.
+ * @max_pct:	in: the session never asks more than this; 0 means 99.
+ * @reserved:	in: must be zero.
+ *
+ * Allowed before VMPF_IOC_START and during pre-copy.  Errors: EINVAL a
+ * value above 99, @pct above @max_pct, reserved non-zero, or another
+ * phase; ENOENT no source session.
+ */
+struct vmpf_throttle {
+	__u64 pct;
+	__u64 max_pct;
+	__u64 reserved[2];
 };
 
 /**
@@ -479,6 +511,7 @@ struct vmpf_restore_status {
 #define VMPF_IOC_RESTORE_INFO	_IOWR(VMPF_IOCTL_MAGIC, 0x0a, struct vmpf_restore_info)
 #define VMPF_IOC_PREFETCH	_IOW(VMPF_IOCTL_MAGIC, 0x0b, struct vmpf_prefetch)
 #define VMPF_IOC_RESTORE_STATUS	_IOWR(VMPF_IOCTL_MAGIC, 0x0c, struct vmpf_restore_status)
+#define VMPF_IOC_SET_THROTTLE	_IOW(VMPF_IOCTL_MAGIC, 0x0d, struct vmpf_throttle)
 
 /*
  * Page file format, version 1.  All fields little-endian; every structure
@@ -536,10 +569,24 @@ struct vmpf_pf_commit {
 	__le64 data_pages;
 	__le64 zero_pages;
 	__le64 commit_time_ns;	/* CLOCK_REALTIME */
-	__le64 reserved[9];
+	/*
+	 * The migration's history, for the next migration of the same VM
+	 * (VMPF_PF_COMMIT_HISTORY; zero in files written by module 0.1).
+	 */
+	__le64 flags;		/* VMPF_PF_COMMIT_* */
+	__le64 precopy_ns;	/* from start to the switch-over */
+	__le64 final_pages;	/* pages copied with the guest paused */
+	__le64 dirty_rate;	/* pages/s dirtied in the last pre-copy round */
+	__le64 write_rate;	/* bytes/s the page file took, smoothed */
+	__le32 throttle_pct;	/* throttle asked at the switch-over */
+	__le32 throttle_peak;	/* the highest throttle asked */
+	__le64 reserved[3];
 	__le32 reserved32;
 	__le32 crc;		/* crc32c of this struct with crc = 0 */
 };
+
+/* struct vmpf_pf_commit.flags */
+#define VMPF_PF_COMMIT_HISTORY	1	/* the history fields are filled */
 
 /* struct vmpf_pf_page.state */
 #define VMPF_PAGE_NONE	0	/* never written: not part of any image */
