@@ -209,8 +209,11 @@ else notok manual_dirty_log_protect "rc=$rc" "$out" "$r"; fi
 # 17. Manual protection on and off give the same image: a guest whose
 # vCPUs stop after 3 passes over their working set, made while pre-copy
 # runs, ends with the same memory in every run; the image taken with
-# KVM's manual dirty-log protection and the one taken without must both
-# hold exactly that memory (each verified against the other's checksums).
+# KVM's manual dirty-log protection (re-protected group by group), the one
+# taken with initially-set too, and the one taken without must all hold
+# exactly that memory (each verified against the first one's checksums).
+# With initially-set, round 0 protects as it copies: round 1 copies only
+# what the guest dirtied, not all 4096 pages again.
 same_image() {
 	vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 3000 --passes 3 --seconds 0.1 --target-pages 1 \
 		--wait-request $1 --migrate-to $BLK --checksums $t/s17$2 --json > $t/o17$2 2>&1 &
@@ -224,12 +227,21 @@ same_image --manual-protect a
 ra=$(restore $BLK $t/s17a); rca=$?
 same_image "" b
 rb=$(restore $BLK $t/s17a); rcb=$?
-oa=$(cat $t/o17a); ob=$(cat $t/o17b)
+same_image --initially-set c
+rc_=$(restore $BLK $t/s17a); rcc=$?
+oa=$(cat $t/o17a); ob=$(cat $t/o17b); oc=$(cat $t/o17c)
+r1=$(echo "$oc" | sed -n 's/.*{"round":1,"dirty":\([0-9]*\).*/\1/p')
 if has "$oa" "made its passes" && has "$oa" '"committed":true' && [ "$(num "$oa" rounds)" -gt 2 ] &&
    has "$ob" "made its passes" && has "$ob" '"committed":true' &&
-   cmp -s $t/s17a $t/s17b && [ $rca = 0 ] && [ $rcb = 0 ]; then
+   has "$oc" "made its passes" && has "$oc" '"committed":true' &&
+   [ -n "$r1" ] && [ "$r1" -lt 4096 ] &&
+   cmp -s $t/s17a $t/s17b && cmp -s $t/s17a $t/s17c &&
+   [ $rca = 0 ] && [ $rcb = 0 ] && [ $rcc = 0 ]; then
 	ok manual_protect_on_off_same_image
-else notok manual_protect_on_off_same_image "$oa" "$ob" "restore a rc=$rca: $ra" "restore b rc=$rcb: $rb"; fi
+else notok manual_protect_on_off_same_image "$oa" "$ob" "$oc" "restore a rc=$rca: $ra" \
+	"restore b rc=$rcb: $rb" "restore c rc=$rcc: $rc_"; fi
+echo "# initially-set: round 1 copied $r1 pages of 4096"
+
 
 # 16. The VMM dies while vmpf-ctl holds a copy of its session descriptor:
 # the session still ends (aborted), it does not copy a dead VM's memory on.

@@ -78,6 +78,8 @@ static const char usage[] =
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
+"  --initially-set     the same, with KVM_DIRTY_LOG_INITIALLY_SET (logging starts\n"
+"                      with every page dirty and none write-protected)\n"
 "  --load-pagefile PATH  restore eagerly, from userspace, from a committed page file\n"
 "  --restore PATH      restore lazily through vmpagefile: guest RAM is mapped\n"
 "                      from the page file and faulted in by the kernel\n"
@@ -174,6 +176,9 @@ static int parse(int argc, char **argv, struct opts *o)
 			takes = 0;
 		} else if (!strcmp(a, "--manual-protect")) {
 			o->cfg.manual_protect = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--initially-set")) {
+			o->cfg.manual_protect = 2;
 			takes = 0;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;
@@ -474,6 +479,7 @@ struct migration {
 	double run_rate, precopy_rate;
 	uint64_t throttle_max;		/* the largest throttle applied */
 	uint64_t throttle_start;	/* set before pre-copy (--history) */
+	uint64_t pf_taken, pf_fast;	/* KVM MMU faults during pre-copy, all and fast-path */
 	int ready_seen, not_converging_seen;
 };
 
@@ -591,6 +597,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	fflush(stdout);
 	t0 = mono_seconds();
 	stores0 = vm_total_stores(vm);
+	m->pf_taken = vm_vcpu_stat(vm, "pf_taken");
+	m->pf_fast = vm_vcpu_stat(vm, "pf_fast");
 	if (!o->no_start) {
 		ret = __vmpf_ioctl(fd, VMPF_IOC_START, NULL);
 		if (ret) {
@@ -644,6 +652,9 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	vm_pause(vm);
 	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
 	m->precopy_rate = (vm_total_stores(vm) - stores0) / (mono_seconds() - t0);
+	/* KVM's MMU faults during pre-copy: mostly write-protection faults. */
+	m->pf_taken = vm_vcpu_stat(vm, "pf_taken") - m->pf_taken;
+	m->pf_fast = vm_vcpu_stat(vm, "pf_fast") - m->pf_fast;
 	marker = VM_PATTERN(0xd0d0, vm_total_stores(vm));
 	memcpy(vm_gpa_to_hva(vm, (VM_RESERVED_PAGES - 1) * VM_PAGE_SIZE), &marker,
 	       sizeof(marker));
@@ -750,6 +761,7 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       "\"est_downtime_ns\":%" PRIu64 ",\"throttle_pct\":%" PRIu64 ","
 			       "\"throttle_max\":%" PRIu64 ",\"throttle_start\":%" PRIu64 ","
 			       "\"throttle_peak\":%" PRIu64 ",\"ready_seen\":%s,\"not_converging_seen\":%s,"
+			       "\"kvm_pf_taken\":%" PRIu64 ",\"kvm_pf_fast\":%" PRIu64 ","
 			       "\"round_stats\":[",
 			       phase_name(m->st.phase), m->committed ? "true" : "false",
 			       (uint64_t)m->st.nr_rounds, (uint64_t)m->fin.final_pages,
@@ -759,7 +771,7 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			       (uint64_t)m->st.io_retries, (uint64_t)m->st.est_downtime_ns,
 			       (uint64_t)m->st.throttle_pct, m->throttle_max, m->throttle_start,
 			       (uint64_t)m->st.throttle_peak, m->ready_seen ? "true" : "false",
-			       m->not_converging_seen ? "true" : "false");
+			       m->not_converging_seen ? "true" : "false", m->pf_taken, m->pf_fast);
 			n = m->st.nr_rounds < 64 ? m->st.nr_rounds : 64;
 			for (r = 0; r < n; r++)
 				printf("%s{\"round\":%llu,\"dirty\":%llu,\"written\":%llu,\"zero\":%llu,"

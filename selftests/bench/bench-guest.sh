@@ -79,15 +79,22 @@ echo "BENCH-JSON-SWITCHOVER [$js]"
 
 # 5. Guest slowdown: the guest's own store rate while it runs alone and
 # while pre-copy runs (1 vCPU, so a guest CPU is left for the copy thread),
-# with KVM clearing the dirty log at each harvest and with manual protection.
+# with KVM clearing the dirty log at each harvest, with manual protection
+# (re-protected in 2 MiB groups just before each is copied), and with
+# manual protection and initially-set; and how many faults KVM's MMU took
+# during pre-copy (pf_taken; pf_fast: write-protection faults fixed on the
+# fast path).
 gmib=256
 [ "$SWMAX" -ge 256 ] || gmib=64
 echo "== guest slowdown during pre-copy: a $gmib MiB guest storing to $((gmib / 4)) MiB as fast as it can"
 js=""
-for mode in auto manual; do
+for mode in auto manual initset; do
 	flag=
 	[ $mode = manual ] && flag=--manual-protect
+	[ $mode = initset ] && flag=--initially-set
 	: > /tmp/sl
+	: > /tmp/pft
+	: > /tmp/pff
 	r=0
 	while [ $r -lt "$REPS" ]; do
 		r=$((r + 1))
@@ -100,12 +107,16 @@ for mode in auto manual; do
 		a=$(json stores_per_s)
 		d=$(json precopy_stores_per_s)
 		awk -v a="$a" -v d="$d" 'BEGIN { if (a > 0) printf "%.3f\n", d / a }' >> /tmp/sl
+		json kvm_pf_taken >> /tmp/pft
+		json kvm_pf_fast >> /tmp/pff
 	done
-	set -- $(stats < /tmp/sl)
+	set -- $(stats < /tmp/sl) $(stats < /tmp/pft) $(stats < /tmp/pff)
 	name="dirty log cleared at each harvest"
-	[ $mode = manual ] && name="manual dirty-log protection"
-	printf "  %-34s store rate during pre-copy / alone: %s [%s-%s]\n" "$name" "$1" "$2" "$3"
-	js="$js${js:+,}\"$mode\":{\"rate_ratio\":$1,\"rate_ratio_min\":$2,\"rate_ratio_max\":$3}"
+	[ $mode = manual ] && name="manual protection, 2 MiB groups"
+	[ $mode = initset ] && name="the same, initially-set"
+	printf "  %-34s store rate during pre-copy / alone: %s [%s-%s]; KVM faults %s [%s-%s], fast path %s\n" \
+		"$name" "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+	js="$js${js:+,}\"$mode\":{\"rate_ratio\":$1,\"rate_ratio_min\":$2,\"rate_ratio_max\":$3,\"kvm_pf_taken\":$4,\"kvm_pf_fast\":$7}"
 done
 echo "BENCH-JSON-SLOWDOWN {$js}"
 
@@ -115,9 +126,12 @@ echo "BENCH-JSON-SLOWDOWN {$js}"
 echo "== a guest dirtying 8 MiB at 8000 pages/s into slow storage (20 ms a request)"
 js=""
 if echo "0 $((AMIB * 2048)) delay /dev/vda 0 20" | dmsetup create benchslow; then
-	for mode in none throttle; do
+	# history: the same guest again, starting with the throttle the
+	# previous (throttled) migration recorded in the page file.
+	for mode in none throttle history; do
 		flag=
 		[ $mode = throttle ] && flag=--throttle
+		[ $mode = history ] && flag="--throttle --history /dev/mapper/benchslow"
 		out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 8M --rate 8000 --seconds 1 \
 			--target-pages 1 --max-rounds 20 $flag --migrate-to /dev/mapper/benchslow \
 			--json 2>&1)

@@ -121,7 +121,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (cfg->manual_protect) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE },
+			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+				  (cfg->manual_protect > 1 ? KVM_DIRTY_LOG_INITIALLY_SET : 0) },
 		};
 
 		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
@@ -473,6 +474,52 @@ void vm_destroy(struct vm *vm)
 		close(vm->fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+}
+
+/* Counter @name of one vCPU from KVM's binary statistics; 0 if absent. */
+static uint64_t vcpu_stat(int vcpu_fd, const char *name)
+{
+	struct kvm_stats_header h;
+	struct kvm_stats_desc *d;
+	uint64_t val = 0;
+	size_t dsize;
+	uint32_t i;
+	int fd;
+
+	fd = ioctl(vcpu_fd, KVM_GET_STATS_FD, NULL);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		goto out;
+	dsize = sizeof(*d) + h.name_size;
+	d = malloc(dsize);
+	if (!d)
+		goto out;
+	for (i = 0; i < h.num_desc; i++) {
+		if (pread(fd, d, dsize, h.desc_offset + i * dsize) != (ssize_t)dsize)
+			break;
+		d->name[h.name_size - 1] = 0;
+		if (strcmp(d->name, name))
+			continue;
+		if (pread(fd, &val, sizeof(val), h.data_offset + d->offset) != sizeof(val))
+			val = 0;
+		break;
+	}
+	free(d);
+out:
+	close(fd);
+	return val;
+}
+
+uint64_t vm_vcpu_stat(struct vm *vm, const char *name)
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		if (vm->vcpu[i].fd >= 0)
+			n += vcpu_stat(vm->vcpu[i].fd, name);
+	return n;
 }
 
 int vm_passes_done(struct vm *vm)

@@ -40,7 +40,8 @@ struct vm_config {
 	uint64_t rate;		/* stores per second over all vCPUs; 0 = unthrottled */
 	uint64_t batch;		/* stores per progress exit */
 	int mem_fd;		/* > 0: map slot i from it at mem_off[i] (MAP_SHARED) */
-	int manual_protect;	/* enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, as QEMU does */
+	int manual_protect;	/* enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, as QEMU does;
+				 * 2: with KVM_DIRTY_LOG_INITIALLY_SET */
 	uint64_t max_passes;	/* > 0: a vCPU stops after this many passes */
 	uint64_t mem_off[2];
 };
@@ -100,6 +101,9 @@ long vm_verify_checksums(struct vm *vm, const char *path, char *first_bad,
 
 /* Check every word the guest can have written: pages with foreign words. */
 long vm_check_pattern(struct vm *vm, char *first_bad, size_t len);
+
+/* The sum over the vCPUs of KVM's statistic @name (e.g. "pf_fast"); 0 if absent. */
+uint64_t vm_vcpu_stat(struct vm *vm, const char *name);
 
 /* 1 once every vCPU made cfg.max_passes passes (and stopped). */
 int vm_passes_done(struct vm *vm);
