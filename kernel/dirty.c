@@ -21,12 +21,16 @@
  * buffer into the VMM's address space with vm_mmap() and unmaps it when
  * the session's work is done.
  *
+ * A VM whose VMM enabled KVM's dirty ring has no dirty bitmap: then the
+ * worker reads the vCPUs' rings instead (vmpf_ring_harvest()).
+ *
  * The VMM must not change these memslots during a migration; if it does,
  * KVM refuses the harvest (ENOENT) and the migration fails cleanly, and
  * the worker leaves a memslot it no longer recognises alone rather than
  * re-create it with its old definition.
  */
 #include <linux/kvm.h>
+#include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/uaccess.h>
@@ -143,4 +147,79 @@ int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
 	    copy_to_user(src->scratch, &clear, sizeof(clear)))
 		return -EFAULT;
 	return vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, src->scratch);
+}
+
+/* The region holding memslot @slot (address space 0), or NULL. */
+static struct vmpf_sregion *vmpf_slot_region(struct vmpf_source *src, u32 slot)
+{
+	unsigned int i;
+
+	for (i = 0; i < src->nr_regions; i++)
+		if (src->regions[i].slot == slot)
+			return &src->regions[i];
+	return NULL;
+}
+
+/*
+ * KVM's dirty ring: each vCPU pushes the pages it dirties into a ring of
+ * its own, which the session reads here instead of the bitmap.  This is
+ * the protocol the VMM would follow (Documentation/virt/kvm/api.rst,
+ * KVM_CAP_DIRTY_LOG_RING), on the rings' kernel memory: an entry is ours
+ * once its flags say DIRTY (acquire, pairing with KVM's publication); we
+ * hand it back by setting RESET (release), and KVM_RESET_DIRTY_RINGS then
+ * write-protects the pages again.  The pages are copied after that reset,
+ * so a write between this harvest and the reset is in the copy.
+ *
+ * Each vCPU's count is its share of the dirtying, which the policy uses to
+ * throttle only the vCPUs that dirty memory.  Adds to the regions' pending
+ * bitmaps, with the pages the VMM marked; returns the pending pages.
+ */
+long vmpf_ring_harvest(struct vmpf_source *src)
+{
+	struct vmpf_vcpus *vc = src->vcpus;
+	struct kvm *kvm = src->vm_file->private_data;
+	struct kvm_vcpu *vcpu;
+	unsigned long idx, i;
+	long ret, total = 0;
+
+	kvm_for_each_vcpu(idx, vcpu, kvm) {
+		struct kvm_dirty_ring *ring = &vcpu->dirty_ring;
+
+		if (idx >= VMPF_MAX_VCPUS)
+			return -E2BIG;
+		vc->nr = max_t(unsigned int, vc->nr, idx + 1);
+		if (!ring->dirty_gfns || !ring->size)
+			continue;
+		for (;;) {
+			struct kvm_dirty_gfn *e =
+				&ring->dirty_gfns[vc->fetch[idx] & (ring->size - 1)];
+			struct vmpf_sregion *r;
+			u32 slot;
+			u64 off;
+
+			if (!(smp_load_acquire(&e->flags) & KVM_DIRTY_GFN_F_DIRTY))
+				break;
+			slot = READ_ONCE(e->slot);
+			off = READ_ONCE(e->offset);
+			r = slot >> 16 ? NULL : vmpf_slot_region(src, slot);
+			if (r && off < r->npages)
+				set_bit(off, r->pending);
+			smp_store_release(&e->flags, KVM_DIRTY_GFN_F_RESET);
+			vc->fetch[idx]++;
+			vc->round[idx]++;
+		}
+	}
+	ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
+	if (ret < 0)
+		return ret;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+		unsigned long w;
+
+		for (w = 0; w < BITS_TO_LONGS(r->npages); w++)
+			r->pending[w] |= xchg(&r->marked[w], 0);
+		total += bitmap_weight(r->pending, r->npages);
+	}
+	return total;
 }

@@ -172,7 +172,8 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			    struct vmpf_round *rs, bool final)
 {
 	/* With the guest paused, nothing needs protecting. */
-	u64 run_first = 0, i = 0, protected = (src->manual_protect && !final) ? 0 : r->npages;
+	u64 run_first = 0, i = 0;
+	u64 protected = (src->manual_protect && !src->vcpus && !final) ? 0 : r->npages;
 	unsigned int n = 0;
 	int ret;
 
@@ -287,6 +288,17 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 	long n, total = 0;
 	unsigned int i;
 
+	if (src->vcpus) {
+		n = vmpf_ring_harvest(src);
+		if (n == -E2BIG)
+			vmpf_source_fail(src, E2BIG,
+					 "the VM has more than %d vCPUs: too many for the dirty ring",
+					 VMPF_MAX_VCPUS);
+		else if (n < 0)
+			vmpf_source_fail(src, -n, "KVM refused to reset the dirty rings (error %ld)",
+					 n);
+		return n;
+	}
 	for (i = 0; i < src->nr_regions; i++) {
 		n = vmpf_dirty_harvest(src, &src->regions[i]);
 		if (n < 0) {
@@ -393,6 +405,31 @@ static u64 vmpf_throttle_step(u64 pct, int dir, u64 max)
 }
 
 /*
+ * With the dirty ring, each vCPU's share of the last round's dirtying:
+ * a vCPU that dirtied less than an eighth of an even share is not slowed
+ * down, the others get @throttle.  Under @lock; true if any changed.
+ */
+static bool vmpf_policy_vcpus(struct vmpf_source *src, u64 throttle)
+{
+	struct vmpf_vcpus *vc = src->vcpus;
+	u64 sum = 0, t;
+	bool changed = false;
+	unsigned int i;
+
+	for (i = 0; i < vc->nr; i++)
+		sum += vc->round[i];
+	for (i = 0; i < vc->nr; i++) {
+		t = sum && vc->round[i] * vc->nr * 8 < sum ? 0 : throttle;
+		changed |= vc->throttle[i] != t;
+		vc->throttle[i] = t;
+		vc->dirty[i] = vc->round[i];
+		vc->total[i] += vc->round[i];
+		vc->round[i] = 0;
+	}
+	return changed;
+}
+
+/*
  * After pre-copy round @rs, which took @ns and left @dirty pages: estimate
  * the switch-over (those pages at the write rate measured so far, plus the
  * commit's two flushes), say whether it fits the downtime target, whether
@@ -439,6 +476,10 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	else if (ready && est < src->downtime_ns / 2)
 		throttle = vmpf_throttle_step(throttle, -1, src->throttle_max);
 	changed = throttle != src->throttle_pct;
+	if (src->vcpus)
+		changed |= vmpf_policy_vcpus(src, throttle);
+	if (changed)
+		src->throttle_gen++;
 	src->throttle_pct = throttle;
 	src->throttle_peak = max(src->throttle_peak, throttle);
 	src->dirty_rate = div64_u64(dirty_bps, VMPF_PF_PAGE_SIZE);

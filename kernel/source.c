@@ -59,6 +59,7 @@ static void vmpf_source_free(struct vmpf_source *src)
 		kvfree(src->regions[i].marked);
 	}
 	kvfree(src->harvest);
+	kvfree(src->vcpus);
 	vfree(src->table);
 	kvfree(src->table_dirty);
 	kvfree(src->block_crc);
@@ -263,6 +264,14 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	}
 	/* Harvests must then also clear the log: see dirty.c. */
 	src->manual_protect = READ_ONCE(kvm->manual_dirty_log_protect);
+	/* The dirty ring replaces the log (KVM_GET_DIRTY_LOG fails with it). */
+	if (READ_ONCE(kvm->dirty_ring_size)) {
+		src->vcpus = vmpf_src_zalloc(src, sizeof(*src->vcpus));
+		if (!src->vcpus) {
+			ret = -ENOMEM;
+			goto err_src;
+		}
+	}
 
 	ret = vmpf_store_get(&src->store, a.target_fd, true);
 	if (ret)
@@ -391,7 +400,7 @@ long vmpf_source_status(struct vmpf_file *vf, void __user *uarg)
 	st.throttle_pct = src->throttle_pct;
 	st.throttle_peak = src->throttle_peak;
 	if (in.in_flags & VMPF_STATUS_ACK_THROTTLE)
-		src->throttle_acked = src->throttle_pct;
+		src->throttle_acked = src->throttle_gen;
 	strscpy(st.message, src->message, sizeof(st.message));
 	if (rounds) {
 		n = min3(st.nr_rounds, st.rounds_cap, (u64)VMPF_STATS_KEPT);
@@ -432,12 +441,65 @@ long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg)
 		src->throttle_pct = t.pct;
 		src->throttle_max = t.max_pct;
 		src->throttle_peak = max(src->throttle_peak, t.pct);
+		if (src->vcpus)
+			memset(src->vcpus->throttle, t.pct, sizeof(src->vcpus->throttle));
+		src->throttle_gen++;
 	} else {
 		ret = -EINVAL;
 	}
 	spin_unlock(&src->lock);
 	if (!ret)
 		vmpf_source_wake(src);
+	return ret;
+}
+
+long vmpf_source_vcpu_throttle(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_vcpu_throttle in, vt = { 0 };
+	struct vmpf_vcpu_stat *stats = NULL;
+	u64 n = 0, i;
+	long ret = 0;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	if ((in.in_flags & ~VMPF_STATUS_IN_FLAGS_ALL) || in.reserved_in ||
+	    (in.vcpus_cap && !in.vcpus))
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	vt.vcpus = in.vcpus;
+	vt.vcpus_cap = in.vcpus_cap;
+	vt.in_flags = in.in_flags;
+	if (src->vcpus && in.vcpus_cap) {
+		stats = kmalloc_array(VMPF_MAX_VCPUS, sizeof(*stats), GFP_KERNEL);
+		if (!stats)
+			return -ENOMEM;
+	}
+
+	spin_lock(&src->lock);
+	vt.throttle_pct = src->throttle_pct;
+	if (src->vcpus) {
+		vt.per_vcpu = 1;
+		vt.nr_vcpus = src->vcpus->nr;
+		n = stats ? min(vt.nr_vcpus, in.vcpus_cap) : 0;
+		for (i = 0; i < n; i++)
+			stats[i] = (struct vmpf_vcpu_stat){
+				.vcpu = i,
+				.throttle_pct = src->vcpus->throttle[i],
+				.dirty_pages = src->vcpus->dirty[i],
+				.dirty_total = src->vcpus->total[i],
+			};
+	}
+	if (in.in_flags & VMPF_STATUS_ACK_THROTTLE)
+		src->throttle_acked = src->throttle_gen;
+	spin_unlock(&src->lock);
+
+	if (n && copy_to_user(u64_to_user_ptr(in.vcpus), stats, n * sizeof(*stats)))
+		ret = -EFAULT;
+	kfree(stats);
+	if (!ret && copy_to_user(uarg, &vt, sizeof(vt)))
+		ret = -EFAULT;
 	return ret;
 }
 
@@ -614,7 +676,7 @@ __poll_t vmpf_source_poll(struct vmpf_source *src)
 			   VMPF_STATUS_FINISH_REQUESTED | VMPF_STATUS_READY)))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if ((src->phase == VMPF_PHASE_ATTACHED || src->phase == VMPF_PHASE_PRECOPY) &&
-	    src->throttle_pct != src->throttle_acked)
+	    src->throttle_gen != src->throttle_acked)
 		mask |= EPOLLPRI;
 	if (src->phase == VMPF_PHASE_FAILED || src->phase == VMPF_PHASE_ABORTED)
 		mask |= EPOLLERR;

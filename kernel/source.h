@@ -47,6 +47,19 @@ enum vmpf_cmd {
 	VMPF_CMD_ABORT,
 };
 
+/*
+ * Per-vCPU state of a VM using KVM's dirty ring.  @fetch and @round belong
+ * to the worker; the rest is status, under the session's @lock.
+ */
+struct vmpf_vcpus {
+	u32 fetch[VMPF_MAX_VCPUS];	/* worker: next ring entry to harvest */
+	u64 round[VMPF_MAX_VCPUS];	/* worker: pages dirtied since the last round */
+	unsigned int nr;		/* status: vCPUs seen (highest index + 1) */
+	u8 throttle[VMPF_MAX_VCPUS];	/* status: per cent, each vCPU's own */
+	u64 dirty[VMPF_MAX_VCPUS];	/* status: pages dirtied in the last round */
+	u64 total[VMPF_MAX_VCPUS];	/* status: pages dirtied in all rounds */
+};
+
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
 #define VMPF_THROTTLE_MAX	99	/* per cent: a vCPU always gets some time */
 #define VMPF_MSG_LEN	128
@@ -65,6 +78,7 @@ struct vmpf_source {
 	u64 max_region_pages;
 	u64 mem_bytes;			/* allocated for this session */
 	bool manual_protect;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
+	struct vmpf_vcpus *vcpus;	/* the VM uses KVM's dirty ring, else NULL */
 
 	/* worker */
 	struct task_struct *worker;	/* set by START under @lock */
@@ -103,7 +117,8 @@ struct vmpf_source {
 	u64 throttle_pct;		/* asked of the VMM's vCPUs, 0-99 */
 	u64 throttle_max;		/* @throttle_pct never goes above */
 	u64 throttle_peak;		/* highest @throttle_pct so far */
-	u64 throttle_acked;		/* last applied by the VMM: EPOLLPRI if not current */
+	u64 throttle_gen;		/* bumped when any throttle changes */
+	u64 throttle_acked;		/* the @throttle_gen the VMM applied: else EPOLLPRI */
 	int error;			/* positive errno */
 	char message[VMPF_MSG_LEN];
 	struct vmpf_round_stats stats[VMPF_STATS_KEPT];
@@ -137,6 +152,7 @@ bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 fl
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 			   bool on);
 long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r);
+long vmpf_ring_harvest(struct vmpf_source *src);
 int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
 		       u64 first, u64 n);
 

@@ -7,15 +7,18 @@
 # switch-over fits the downtime target, the session says "ready", the VMM
 # switches over and the image verifies.  The page file keeps the throttle
 # that was needed: the next migration (vmpf-ctl start --history) starts
-# with it and needs fewer rounds.  Prints TAP (busybox sh).
+# with it and needs fewer rounds.  With KVM's dirty ring the session knows
+# which vCPU dirtied what, and throttles only the writing one: a vCPU that
+# computes without touching memory runs on; without the ring, both are
+# throttled.  Prints TAP (busybox sh).
 TAP_PREFIX=converge
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..4"
+echo "1..6"
 t=$(mktemp -d)
 if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
-	for i in 1 2 3 4; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
+	for i in 1 2 3 4 5 6; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
 	exit 0
 fi
 # Slow storage: dm-delay holds each request 20 ms, so the page file takes
@@ -95,6 +98,39 @@ if [ $rc = 0 ] && has "$out" '"ready_seen":true' && has "$f3" "phase      commit
    has "$out2" '"ready_seen":false' && [ $(( $(num "$out2" flags) & 2 )) = 2 ]; then
 	ok downtime_target
 else notok downtime_target "rc=$rc" "$out" "$f3" "rc2=$rc2" "$out2"; fi
+
+# 5-6. One vCPU writing, one computing: with the dirty ring only the
+# writer is throttled; without it (the bitmap) both are.
+vcpu_throttle() { # vcpu_throttle JSON compute(true|false)
+	echo "$1" | sed -n "s/.*\"vcpu\":\[.*{\"compute\":$2,\"throttle_max\":\([0-9]*\).*/\1/p"
+}
+vcpu_ratio() { # vcpu_ratio JSON compute: progress during pre-copy / alone
+	echo "$1" | sed -n "s/.*{\"compute\":$2,[^}]*\"progress_per_s\":\([0-9]*\),\"precopy_progress_per_s\":\([0-9]*\).*/\2 \1/p" |
+		awk '{ if ($2 > 0) printf "%.2f", $1 / $2 }'
+}
+for ring in 1 0; do
+	flag=
+	[ $ring = 1 ] && flag="--dirty-ring 4096"
+	out=$(vmpf-vm --ram 16M --vcpus 2 --compute-vcpus 1 $flag --working-set 8M --rate 8000 \
+		--seconds 0.3 --target-pages 1 --max-rounds 10000 --throttle --migrate-to $PF \
+		--checksums $t/s5 --json 2>&1); rc=$?
+	r=$(vmpf-vm --load-pagefile $PF --verify $t/s5 --seconds 0.1 --json 2>&1); vrc=$?
+	w=$(vcpu_throttle "$out" false); c=$(vcpu_throttle "$out" true)
+	if [ $ring = 1 ]; then
+		name=dirty_ring_throttles_only_the_writer
+		[ -n "$w" ] && [ "$w" -gt 0 ] && [ "$c" = 0 ] && has "$out" '"per_vcpu_throttle":true'
+	else
+		name=bitmap_throttles_every_vcpu
+		[ -n "$w" ] && [ "$w" -gt 0 ] && [ -n "$c" ] && [ "$c" -gt 0 ] &&
+			has "$out" '"per_vcpu_throttle":false'
+	fi
+	good=$?
+	if [ $good = 0 ] && [ $rc = 0 ] && has "$out" '"committed":true' && [ $vrc = 0 ] &&
+	   has "$r" '"verified_pages_mismatched":0'; then
+		ok $name
+	else notok $name "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
+	echo "# ring=$ring: writer throttled up to $w %, computing vCPU up to $c %; progress during pre-copy / alone: writer $(vcpu_ratio "$out" false), computing $(vcpu_ratio "$out" true); $(num "$out" rounds) rounds"
+done
 
 dmsetup remove vmpf-slow
 rm -rf $t

@@ -317,6 +317,33 @@ TEST_F(src, set_throttle)
 	EXPECT_EQ(0, poll_now(self->dev) & POLLPRI);
 }
 
+/* VMPF_IOC_VCPU_THROTTLE on a VM without the dirty ring: one throttle for all. */
+TEST_F(src, vcpu_throttle_without_ring)
+{
+	struct vmpf_vcpu_stat vs[4];
+	struct vmpf_vcpu_throttle vt = { 0 };
+	struct vmpf_throttle t = { .pct = 40 };
+
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
+	ASSERT_EQ(0, ATTACH(self));
+	vt = (struct vmpf_vcpu_throttle){ .in_flags = 2 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
+	vt = (struct vmpf_vcpu_throttle){ .reserved_in = 1 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
+	vt = (struct vmpf_vcpu_throttle){ .vcpus_cap = 4 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
+
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	EXPECT_EQ(POLLPRI, poll_now(self->dev));
+	vt = (struct vmpf_vcpu_throttle){ .vcpus = (unsigned long)vs, .vcpus_cap = 4,
+					  .in_flags = VMPF_STATUS_ACK_THROTTLE };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
+	EXPECT_EQ(0, vt.per_vcpu);
+	EXPECT_EQ(40, vt.throttle_pct);
+	EXPECT_EQ(0, vt.nr_vcpus);
+	EXPECT_EQ(0, poll_now(self->dev));
+}
+
 TEST_F(src, arguments_of_argless_ioctls)
 {
 	ASSERT_EQ(0, ATTACH(self));

@@ -70,6 +70,10 @@ static const char usage[] =
 "  --downtime MS       the switch-over this VMM accepts (default: the module's, 300)\n"
 "  --passes N          each vCPU stops after N passes over the working set\n"
 "                      (guest memory then ends the same in every run)\n"
+"  --compute-vcpus N   the last N vCPUs compute without touching memory\n"
+"  --dirty-ring N      use KVM's dirty ring (N entries per vCPU) instead of\n"
+"                      the dirty bitmap: the migration then throttles only\n"
+"                      the vCPUs that dirty memory\n"
 "  --throttle          slow the vCPUs down as the session asks when the guest\n"
 "                      dirties memory faster than the page file takes it\n"
 "  --history PATH      start with the throttle the migration committed in\n"
@@ -243,6 +247,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--throttle")) {
 			o->throttle = 1;
 			takes = 0;
+		} else if (!strcmp(a, "--compute-vcpus")) {
+			if (parse_size(val, &v) || v < 1 || v >= VM_MAX_VCPUS)
+				return usage_error("bad number '%s' for --compute-vcpus", val);
+			o->cfg.compute_vcpus = (int)v;
+		} else if (!strcmp(a, "--dirty-ring")) {
+			if (parse_size(val, &o->cfg.dirty_ring) || o->cfg.dirty_ring < 256 ||
+			    (o->cfg.dirty_ring & (o->cfg.dirty_ring - 1)))
+				return usage_error("bad number '%s' for --dirty-ring (a power of 2, at least 256)",
+						   val);
 		} else if (!strcmp(a, "--passes")) {
 			if (parse_size(val, &o->cfg.max_passes) || !o->cfg.max_passes)
 				return usage_error("bad number '%s' for --passes", val);
@@ -273,6 +286,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	if (o->load_state && !o->load_ram)
 		return usage_error("%s needs --load-ram (RAM to go with the registers)",
 				   "--load-state");
+	if (o->cfg.compute_vcpus >= o->cfg.vcpus)
+		return usage_error("%s leaves no vCPU to write memory", "--compute-vcpus");
 	return 0;
 }
 
@@ -480,6 +495,10 @@ struct migration {
 	uint64_t throttle_max;		/* the largest throttle applied */
 	uint64_t throttle_start;	/* set before pre-copy (--history) */
 	uint64_t pf_taken, pf_fast;	/* KVM MMU faults during pre-copy, all and fast-path */
+	int per_vcpu;			/* the session throttles vCPUs one by one */
+	uint64_t vcpu_throttle_max[VM_MAX_VCPUS];
+	/* Each vCPU's progress (stores or computation) per second, alone and during pre-copy. */
+	double vcpu_rate[VM_MAX_VCPUS], vcpu_precopy_rate[VM_MAX_VCPUS];
 	int ready_seen, not_converging_seen;
 };
 
@@ -498,6 +517,42 @@ static const char *phase_name(uint64_t phase)
 	};
 
 	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
+}
+
+/* What a vCPU has done: stores, or batches of computation. */
+static uint64_t vcpu_progress(struct vm *vm, int i)
+{
+	struct vm_vcpu *v = &vm->vcpu[i];
+
+	return __atomic_load_n(v->compute ? &v->work : &v->stores, __ATOMIC_RELAXED);
+}
+
+/*
+ * Apply the session's throttle: each vCPU's own when the session can tell
+ * them apart (KVM's dirty ring), else the same for all; acknowledge it.
+ */
+static void apply_throttle(int fd, struct vm *vm, struct migration *m)
+{
+	struct vmpf_vcpu_stat vs[VM_MAX_VCPUS];
+	struct vmpf_vcpu_throttle vt = {
+		.vcpus = (uintptr_t)vs, .vcpus_cap = VM_MAX_VCPUS,
+		.in_flags = VMPF_STATUS_ACK_THROTTLE,
+	};
+	uint64_t pct;
+	int i;
+
+	if (__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt))
+		return;
+	m->per_vcpu = !!vt.per_vcpu;
+	for (i = 0; i < vm->cfg.vcpus; i++) {
+		pct = vt.per_vcpu && (uint64_t)i < vt.nr_vcpus ? vs[i].throttle_pct :
+								  vt.throttle_pct;
+		vm_set_throttle(vm, i, (unsigned int)pct);
+		if (pct > m->vcpu_throttle_max[i])
+			m->vcpu_throttle_max[i] = pct;
+		if (pct > m->throttle_max)
+			m->throttle_max = pct;
+	}
 }
 
 static int session_status(int fd, struct migration *m, int ack)
@@ -523,6 +578,7 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	int fd, target, i, ret = -1;
 	uint64_t marker, stores0 = 0;
 	int passes_told = 0;
+	uint64_t progress0[VM_MAX_VCPUS];
 	double t0 = 0;
 
 	fd = vmpf_open(vmpf_device_path());
@@ -597,6 +653,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 	fflush(stdout);
 	t0 = mono_seconds();
 	stores0 = vm_total_stores(vm);
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		progress0[i] = vcpu_progress(vm, i);
 	m->pf_taken = vm_vcpu_stat(vm, "pf_taken");
 	m->pf_fast = vm_vcpu_stat(vm, "pf_fast");
 	if (!o->no_start) {
@@ -614,16 +672,12 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			break;
-		if (session_status(fd, m, o->throttle))
+		if (session_status(fd, m, 0))
 			break;
+		if (o->throttle)
+			apply_throttle(fd, vm, m);
 		m->ready_seen |= !!(m->st.flags & VMPF_STATUS_READY);
 		m->not_converging_seen |= !!(m->st.flags & VMPF_STATUS_NOT_CONVERGING);
-		if (o->throttle) {
-			__atomic_store_n(&vm->throttle_pct, (unsigned int)m->st.throttle_pct,
-					 __ATOMIC_RELAXED);
-			if (m->st.throttle_pct > m->throttle_max)
-				m->throttle_max = m->st.throttle_pct;
-		}
 		if (vm->quit) {
 			fprintf(stderr, "vmpf-vm: the guest stopped: %s\n", vm->error);
 			break;
@@ -650,8 +704,11 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 
 	/* Switch-over: pause, write like device emulation would, finish. */
 	vm_pause(vm);
-	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
+	vm_set_throttle(vm, -1, 0);
 	m->precopy_rate = (vm_total_stores(vm) - stores0) / (mono_seconds() - t0);
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		m->vcpu_precopy_rate[i] = (vcpu_progress(vm, i) - progress0[i]) /
+					  (mono_seconds() - t0);
 	/* KVM's MMU faults during pre-copy: mostly write-protection faults. */
 	m->pf_taken = vm_vcpu_stat(vm, "pf_taken") - m->pf_taken;
 	m->pf_fast = vm_vcpu_stat(vm, "pf_fast") - m->pf_fast;
@@ -781,6 +838,13 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 				       (unsigned long long)m->rounds[r].written_pages,
 				       (unsigned long long)m->rounds[r].zero_pages,
 				       (unsigned long long)m->rounds[r].duration_ns);
+			printf("],\"per_vcpu_throttle\":%s,\"vcpu\":[", m->per_vcpu ? "true" : "false");
+			for (r = 0; r < (uint64_t)vm->cfg.vcpus; r++)
+				printf("%s{\"compute\":%s,\"throttle_max\":%" PRIu64 ","
+				       "\"progress_per_s\":%.0f,\"precopy_progress_per_s\":%.0f,"
+				       "\"ring_full\":%" PRIu64 "}", r ? "," : "",
+				       vm->vcpu[r].compute ? "true" : "false", m->vcpu_throttle_max[r],
+				       m->vcpu_rate[r], m->vcpu_precopy_rate[r], vm->vcpu[r].ring_full);
 			printf("]}");
 		}
 		printf("}\n");
@@ -890,11 +954,16 @@ int main(int argc, char **argv)
 	/* The store rate over the second half: the first includes first touches. */
 	sleep_seconds(o.seconds / 2);
 	{
-		uint64_t s0 = vm_total_stores(&vm);
+		uint64_t s0 = vm_total_stores(&vm), p0[VM_MAX_VCPUS];
 		double t0 = mono_seconds();
+		int i;
 
+		for (i = 0; i < vm.cfg.vcpus; i++)
+			p0[i] = vcpu_progress(&vm, i);
 		sleep_seconds(o.seconds / 2);
 		m.run_rate = (vm_total_stores(&vm) - s0) / (mono_seconds() - t0);
+		for (i = 0; i < vm.cfg.vcpus; i++)
+			m.vcpu_rate[i] = (vcpu_progress(&vm, i) - p0[i]) / (mono_seconds() - t0);
 	}
 	if (rfd >= 0 && o.wait_complete && restore_wait(rfd)) {
 		vm_pause(&vm);

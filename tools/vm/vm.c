@@ -118,6 +118,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (vm->fd < 0)
 		return vm_err(vm, errno, "KVM_CREATE_VM: %s", strerror(errno));
 
+	if (cfg->dirty_ring) {
+		/* Before any vCPU exists, as KVM requires. */
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_DIRTY_LOG_RING,
+			.args = { cfg->dirty_ring * sizeof(struct kvm_dirty_gfn) },
+		};
+
+		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
+			return vm_err(vm, errno, "KVM_CAP_DIRTY_LOG_RING (%llu entries): %s",
+				      (unsigned long long)cfg->dirty_ring, strerror(errno));
+	}
 	if (cfg->manual_protect) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -260,7 +271,9 @@ int vm_boot_setup(struct vm *vm)
 		};
 		struct kvm_sregs sregs;
 
-		p->mode = vm->cfg.mode;
+		v->compute = vm->cfg.mode == VM_MODE_DIRTY &&
+			     i >= vm->cfg.vcpus - vm->cfg.compute_vcpus;
+		p->mode = v->compute ? VM_MODE_COMPUTE : vm->cfg.mode;
 		p->batch = vm->cfg.batch;
 		p->start = ws * i / vm->cfg.vcpus;
 		p->nranges = nranges;
@@ -285,10 +298,12 @@ int vm_boot_setup(struct vm *vm)
  * catch up afterwards).  @due is when the next batch may run; a vCPU that
  * fell far behind (descheduled) starts over rather than bursting.
  */
-static void vm_pace(struct vm *vm, uint64_t stores, uint64_t *due)
+static void vm_pace(struct vm_vcpu *v, uint64_t stores, uint64_t *due)
 {
-	unsigned int pct = __atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED);
-	uint64_t per_vcpu = vm->cfg.rate / vm->cfg.vcpus, now = now_ns();
+	struct vm *vm = v->vm;
+	unsigned int pct = __atomic_load_n(&v->throttle_pct, __ATOMIC_RELAXED);
+	uint64_t per_vcpu = vm->cfg.rate / (vm->cfg.vcpus - vm->cfg.compute_vcpus);
+	uint64_t now = now_ns();
 	struct timespec ts;
 
 	if (!per_vcpu)
@@ -311,13 +326,14 @@ static void vm_pace(struct vm *vm, uint64_t stores, uint64_t *due)
  * each 10 ms slice and sleeps the rest.  Checked at each exit; at full
  * speed the guest exits every 64 stores, often enough for 10 ms slices.
  */
-static void vm_throttle(struct vm *vm, uint64_t *slice_start)
+static void vm_throttle(struct vm_vcpu *v, uint64_t *slice_start)
 {
-	unsigned int pct = __atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED);
+	unsigned int pct = __atomic_load_n(&v->throttle_pct, __ATOMIC_RELAXED);
 	uint64_t now = now_ns(), nap;
 	struct timespec ts;
 
-	if (!pct || pct > 99 || vm->cfg.rate) {
+	/* Paced vCPUs are throttled by their pace; computing ones never are. */
+	if (!pct || pct > 99 || (v->vm->cfg.rate && !v->compute)) {
 		*slice_start = now;
 		return;
 	}
@@ -388,6 +404,12 @@ static void *vm_vcpu_thread(void *arg)
 			break;
 		}
 		__atomic_add_fetch(&v->exits, 1, __ATOMIC_RELAXED);
+		if (v->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
+			/* The migration session harvests the ring: wait for room. */
+			__atomic_add_fetch(&v->ring_full, 1, __ATOMIC_RELAXED);
+			usleep(1000);
+			continue;
+		}
 		if (v->run->exit_reason != KVM_EXIT_IO ||
 		    v->run->io.direction != KVM_EXIT_IO_OUT) {
 			vm_fail(vm, "vCPU %d: unexpected exit reason %u", v->index,
@@ -397,8 +419,12 @@ static void *vm_vcpu_thread(void *arg)
 		switch (v->run->io.port) {
 		case VM_PORT_BATCH:
 			__atomic_add_fetch(&v->stores, vm->cfg.batch, __ATOMIC_RELAXED);
-			vm_pace(vm, vm->cfg.batch, &pace_due);
-			vm_throttle(vm, &slice_start);
+			vm_pace(v, vm->cfg.batch, &pace_due);
+			vm_throttle(v, &slice_start);
+			break;
+		case VM_PORT_WORK:
+			__atomic_add_fetch(&v->work, 1, __ATOMIC_RELAXED);
+			vm_throttle(v, &slice_start);
 			break;
 		case VM_PORT_PASS:
 			if (__atomic_add_fetch(&v->passes, 1, __ATOMIC_RELAXED) ==
@@ -520,6 +546,15 @@ uint64_t vm_vcpu_stat(struct vm *vm, const char *name)
 		if (vm->vcpu[i].fd >= 0)
 			n += vcpu_stat(vm->vcpu[i].fd, name);
 	return n;
+}
+
+void vm_set_throttle(struct vm *vm, int i, unsigned int pct)
+{
+	int k;
+
+	for (k = 0; k < vm->cfg.vcpus; k++)
+		if (i < 0 || k == i)
+			__atomic_store_n(&vm->vcpu[k].throttle_pct, pct, __ATOMIC_RELAXED);
 }
 
 int vm_passes_done(struct vm *vm)

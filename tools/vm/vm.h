@@ -29,6 +29,11 @@ struct vm_vcpu {
 	uint64_t stores;
 	uint64_t passes;
 	uint64_t exits;
+	uint64_t work;		/* VM_MODE_COMPUTE: batches of computation */
+	uint64_t ring_full;	/* exits because its dirty ring was full */
+	/* Per cent of each 10 ms slice this vCPU sleeps; atomic, any thread sets it. */
+	unsigned int throttle_pct;
+	int compute;		/* runs VM_MODE_COMPUTE */
 	int done;		/* made its cfg.max_passes: runs no more (vCPU thread only) */
 };
 
@@ -43,6 +48,8 @@ struct vm_config {
 	int manual_protect;	/* enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, as QEMU does;
 				 * 2: with KVM_DIRTY_LOG_INITIALLY_SET */
 	uint64_t max_passes;	/* > 0: a vCPU stops after this many passes */
+	int compute_vcpus;	/* the last this many vCPUs compute, touching no memory */
+	uint64_t dirty_ring;	/* > 0: KVM's dirty ring with this many entries per vCPU */
 	uint64_t mem_off[2];
 };
 
@@ -66,9 +73,10 @@ struct vm {
 	int quit;
 	int threads_started;
 	char error[256];	/* first vCPU error, under @lock */
-	/* Per cent of each 10 ms slice every vCPU sleeps; atomic, any thread sets it. */
-	unsigned int throttle_pct;
 };
+
+/* Slow vCPU @i down by @pct per cent (-1: every vCPU). */
+void vm_set_throttle(struct vm *vm, int i, unsigned int pct);
 
 /* Create the VM, its memory and vCPUs; 0 or -errno with vm->error set. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);

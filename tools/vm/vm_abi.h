@@ -37,9 +37,11 @@
 #define VM_PORT_BATCH	0x10	/* a batch of vm_params.batch stores is done */
 #define VM_PORT_PASS	0x11	/* a pass over the working set is done */
 #define VM_PORT_IDLE	0x12	/* idle: nothing to do, the VMM may sleep */
+#define VM_PORT_WORK	0x13	/* a batch of computation is done (VM_MODE_COMPUTE) */
 
 #define VM_MODE_DIRTY	1	/* store the pattern over the working set */
 #define VM_MODE_IDLE	2	/* touch nothing */
+#define VM_MODE_COMPUTE	3	/* compute in registers, touch no memory */
 
 /* A run of guest pages, by guest page number (gpa >> 12). */
 struct vm_range {

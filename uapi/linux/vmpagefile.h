@@ -116,8 +116,9 @@ struct vmpf_dev_info {
  * poll(2) on the session reports EPOLLIN when the VMM should switch over
  * (an operator called VMPF_IOC_REQUEST_FINISH, the estimated downtime is
  * under the target, or pre-copy converged or hit its round limit),
- * EPOLLPRI while the throttle differs from the one last acknowledged with
- * VMPF_STATUS_ACK_THROTTLE (the VMM should apply the new one), and
+ * EPOLLPRI while the throttle (global or of a vCPU) changed since it was
+ * last acknowledged with VMPF_STATUS_ACK_THROTTLE (the VMM should apply
+ * the new one), and
  * EPOLLERR when the session failed or was aborted.  Rounds go on until
  * the switch-over, converged or at the round limit, keeping the dirty set
  * small; the status says how the estimate and the throttle evolve.
@@ -297,6 +298,53 @@ struct vmpf_throttle {
 	__u64 max_pct;
 	__u64 reserved[2];
 };
+
+/** struct vmpf_vcpu_stat - one vCPU, in struct vmpf_vcpu_throttle */
+struct vmpf_vcpu_stat {
+	__u64 vcpu;		/* KVM's vCPU index */
+	__u64 throttle_pct;	/* what this vCPU should be slowed down by */
+	__u64 dirty_pages;	/* pages it dirtied during the last round */
+	__u64 dirty_total;	/* pages it dirtied during the whole pre-copy */
+};
+
+/* struct vmpf_vcpu_throttle.in_flags: as struct vmpf_status's */
+
+/**
+ * struct vmpf_vcpu_throttle - VMPF_IOC_VCPU_THROTTLE: the throttle per vCPU
+ * @vcpus:	in: pointer to @vcpus_cap struct vmpf_vcpu_stat, or 0.
+ * @vcpus_cap:	in: entries there.
+ * @in_flags:	in: VMPF_STATUS_ACK_THROTTLE, as for VMPF_IOC_STATUS.
+ * @reserved_in: in: must be zero.
+ * @per_vcpu:	out: 1 if the VM uses KVM's dirty ring, so that the session
+ *		knows which vCPU dirtied which page: each vCPU then has its
+ *		own throttle, and a vCPU that dirties (almost) nothing is not
+ *		slowed down; 0 if every vCPU should get @throttle_pct.
+ * @throttle_pct: out: the session's throttle, as in struct vmpf_status.
+ * @nr_vcpus:	out: vCPUs known (min(@nr_vcpus, @vcpus_cap) copied); 0
+ *		unless @per_vcpu.
+ * @reserved:	out: zero.
+ *
+ * With the dirty ring (KVM_CAP_DIRTY_LOG_RING, enabled by the VMM before
+ * it creates its vCPUs), the session harvests the rings itself: the VMM
+ * must not harvest them or call KVM_RESET_DIRTY_RINGS during a migration,
+ * and a vCPU exiting with KVM_EXIT_DIRTY_RING_FULL should wait a moment
+ * and run again (the session makes room at the end of each round).
+ * Errors: EINVAL in_flags or reserved_in; ENOENT no source session;
+ * EFAULT a bad pointer.
+ */
+struct vmpf_vcpu_throttle {
+	__u64 vcpus;
+	__u64 vcpus_cap;
+	__u64 in_flags;
+	__u64 reserved_in;
+	__u64 per_vcpu;
+	__u64 throttle_pct;
+	__u64 nr_vcpus;
+	__u64 reserved;
+};
+
+/* vCPUs with a throttle of their own; a VM with more is refused the ring. */
+#define VMPF_MAX_VCPUS		256
 
 /**
  * struct vmpf_finish - VMPF_IOC_FINISH, the switch-over
@@ -512,6 +560,7 @@ struct vmpf_restore_status {
 #define VMPF_IOC_PREFETCH	_IOW(VMPF_IOCTL_MAGIC, 0x0b, struct vmpf_prefetch)
 #define VMPF_IOC_RESTORE_STATUS	_IOWR(VMPF_IOCTL_MAGIC, 0x0c, struct vmpf_restore_status)
 #define VMPF_IOC_SET_THROTTLE	_IOW(VMPF_IOCTL_MAGIC, 0x0d, struct vmpf_throttle)
+#define VMPF_IOC_VCPU_THROTTLE	_IOWR(VMPF_IOCTL_MAGIC, 0x0e, struct vmpf_vcpu_throttle)
 
 /*
  * Page file format, version 1.  All fields little-endian; every structure
