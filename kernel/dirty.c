@@ -197,6 +197,7 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 			u32 slot;
 			u64 off;
 
+			/* Pairs with KVM's smp_wmb() before it publishes the entry. */
 			if (!(smp_load_acquire(&e->flags) & KVM_DIRTY_GFN_F_DIRTY))
 				break;
 			slot = READ_ONCE(e->slot);
@@ -204,6 +205,7 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 			r = slot >> 16 ? NULL : vmpf_slot_region(src, slot);
 			if (r && off < r->npages)
 				set_bit(off, r->pending);
+			/* Pairs with the acquire in KVM's kvm_dirty_gfn_harvested(). */
 			smp_store_release(&e->flags, KVM_DIRTY_GFN_F_RESET);
 			vc->fetch[idx]++;
 			vc->round[idx]++;

@@ -295,8 +295,8 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 					 "the VM has more than %d vCPUs: too many for the dirty ring",
 					 VMPF_MAX_VCPUS);
 		else if (n < 0)
-			vmpf_source_fail(src, -n, "KVM refused to reset the dirty rings (error %ld)",
-					 n);
+			vmpf_source_fail(src, -n,
+					 "KVM refused to reset the dirty rings (error %ld)", n);
 		return n;
 	}
 	for (i = 0; i < src->nr_regions; i++) {
