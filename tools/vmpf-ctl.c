@@ -200,8 +200,11 @@ static int cmd_session(const struct ctl_opts *o)
 {
 	struct vmpf_round_stats rounds[64];
 	struct timespec half = { 0, 500000000 }, fifth = { 0, 200000000 };
+	static struct vmpf_vcpu_stat vs[VMPF_MAX_VCPUS];
 	struct cg_throttle cg = { .guardian = -1 };
+	struct vmpf_vcpu_throttle vt;
 	struct vmpf_status st;
+	int have_vt = 0;
 	unsigned long cmd = VMPF_IOC_STATUS;
 	char msg[320];
 	int fd, ret;
@@ -285,6 +288,12 @@ static int cmd_session(const struct ctl_opts *o)
 			break;
 		nanosleep(o->cgroup_throttle ? &fifth : &half, NULL);
 	}
+	if (!o->watch) {
+		memset(&vt, 0, sizeof(vt));
+		vt.vcpus = (unsigned long)vs;
+		vt.vcpus_cap = VMPF_MAX_VCPUS;
+		have_vt = !__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt);
+	}
 	close(fd);
 	if (o->cgroup_throttle) {
 		cg_throttle_release(&cg);
@@ -292,8 +301,8 @@ static int cmd_session(const struct ctl_opts *o)
 			printf("cpu.max    '%s' put back in %s\n", cg.orig, cg.path);
 	}
 	if (!o->watch)
-		ctl_print_status(stdout, &st, rounds,
-				 st.nr_rounds < 64 ? st.nr_rounds : 64, o->json);
+		ctl_print_status_vcpus(stdout, &st, rounds, st.nr_rounds < 64 ? st.nr_rounds : 64,
+				       have_vt ? &vt : NULL, vs, VMPF_MAX_VCPUS, o->json);
 	if ((o->cmd == CTL_CMD_FINISH || o->cgroup_throttle) && st.phase != VMPF_PHASE_COMMITTED)
 		return ctl_fail("the migration did not commit");
 	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)

@@ -307,6 +307,41 @@ TEST(status_text_and_json)
 	free(buf);
 }
 
+TEST(status_per_vcpu_throttle)
+{
+	struct vmpf_status st = { .phase = VMPF_PHASE_PRECOPY, .throttle_pct = 60,
+				  .throttle_peak = 80 };
+	struct vmpf_vcpu_throttle vt = { .per_vcpu = 1, .throttle_pct = 60, .nr_vcpus = 2 };
+	struct vmpf_vcpu_stat vs[2] = {
+		{ .vcpu = 0, .throttle_pct = 60, .dirty_pages = 2000, .dirty_total = 9000 },
+		{ .vcpu = 1, .throttle_pct = 0, .dirty_pages = 3, .dirty_total = 7 },
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = open_memstream(&buf, &len);
+	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 8, 0);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "throttle 60 % (peak 80 %)\n"));
+	EXPECT_NE(NULL, strstr(buf, "vcpus      throttle per vCPU (dirty ring): 0: 60 % (2000 pages last round), 1: 0 % (3 pages last round)\n"));
+	free(buf);
+	/* Only nr_vcpus entries are read, whatever the capacity says. */
+	f = open_memstream(&buf, &len);
+	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 8, 1);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "\"per_vcpu_throttle\":true,\"vcpus\":[{\"vcpu\":0,\"throttle_pct\":60,"
+				    "\"dirty_pages\":2000,\"dirty_total\":9000},{\"vcpu\":1,"));
+	EXPECT_EQ(NULL, strstr(buf, "{\"vcpu\":2,"));
+	free(buf);
+	vt.per_vcpu = 0;
+	f = open_memstream(&buf, &len);
+	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 2, 1);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "\"per_vcpu_throttle\":false,\"rounds\":[]"));
+	free(buf);
+}
+
 TEST(parse_restore)
 {
 	struct ctl_opts o;

@@ -434,9 +434,21 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		      const struct vmpf_round_stats *rounds, unsigned int n,
 		      int json)
 {
+	ctl_print_status_vcpus(f, st, rounds, n, NULL, NULL, 0, json);
+}
+
+void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
+			    const struct vmpf_round_stats *rounds, unsigned int n,
+			    const struct vmpf_vcpu_throttle *vt,
+			    const struct vmpf_vcpu_stat *vs, unsigned int nv, int json)
+{
 	const char *sep = "";
 	unsigned int i;
 
+	if (vt && vt->per_vcpu && vt->nr_vcpus < nv)
+		nv = (unsigned int)vt->nr_vcpus;
+	else if (!vt || !vt->per_vcpu)
+		nv = 0;
 	if (!json) {
 		fprintf(f, "phase      %s", ctl_phase_name(st->phase));
 		for (i = 0; i < CTL_FLAGS; i++)
@@ -455,6 +467,15 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 			fprintf(f, "switch     estimated %.1f ms; throttle %llu %% (peak %llu %%)\n",
 				st->est_downtime_ns / 1e6, (unsigned long long)st->throttle_pct,
 				(unsigned long long)st->throttle_peak);
+		if (vt && vt->per_vcpu) {
+			fprintf(f, "vcpus      throttle per vCPU (dirty ring):");
+			for (i = 0; i < nv; i++)
+				fprintf(f, "%s %llu: %llu %% (%llu pages last round)", i ? "," : "",
+					(unsigned long long)vs[i].vcpu,
+					(unsigned long long)vs[i].throttle_pct,
+					(unsigned long long)vs[i].dirty_pages);
+			fputc('\n', f);
+		}
 		if (st->io_retries)
 			fprintf(f, "retries    %llu page-file writes repeated after a transient error\n",
 				(unsigned long long)st->io_retries);
@@ -496,6 +517,19 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		(unsigned long long)st->est_downtime_ns, (unsigned long long)st->throttle_pct,
 		(unsigned long long)st->throttle_peak, (unsigned long long)st->error);
 	ctl_json_string(f, (const char *)st->message);
+	if (vt)
+		fprintf(f, ",\"per_vcpu_throttle\":%s", vt->per_vcpu ? "true" : "false");
+	if (nv) {
+		fputs(",\"vcpus\":[", f);
+		for (i = 0; i < nv; i++)
+			fprintf(f, "%s{\"vcpu\":%llu,\"throttle_pct\":%llu,\"dirty_pages\":%llu,"
+				"\"dirty_total\":%llu}", i ? "," : "",
+				(unsigned long long)vs[i].vcpu,
+				(unsigned long long)vs[i].throttle_pct,
+				(unsigned long long)vs[i].dirty_pages,
+				(unsigned long long)vs[i].dirty_total);
+		fputc(']', f);
+	}
 	fputs(",\"rounds\":[", f);
 	for (i = 0; i < n; i++)
 		fprintf(f, "%s{\"round\":%llu,\"dirty_pages\":%llu,\"written_pages\":%llu,"

@@ -72,6 +72,15 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		      const struct vmpf_round_stats *rounds, unsigned int n,
 		      int json);
 
+/*
+ * The same, with the per-vCPU throttle of a VM using the dirty ring: @vt
+ * (NULL if unknown) and its min(vt->nr_vcpus, @nv) entries at @vs.
+ */
+void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
+			    const struct vmpf_round_stats *rounds, unsigned int n,
+			    const struct vmpf_vcpu_throttle *vt,
+			    const struct vmpf_vcpu_stat *vs, unsigned int nv, int json);
+
 /* A restore session's status. */
 void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json);
 

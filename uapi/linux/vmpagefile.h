@@ -343,7 +343,8 @@ struct vmpf_vcpu_throttle {
 	__u64 reserved;
 };
 
-/* vCPUs with a throttle of their own; a VM with more is refused the ring. */
+/* vCPUs with a throttle of their own: a migration of a VM with more vCPUs
+ * and the dirty ring fails with E2BIG. */
 #define VMPF_MAX_VCPUS		256
 
 /**
