@@ -343,8 +343,10 @@ struct vmpf_vcpu_throttle {
 	__u64 reserved;
 };
 
-/* vCPUs with a throttle of their own: a migration of a VM with more vCPUs
- * and the dirty ring fails with E2BIG. */
+/*
+ * vCPUs with a throttle of their own: a migration of a VM with more vCPUs
+ * and the dirty ring fails with E2BIG.
+ */
 #define VMPF_MAX_VCPUS		256
 
 /**
