@@ -157,7 +157,7 @@ if VMPF_BENCH="32 1 200 64" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
    grep -q '"switchover_ns":[1-9]' build/bench/bench.json &&
    grep -q '"rate_ratio":0*[.1-9]' build/bench/bench.json &&
    grep -q '"initset":{"rate_ratio":0*[.1-9]' build/bench/bench.json &&
-   grep -q '"kvm_pf_taken":[1-9]' build/bench/bench.json &&
+   grep -q '"kvm_pf_per_s":[1-9]' build/bench/bench.json &&
    grep -q '"history":{"rounds":[1-9]' build/bench/bench.json &&
    [ "$(grep -o '"bad_pages":0}' build/bench/bench.json | wc -l)" = 2 ]; then
 	result ok "bench: figures produced, every page right in both the module and the baseline"
