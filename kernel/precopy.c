@@ -316,6 +316,7 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 static int vmpf_write_header(struct vmpf_source *src)
 {
 	void *sb = page_address(src->io_pages[0]);
+	u64 t;
 	int ret;
 
 	BUILD_BUG_ON(sizeof(struct vmpf_pf_super) > VMPF_PF_BLOCK);
@@ -323,12 +324,14 @@ static int vmpf_write_header(struct vmpf_source *src)
 	memset(sb, 0, PAGE_SIZE);
 	vmpf_pf_fill_super(src, sb);
 	clear_page(page_address(src->io_pages[1]));
+	t = ktime_get_ns();
 	ret = vmpf_store_write_pages(&src->store, src->io_pages, 2, 0);
 	if (!ret) {
-		u64 t = ktime_get_ns();
-
+		/* The commit writes three small requests and flushes twice. */
+		src->request_ns = ktime_get_ns() - t;
+		t = ktime_get_ns();
 		ret = vmpf_store_sync(&src->store);
-		src->flush_ns = ktime_get_ns() - t;	/* the commit has two */
+		src->flush_ns = ktime_get_ns() - t;
 	}
 	if (ret)
 		vmpf_source_fail(src, -ret,
@@ -432,7 +435,8 @@ static bool vmpf_policy_vcpus(struct vmpf_source *src, u64 throttle)
 /*
  * After pre-copy round @rs, which took @ns and left @dirty pages: estimate
  * the switch-over (those pages at the write rate measured so far, plus the
- * commit's two flushes), say whether it fits the downtime target, whether
+ * commit's three small writes and two flushes, as long as the header's
+ * took), say whether it fits the downtime target, whether
  * the dirty set still shrinks, and what throttle the vCPUs need.
  */
 static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
@@ -451,7 +455,7 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	if (src->write_bps)
 		est = mul_u64_u64_div_u64(dirty * VMPF_PF_PAGE_SIZE, NSEC_PER_SEC,
 					  max_t(u64, src->write_bps, VMPF_PF_PAGE_SIZE)) +
-		      2 * src->flush_ns;
+		      3 * src->request_ns + 2 * src->flush_ns;
 	ready = src->write_bps && est <= src->downtime_ns;
 
 	/*

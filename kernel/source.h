@@ -92,6 +92,7 @@ struct vmpf_source {
 	size_t scratch_len;
 	u64 generation;
 	u64 flush_ns;			/* the header's flush took this long */
+	u64 request_ns;			/* and its write (one small request) this long */
 	u64 write_bps;			/* bytes/s of the rounds' writes, smoothed */
 	u64 min_dirty;			/* smallest dirty set after a round */
 	unsigned int stalled;		/* rounds since the dirty set last shrank */
