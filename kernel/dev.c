@@ -60,6 +60,7 @@ static const struct vmpf_ioctl_desc {
 	{ VMPF_IOC_RESTORE_STATUS,	0, vmpf_restore_status },
 	{ VMPF_IOC_SET_THROTTLE,	VMPF_FEATURE_SOURCE, vmpf_source_set_throttle },
 	{ VMPF_IOC_VCPU_THROTTLE,	VMPF_FEATURE_SOURCE, vmpf_source_vcpu_throttle },
+	{ VMPF_IOC_ROUND_POLICY,	VMPF_FEATURE_SOURCE, vmpf_source_round_policy },
 };
 
 /* The ioctls a descriptor accepts once the handshake agreed on @features. */

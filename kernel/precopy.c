@@ -250,6 +250,8 @@ static u64 vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
 
 	spin_lock(&src->lock);
 	st = &src->stats[src->nr_rounds % VMPF_STATS_KEPT];
+	src->policy[src->nr_rounds % VMPF_STATS_KEPT] =
+		(struct vmpf_round_policy){ .round = rs->round };
 	st->round = rs->round;
 	st->dirty_pages = rs->dirty;
 	st->written_pages = rs->written;
@@ -494,6 +496,15 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 		src->flags |= VMPF_STATUS_READY;
 	if (stuck)
 		src->flags |= VMPF_STATUS_NOT_CONVERGING;
+	/* vmpf_round_done() just filled this round's slot. */
+	src->policy[(src->nr_rounds - 1) % VMPF_STATS_KEPT] = (struct vmpf_round_policy){
+		.round = rs->round,
+		.dirty_rate = src->dirty_rate,
+		.write_rate = src->write_bps,
+		.est_downtime_ns = est,
+		.throttle_pct = throttle,
+		.flags = src->flags & (VMPF_STATUS_READY | VMPF_STATUS_NOT_CONVERGING),
+	};
 	spin_unlock(&src->lock);
 
 	trace_vmpf_policy(rs->round, dirty, est, throttle, ready, stuck);

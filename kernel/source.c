@@ -73,7 +73,7 @@ static void vmpf_source_free(struct vmpf_source *src)
 	if (src->mm)
 		mmdrop(src->mm);
 	atomic64_sub(src->mem_bytes, &vmpf_counters.mem_bytes);
-	kfree(src);
+	kvfree(src);
 }
 
 /* The region must be exactly one of the VM's memslots, not yet logging. */
@@ -213,7 +213,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	if (ret)
 		goto err_regs;
 
-	src = kzalloc(sizeof(*src), GFP_KERNEL_ACCOUNT);
+	src = kvzalloc(sizeof(*src), GFP_KERNEL_ACCOUNT);
 	if (!src) {
 		ret = -ENOMEM;
 		goto err_regs;
@@ -450,6 +450,45 @@ long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg)
 	spin_unlock(&src->lock);
 	if (!ret)
 		vmpf_source_wake(src);
+	return ret;
+}
+
+long vmpf_source_round_policy(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_source *src = vmpf_source_get(vf);
+	struct vmpf_round_policies in, out = { 0 };
+	struct vmpf_round_policy *pol = NULL;
+	u64 n = 0, k, first;
+	long ret = 0;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	if (in.reserved_in[0] || in.reserved_in[1] || (in.rounds_cap && !in.rounds))
+		return -EINVAL;
+	if (!src)
+		return -ENOENT;
+	if (in.rounds_cap) {
+		pol = kmalloc_array(VMPF_STATS_KEPT, sizeof(*pol), GFP_KERNEL);
+		if (!pol)
+			return -ENOMEM;
+	}
+	out.rounds = in.rounds;
+	out.rounds_cap = in.rounds_cap;
+	spin_lock(&src->lock);
+	out.nr_rounds = src->nr_rounds;
+	if (pol) {
+		n = min3(out.nr_rounds, in.rounds_cap, (u64)VMPF_STATS_KEPT);
+		first = out.nr_rounds - n;
+		for (k = 0; k < n; k++)
+			pol[k] = src->policy[(first + k) % VMPF_STATS_KEPT];
+	}
+	spin_unlock(&src->lock);
+
+	if (n && copy_to_user(u64_to_user_ptr(in.rounds), pol, n * sizeof(*pol)))
+		ret = -EFAULT;
+	kfree(pol);
+	if (!ret && copy_to_user(uarg, &out, sizeof(out)))
+		ret = -EFAULT;
 	return ret;
 }
 

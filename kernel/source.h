@@ -123,6 +123,7 @@ struct vmpf_source {
 	int error;			/* positive errno */
 	char message[VMPF_MSG_LEN];
 	struct vmpf_round_stats stats[VMPF_STATS_KEPT];
+	struct vmpf_round_policy policy[VMPF_STATS_KEPT];	/* same slots as @stats */
 	void *state;			/* device state handed over by finish */
 	size_t state_len;
 	struct vmpf_finish result;	/* out fields of a successful finish */

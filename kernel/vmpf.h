@@ -108,6 +108,7 @@ long vmpf_source_abort(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_vcpu_throttle(struct vmpf_file *vf, void __user *uarg);
+long vmpf_source_round_policy(struct vmpf_file *vf, void __user *uarg);
 /* What poll() reports; vmpf_poll() waits on the descriptor's queue. */
 __poll_t vmpf_source_poll(struct vmpf_source *src);
 void vmpf_source_release(struct vmpf_source *src);

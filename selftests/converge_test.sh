@@ -44,7 +44,9 @@ vmpf-ctl abort --pid $pid > /dev/null 2>&1
 wait $pid; rc=$?
 out=$(cat $t/o1)
 if has "$st" '"not-converging"' && [ "$(num "$st" throttle_pct)" -gt 0 ] &&
-   [ "$(num "$st" throttle_peak)" -le 40 ] && ! has "$st" '"ready"' && [ $rc = 1 ] && has "$out" '"throttle_max":0' &&
+   [ "$(num "$st" throttle_peak)" -le 40 ] && ! has "$st" '"flags":\[[^]]*"ready"' &&
+   has "$st" '"throttle_pct":[1-9][0-9]*,"ready":false,"not_converging":true}' &&
+   [ $rc = 1 ] && has "$out" '"throttle_max":0' &&
    has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0'; then
 	ok not_converging_without_throttle
 else notok not_converging_without_throttle "status: $st" "rc=$rc" "$out"; fi

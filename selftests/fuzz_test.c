@@ -109,14 +109,16 @@ static uint64_t ival(void)
 enum op {
 	OP_API, OP_DEV_INFO, OP_ATTACH, OP_START, OP_STATUS, OP_REQUEST_FINISH,
 	OP_FINISH, OP_ABORT, OP_MARK_DIRTY, OP_RESTORE_OPEN, OP_RESTORE_INFO,
-	OP_PREFETCH, OP_RESTORE_STATUS, OP_SET_THROTTLE, OP_VCPU_THROTTLE, OP_UNKNOWN, OP_MMAP, OP_TOUCH,
+	OP_PREFETCH, OP_RESTORE_STATUS, OP_SET_THROTTLE, OP_VCPU_THROTTLE, OP_ROUND_POLICY,
+	OP_UNKNOWN, OP_MMAP, OP_TOUCH,
 	OP_POLL, OP_FORK, OP_RECYCLE, OP_MEMSLOT, OP_MM, OP_KERNEL_ACCESS, NR_OPS
 };
 
 static const char *const op_name[NR_OPS] = {
 	"API", "DEV_INFO", "SOURCE_ATTACH", "START", "STATUS", "REQUEST_FINISH",
 	"FINISH", "ABORT", "MARK_DIRTY", "RESTORE_OPEN", "RESTORE_INFO",
-	"PREFETCH", "RESTORE_STATUS", "SET_THROTTLE", "VCPU_THROTTLE", "unknown ioctl", "mmap", "touch", "poll",
+	"PREFETCH", "RESTORE_STATUS", "SET_THROTTLE", "VCPU_THROTTLE", "ROUND_POLICY",
+	"unknown ioctl", "mmap", "touch", "poll",
 	"fork", "close/reopen", "memslot change", "mprotect/madvise/mremap",
 	"kernel access",
 };
@@ -151,6 +153,7 @@ static const int allowed_list[NR_OPS][20] = {
 	[OP_RESTORE_STATUS]	= { EBADFD, EINVAL, EFAULT },
 	[OP_SET_THROTTLE]	= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EFAULT },
 	[OP_VCPU_THROTTLE]	= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EFAULT, ENOMEM },
+	[OP_ROUND_POLICY]	= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EFAULT, ENOMEM },
 	[OP_UNKNOWN]		= { ENOTTY },
 	/* ENODEV: no restore session; EACCES: PROT_WRITE on an O_RDONLY one. */
 	[OP_MMAP]		= { ENODEV, EINVAL, ENOMEM, EACCES, EOVERFLOW, EPERM },
@@ -600,12 +603,24 @@ static void fuzz_vcpu_throttle(int fd)
 	raw_ioctl(OP_VCPU_THROTTLE, fd, VMPF_IOC_VCPU_THROTTLE, place(&v, sizeof(v), 85));
 }
 
+static void fuzz_round_policy(int fd)
+{
+	struct vmpf_round_policies p = { .rounds = (uint64_t)tbuf, .rounds_cap = rn(80) };
+
+	if (chance(15))
+		p.rounds = some_ptr(64, 30);
+	if (chance(10))
+		mutate(&p, 32, 1);
+	out_ptr(&p.rounds);
+	raw_ioctl(OP_ROUND_POLICY, fd, VMPF_IOC_ROUND_POLICY, place(&p, sizeof(p), 85));
+}
+
 static const uint64_t known_cmds[] = {
 	VMPF_IOC_API, VMPF_IOC_DEV_INFO, VMPF_IOC_SOURCE_ATTACH, VMPF_IOC_START,
 	VMPF_IOC_STATUS, VMPF_IOC_REQUEST_FINISH, VMPF_IOC_FINISH, VMPF_IOC_ABORT,
 	VMPF_IOC_MARK_DIRTY, VMPF_IOC_RESTORE_OPEN, VMPF_IOC_RESTORE_INFO,
 	VMPF_IOC_PREFETCH, VMPF_IOC_RESTORE_STATUS, VMPF_IOC_SET_THROTTLE,
-	VMPF_IOC_VCPU_THROTTLE,
+	VMPF_IOC_VCPU_THROTTLE, VMPF_IOC_ROUND_POLICY,
 };
 #define NR_KNOWN (sizeof(known_cmds) / sizeof(known_cmds[0]))
 
@@ -624,7 +639,7 @@ static void fuzz_unknown(int fd)
 			cmd = _IOC(rn(4), _IOC_TYPE(k), _IOC_NR(k), _IOC_SIZE(k));
 			break;
 		case 2:		/* a number past the last one */
-			cmd = _IOC(rn(4), VMPF_IOCTL_MAGIC, 0x0f + rn(241), rn(512));
+			cmd = _IOC(rn(4), VMPF_IOCTL_MAGIC, 0x10 + rn(240), rn(512));
 			break;
 		case 3:		/* another magic */
 			/*
@@ -1151,7 +1166,8 @@ static void one_call(void)
 	else if (w < 535)	fuzz_prefetch(fd);
 	else if (w < 615)	fuzz_restore_status(fd);
 	else if (w < 635)	fuzz_set_throttle(fd);
-	else if (w < 655)	fuzz_vcpu_throttle(fd);
+	else if (w < 650)	fuzz_vcpu_throttle(fd);
+	else if (w < 665)	fuzz_round_policy(fd);
 	else if (w < 715)	fuzz_unknown(fd);
 	else if (w < 765)	fuzz_mmap(fd);
 	else if (w < 915)	fuzz_touch();

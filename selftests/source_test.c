@@ -317,6 +317,25 @@ TEST_F(src, set_throttle)
 	EXPECT_EQ(0, poll_now(self->dev) & POLLPRI);
 }
 
+TEST_F(src, round_policy_bad_input)
+{
+	struct vmpf_round_policy p[2];
+	struct vmpf_round_policies rp = { 0 };
+
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_ROUND_POLICY, &rp));
+	ASSERT_EQ(0, ATTACH(self));
+	rp = (struct vmpf_round_policies){ .reserved_in = { 0, 1 } };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_ROUND_POLICY, &rp));
+	rp = (struct vmpf_round_policies){ .rounds_cap = 2 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_ROUND_POLICY, &rp));
+	rp = (struct vmpf_round_policies){ .rounds = 8, .rounds_cap = 2 };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_ROUND_POLICY, &rp));
+	EXPECT_EQ(0, rp.nr_rounds);	/* nothing copied before a round */
+	rp = (struct vmpf_round_policies){ .rounds = (unsigned long)p, .rounds_cap = 2 };
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_ROUND_POLICY, &rp));
+	EXPECT_EQ(0, rp.nr_rounds);
+}
+
 /* VMPF_IOC_VCPU_THROTTLE on a VM without the dirty ring: one throttle for all. */
 TEST_F(src, vcpu_throttle_without_ring)
 {

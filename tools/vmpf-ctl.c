@@ -178,6 +178,27 @@ static int start_from_history(const struct ctl_opts *o, int fd, char *msg, size_
 	return 0;
 }
 
+/*
+ * @pol holds the latest min(@npol, 64) rounds' decisions, @rounds the
+ * latest min(@nst, 64) rounds' statistics, read a moment earlier: move the
+ * decisions so that entry i is about the same round as @rounds[i].
+ */
+static void align_policy(struct vmpf_round_policy *pol, unsigned long long npol,
+			 const struct vmpf_round_stats *rounds, unsigned long long nst)
+{
+	struct vmpf_round_policy copy[64];
+	unsigned int n = nst < 64 ? nst : 64, m = npol < 64 ? npol : 64, i, j;
+
+	memcpy(copy, pol, sizeof(copy));
+	memset(pol, 0, sizeof(copy));
+	for (i = 0; i < n; i++)
+		for (j = 0; j < m; j++)
+			if (copy[j].round == rounds[i].round) {
+				pol[i] = copy[j];
+				break;
+			}
+}
+
 /* --cgroup-throttle: cpu.max follows the session's throttle. */
 static int enforce_throttle(const struct ctl_opts *o, struct cg_throttle *cg,
 			    const struct vmpf_status *st, char *msg, size_t len)
@@ -201,6 +222,8 @@ static int cmd_session(const struct ctl_opts *o)
 	struct vmpf_round_stats rounds[64];
 	struct timespec half = { 0, 500000000 }, fifth = { 0, 200000000 };
 	static struct vmpf_vcpu_stat vs[VMPF_MAX_VCPUS];
+	struct vmpf_round_policy pol[64];
+	int have_pol = 0;
 	struct cg_throttle cg = { .guardian = -1 };
 	struct vmpf_vcpu_throttle vt;
 	struct vmpf_status st;
@@ -289,10 +312,16 @@ static int cmd_session(const struct ctl_opts *o)
 		nanosleep(o->cgroup_throttle ? &fifth : &half, NULL);
 	}
 	if (!o->watch) {
+		struct vmpf_round_policies rp = { .rounds = (unsigned long)pol, .rounds_cap = 64 };
+
 		memset(&vt, 0, sizeof(vt));
 		vt.vcpus = (unsigned long)vs;
 		vt.vcpus_cap = VMPF_MAX_VCPUS;
 		have_vt = !__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt);
+		/* Taken after the status: the same rounds, or more. */
+		have_pol = !__vmpf_ioctl(fd, VMPF_IOC_ROUND_POLICY, &rp);
+		if (have_pol)
+			align_policy(pol, rp.nr_rounds, rounds, st.nr_rounds);
 	}
 	close(fd);
 	if (o->cgroup_throttle) {
@@ -301,8 +330,9 @@ static int cmd_session(const struct ctl_opts *o)
 			printf("cpu.max    '%s' put back in %s\n", cg.orig, cg.path);
 	}
 	if (!o->watch)
-		ctl_print_status_vcpus(stdout, &st, rounds, st.nr_rounds < 64 ? st.nr_rounds : 64,
-				       have_vt ? &vt : NULL, vs, VMPF_MAX_VCPUS, o->json);
+		ctl_print_status_full(stdout, &st, rounds, have_pol ? pol : NULL,
+				      st.nr_rounds < 64 ? st.nr_rounds : 64,
+				      have_vt ? &vt : NULL, vs, VMPF_MAX_VCPUS, o->json);
 	if ((o->cmd == CTL_CMD_FINISH || o->cgroup_throttle) && st.phase != VMPF_PHASE_COMMITTED)
 		return ctl_fail("the migration did not commit");
 	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)

@@ -307,6 +307,35 @@ TEST(status_text_and_json)
 	free(buf);
 }
 
+TEST(status_round_policy)
+{
+	struct vmpf_status st = { .phase = VMPF_PHASE_PRECOPY, .nr_rounds = 2 };
+	struct vmpf_round_stats r[2] = { { .round = 0, .dirty_pages = 10 },
+					 { .round = 1, .dirty_pages = 5 } };
+	struct vmpf_round_policy p[2] = {
+		{ .round = 0, .est_downtime_ns = 512000000, .throttle_pct = 20 },
+		{ .round = 1, .est_downtime_ns = 250000000, .throttle_pct = 40,
+		  .flags = VMPF_STATUS_READY },
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = open_memstream(&buf, &len);
+	ctl_print_status_full(f, &st, r, p, 2, NULL, NULL, 0, 0);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "    est ms  throttle\n"));
+	EXPECT_NE(NULL, strstr(buf, "     512.0       20 %\n"));
+	EXPECT_NE(NULL, strstr(buf, "     250.0       40 %\n"));
+	free(buf);
+	f = open_memstream(&buf, &len);
+	ctl_print_status_full(f, &st, r, p, 2, NULL, NULL, 0, 1);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "\"write_rate\":0,\"est_downtime_ns\":250000000,"
+				    "\"throttle_pct\":40,\"ready\":true,\"not_converging\":false}]}"));
+	free(buf);
+}
+
 TEST(status_per_vcpu_throttle)
 {
 	struct vmpf_status st = { .phase = VMPF_PHASE_PRECOPY, .throttle_pct = 60,
@@ -321,14 +350,14 @@ TEST(status_per_vcpu_throttle)
 	FILE *f;
 
 	f = open_memstream(&buf, &len);
-	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 8, 0);
+	ctl_print_status_full(f, &st, NULL, NULL, 0, &vt, vs, 8, 0);
 	fclose(f);
 	EXPECT_NE(NULL, strstr(buf, "throttle 60 % (peak 80 %)\n"));
 	EXPECT_NE(NULL, strstr(buf, "vcpus      throttle per vCPU (dirty ring): 0: 60 % (2000 pages last round), 1: 0 % (3 pages last round)\n"));
 	free(buf);
 	/* Only nr_vcpus entries are read, whatever the capacity says. */
 	f = open_memstream(&buf, &len);
-	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 8, 1);
+	ctl_print_status_full(f, &st, NULL, NULL, 0, &vt, vs, 8, 1);
 	fclose(f);
 	EXPECT_NE(NULL, strstr(buf, "\"per_vcpu_throttle\":true,\"vcpus\":[{\"vcpu\":0,\"throttle_pct\":60,"
 				    "\"dirty_pages\":2000,\"dirty_total\":9000},{\"vcpu\":1,"));
@@ -336,7 +365,7 @@ TEST(status_per_vcpu_throttle)
 	free(buf);
 	vt.per_vcpu = 0;
 	f = open_memstream(&buf, &len);
-	ctl_print_status_vcpus(f, &st, NULL, 0, &vt, vs, 2, 1);
+	ctl_print_status_full(f, &st, NULL, NULL, 0, &vt, vs, 2, 1);
 	fclose(f);
 	EXPECT_NE(NULL, strstr(buf, "\"per_vcpu_throttle\":false,\"rounds\":[]"));
 	free(buf);

@@ -434,13 +434,14 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		      const struct vmpf_round_stats *rounds, unsigned int n,
 		      int json)
 {
-	ctl_print_status_vcpus(f, st, rounds, n, NULL, NULL, 0, json);
+	ctl_print_status_full(f, st, rounds, NULL, n, NULL, NULL, 0, json);
 }
 
-void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
-			    const struct vmpf_round_stats *rounds, unsigned int n,
-			    const struct vmpf_vcpu_throttle *vt,
-			    const struct vmpf_vcpu_stat *vs, unsigned int nv, int json)
+void ctl_print_status_full(FILE *f, const struct vmpf_status *st,
+			   const struct vmpf_round_stats *rounds,
+			   const struct vmpf_round_policy *pol, unsigned int n,
+			   const struct vmpf_vcpu_throttle *vt,
+			   const struct vmpf_vcpu_stat *vs, unsigned int nv, int json)
 {
 	const char *sep = "";
 	unsigned int i;
@@ -483,10 +484,11 @@ void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
 			fprintf(f, "error      %s (errno %llu)\n", (const char *)st->message,
 				(unsigned long long)st->error);
 		if (n)
-			fprintf(f, "%6s %9s %9s %9s %12s %10s %10s %10s\n", "round", "dirty",
-				"written", "zero", "bytes", "ms", "dirty/s", "MiB/s");
-		for (i = 0; i < n; i++)
-			fprintf(f, "%6llu %9llu %9llu %9llu %12llu %10.2f %10llu %10.1f\n",
+			fprintf(f, "%6s %9s %9s %9s %12s %10s %10s %10s%s\n", "round", "dirty",
+				"written", "zero", "bytes", "ms", "dirty/s", "MiB/s",
+				pol ? "    est ms  throttle" : "");
+		for (i = 0; i < n; i++) {
+			fprintf(f, "%6llu %9llu %9llu %9llu %12llu %10.2f %10llu %10.1f",
 				(unsigned long long)rounds[i].round,
 				(unsigned long long)rounds[i].dirty_pages,
 				(unsigned long long)rounds[i].written_pages,
@@ -495,6 +497,12 @@ void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
 				rounds[i].duration_ns / 1e6,
 				(unsigned long long)rounds[i].dirty_rate,
 				rounds[i].write_rate / 1048576.0);
+			if (pol && pol[i].round == rounds[i].round &&
+			    (pol[i].est_downtime_ns || pol[i].throttle_pct))
+				fprintf(f, " %9.1f %8llu %%", pol[i].est_downtime_ns / 1e6,
+					(unsigned long long)pol[i].throttle_pct);
+			fputc('\n', f);
+		}
 		return;
 	}
 
@@ -531,10 +539,10 @@ void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
 		fputc(']', f);
 	}
 	fputs(",\"rounds\":[", f);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		fprintf(f, "%s{\"round\":%llu,\"dirty_pages\":%llu,\"written_pages\":%llu,"
 			"\"zero_pages\":%llu,\"bytes\":%llu,\"duration_ns\":%llu,"
-			"\"dirty_rate\":%llu,\"write_rate\":%llu}", i ? "," : "",
+			"\"dirty_rate\":%llu,\"write_rate\":%llu", i ? "," : "",
 			(unsigned long long)rounds[i].round,
 			(unsigned long long)rounds[i].dirty_pages,
 			(unsigned long long)rounds[i].written_pages,
@@ -543,6 +551,15 @@ void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
 			(unsigned long long)rounds[i].duration_ns,
 			(unsigned long long)rounds[i].dirty_rate,
 			(unsigned long long)rounds[i].write_rate);
+		if (pol && pol[i].round == rounds[i].round)
+			fprintf(f, ",\"est_downtime_ns\":%llu,\"throttle_pct\":%llu,"
+				"\"ready\":%s,\"not_converging\":%s",
+				(unsigned long long)pol[i].est_downtime_ns,
+				(unsigned long long)pol[i].throttle_pct,
+				pol[i].flags & VMPF_STATUS_READY ? "true" : "false",
+				pol[i].flags & VMPF_STATUS_NOT_CONVERGING ? "true" : "false");
+		fputc('}', f);
+	}
 	fputs("]}\n", f);
 }
 

@@ -73,13 +73,16 @@ void ctl_print_status(FILE *f, const struct vmpf_status *st,
 		      int json);
 
 /*
- * The same, with the per-vCPU throttle of a VM using the dirty ring: @vt
- * (NULL if unknown) and its min(vt->nr_vcpus, @nv) entries at @vs.
+ * The same, with what the session decided after each round (@pol, NULL if
+ * unknown, else @n entries for the same rounds as @rounds) and the
+ * per-vCPU throttle of a VM using the dirty ring: @vt (NULL if unknown)
+ * and its min(vt->nr_vcpus, @nv) entries at @vs.
  */
-void ctl_print_status_vcpus(FILE *f, const struct vmpf_status *st,
-			    const struct vmpf_round_stats *rounds, unsigned int n,
-			    const struct vmpf_vcpu_throttle *vt,
-			    const struct vmpf_vcpu_stat *vs, unsigned int nv, int json);
+void ctl_print_status_full(FILE *f, const struct vmpf_status *st,
+			   const struct vmpf_round_stats *rounds,
+			   const struct vmpf_round_policy *pol, unsigned int n,
+			   const struct vmpf_vcpu_throttle *vt,
+			   const struct vmpf_vcpu_stat *vs, unsigned int nv, int json);
 
 /* A restore session's status. */
 void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json);

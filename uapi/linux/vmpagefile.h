@@ -300,6 +300,49 @@ struct vmpf_throttle {
 	__u64 reserved[2];
 };
 
+/**
+ * struct vmpf_round_policy - what the session decided after a round
+ * @round:	the round, as in struct vmpf_round_stats.
+ * @dirty_rate:	pages per second the guest dirtied during the round.
+ * @write_rate:	bytes per second the estimate used (smoothed over rounds).
+ * @est_downtime_ns: the switch-over estimated after the round.
+ * @throttle_pct: the throttle asked from then on.
+ * @flags:	VMPF_STATUS_READY and VMPF_STATUS_NOT_CONVERGING as decided
+ *		after the round.
+ * @reserved:	zero.
+ *
+ * All zero but @round for the final round (decided nothing).
+ */
+struct vmpf_round_policy {
+	__u64 round;
+	__u64 dirty_rate;
+	__u64 write_rate;
+	__u64 est_downtime_ns;
+	__u64 throttle_pct;
+	__u64 flags;
+	__u64 reserved[2];
+};
+
+/**
+ * struct vmpf_round_policies - VMPF_IOC_ROUND_POLICY
+ * @rounds:	in: pointer to @rounds_cap struct vmpf_round_policy.
+ * @rounds_cap:	in: entries there; the latest rounds are copied, as many
+ *		as VMPF_IOC_STATUS copies statistics (at most 64).
+ * @reserved_in: in: must be zero.
+ * @nr_rounds:	out: rounds done; min(@nr_rounds, @rounds_cap, 64) copied.
+ * @reserved:	out: zero.
+ *
+ * Errors: EINVAL reserved_in, or @rounds_cap without @rounds; ENOENT no
+ * source session; EFAULT a bad pointer.
+ */
+struct vmpf_round_policies {
+	__u64 rounds;
+	__u64 rounds_cap;
+	__u64 reserved_in[2];
+	__u64 nr_rounds;
+	__u64 reserved[3];
+};
+
 /** struct vmpf_vcpu_stat - one vCPU, in struct vmpf_vcpu_throttle */
 struct vmpf_vcpu_stat {
 	__u64 vcpu;		/* KVM's vCPU index */
@@ -565,6 +608,7 @@ struct vmpf_restore_status {
 #define VMPF_IOC_RESTORE_STATUS	_IOWR(VMPF_IOCTL_MAGIC, 0x0c, struct vmpf_restore_status)
 #define VMPF_IOC_SET_THROTTLE	_IOW(VMPF_IOCTL_MAGIC, 0x0d, struct vmpf_throttle)
 #define VMPF_IOC_VCPU_THROTTLE	_IOWR(VMPF_IOCTL_MAGIC, 0x0e, struct vmpf_vcpu_throttle)
+#define VMPF_IOC_ROUND_POLICY	_IOWR(VMPF_IOCTL_MAGIC, 0x0f, struct vmpf_round_policies)
 
 /*
  * Page file format, version 1.  All fields little-endian; every structure
