@@ -372,7 +372,11 @@ struct vmpf_vcpu_stat {
  * it creates its vCPUs), the session harvests the rings itself: the VMM
  * must not harvest them or call KVM_RESET_DIRTY_RINGS during a migration,
  * and a vCPU exiting with KVM_EXIT_DIRTY_RING_FULL should wait a moment
- * and run again (the session makes room at the end of each round).
+ * and run again (the session makes room at the end of each round).  The
+ * session consumes entries the VMM never saw: a VMM that harvests the
+ * rings itself after a session (e.g. after an abort) must resume each
+ * ring at its first entry flagged KVM_DIRTY_GFN_F_DIRTY, not at its own
+ * old index.
  * Errors: EINVAL in_flags or reserved_in; ENOENT no source session;
  * EFAULT a bad pointer.
  */
