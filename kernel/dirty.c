@@ -211,6 +211,9 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 			vc->round[idx]++;
 		}
 	}
+	spin_lock(&src->lock);
+	memcpy(vc->next, vc->fetch, sizeof(vc->next));
+	spin_unlock(&src->lock);
 	ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
 	if (ret < 0)
 		return ret;

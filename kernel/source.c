@@ -528,6 +528,7 @@ long vmpf_source_vcpu_throttle(struct vmpf_file *vf, void __user *uarg)
 				.throttle_pct = src->vcpus->throttle[i],
 				.dirty_pages = src->vcpus->dirty[i],
 				.dirty_total = src->vcpus->total[i],
+				.ring_next = src->vcpus->next[i],
 			};
 	}
 	if (in.in_flags & VMPF_STATUS_ACK_THROTTLE)

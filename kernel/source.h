@@ -58,6 +58,7 @@ struct vmpf_vcpus {
 	u8 throttle[VMPF_MAX_VCPUS];	/* status: per cent, each vCPU's own */
 	u64 dirty[VMPF_MAX_VCPUS];	/* status: pages dirtied in the last round */
 	u64 total[VMPF_MAX_VCPUS];	/* status: pages dirtied in all rounds */
+	u32 next[VMPF_MAX_VCPUS];	/* status: @fetch after the last harvest */
 };
 
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */

@@ -15,10 +15,10 @@ TAP_PREFIX=converge
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 t=$(mktemp -d)
 if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1; then
-	for i in 1 2 3 4 5 6; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
+	for i in 1 2 3 4 5 6 7; do echo "ok $i converge.case$i # SKIP no dmsetup or device-mapper here"; done
 	exit 0
 fi
 # Slow storage: dm-delay holds each request 20 ms, so the page file takes
@@ -120,7 +120,8 @@ for ring in 1 0; do
 	w=$(vcpu_throttle "$out" false); c=$(vcpu_throttle "$out" true)
 	if [ $ring = 1 ]; then
 		name=dirty_ring_throttles_only_the_writer
-		[ -n "$w" ] && [ "$w" -gt 0 ] && [ "$c" = 0 ] && has "$out" '"per_vcpu_throttle":true'
+		[ -n "$w" ] && [ "$w" -gt 0 ] && [ "$c" = 0 ] &&
+			has "$out" '"per_vcpu_throttle":true,"ring_stale":0,'
 	else
 		name=bitmap_throttles_every_vcpu
 		[ -n "$w" ] && [ "$w" -gt 0 ] && [ -n "$c" ] && [ "$c" -gt 0 ] &&
@@ -133,6 +134,30 @@ for ring in 1 0; do
 	else notok $name "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
 	echo "# ring=$ring: writer throttled up to $w %, computing vCPU up to $c %; progress during pre-copy / alone: writer $(vcpu_ratio "$out" false), computing $(vcpu_ratio "$out" true); $(num "$out" rounds) rounds"
 done
+
+# 7. Abort with the dirty ring: vmpf-ctl status lists each vCPU's throttle;
+# afterwards a VMM resuming its rings at the session's ring_next finds
+# every entry left (pushed after the last harvest), none behind it.
+vmpf-vm --ram 16M --vcpus 2 --compute-vcpus 1 --dirty-ring 4096 --working-set 8M --rate 8000 \
+	--seconds 0.3 --target-pages 1 --max-rounds 10000 --wait-request --migrate-to $PF \
+	--json > $t/o7 2>&1 &
+pid=$!
+wait_for $t/o7 attached
+i=0
+while [ $i -lt 300 ]; do
+	st=$(vmpf-ctl status --pid $pid --json 2>/dev/null)
+	[ "$(num "$st" nr_rounds)" -ge 3 ] 2>/dev/null && break
+	sleep 0.1
+	i=$((i + 1))
+done
+vmpf-ctl abort --pid $pid > /dev/null 2>&1
+wait $pid; rc=$?
+out=$(cat $t/o7)
+if [ $rc = 1 ] && has "$st" '"per_vcpu_throttle":true,"vcpus":\[{"vcpu":0,' &&
+   has "$out" '"ring_stale":0,' && has "$out" '"logging_off":true'; then
+	ok dirty_ring_abort_leaves_rings_resumable
+else notok dirty_ring_abort_leaves_rings_resumable "rc=$rc" "status: $st" "$out"; fi
+echo "# after the abort: $(num "$out" ring_left) ring entries left for the VMM at ring_next, $(num "$out" ring_stale) elsewhere"
 
 dmsetup remove vmpf-slow
 rm -rf $t

@@ -496,6 +496,8 @@ struct migration {
 	uint64_t throttle_start;	/* set before pre-copy (--history) */
 	uint64_t pf_taken, pf_fast;	/* KVM MMU faults during pre-copy, all and fast-path */
 	int per_vcpu;			/* the session throttles vCPUs one by one */
+	long ring_stale;		/* dirty ring entries a VMM resuming at ring_next would miss */
+	long ring_left;			/* and those it would find */
 	uint64_t vcpu_throttle_max[VM_MAX_VCPUS];
 	/* Each vCPU's progress (stores or computation) per second, alone and during pre-copy. */
 	double vcpu_rate[VM_MAX_VCPUS], vcpu_precopy_rate[VM_MAX_VCPUS];
@@ -553,6 +555,30 @@ static void apply_throttle(int fd, struct vm *vm, struct migration *m)
 		if (pct > m->throttle_max)
 			m->throttle_max = pct;
 	}
+}
+
+/*
+ * After the session: where a VMM would resume harvesting its rings
+ * (ring_next), and whether that finds every entry left (ring_stale 0).
+ */
+static void ring_check(int fd, struct vm *vm, struct migration *m)
+{
+	struct vmpf_vcpu_stat vs[VM_MAX_VCPUS];
+	struct vmpf_vcpu_throttle vt = { .vcpus = (uintptr_t)vs, .vcpus_cap = VM_MAX_VCPUS };
+	long stale;
+	int i;
+
+	m->ring_stale = -1;
+	if (__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt) || !vt.per_vcpu)
+		return;
+	m->ring_stale = 0;
+	for (i = 0; i < vm->cfg.vcpus && (uint64_t)i < vt.nr_vcpus; i++) {
+		stale = vm_ring_stale(vm, i, vs[i].ring_next);
+		m->ring_stale = stale < 0 ? stale : m->ring_stale + stale;
+		if (stale < 0)
+			return;
+	}
+	m->ring_left = vm_ring_dirty(vm) - m->ring_stale;
 }
 
 static int session_status(int fd, struct migration *m, int ack)
@@ -756,6 +782,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 out_resume:
 	vm_resume(vm);
 out_close:
+	if (vm->cfg.dirty_ring)
+		ring_check(fd, vm, m);
 	close(fd);
 	return ret;
 }
@@ -764,8 +792,18 @@ out_close:
 static int logging_off(struct vm *vm)
 {
 	static unsigned long bitmap[1 << 14];
+	long before;
 	int i;
 
+	/*
+	 * With the dirty ring there is no log to ask about: logging is off
+	 * if the running guest's writes add nothing to the rings.
+	 */
+	if (vm->cfg.dirty_ring) {
+		before = vm_ring_dirty(vm);
+		usleep(100000);
+		return before >= 0 && vm_ring_dirty(vm) == before;
+	}
 	for (i = 0; i < vm->nslots; i++) {
 		struct kvm_dirty_log log = { .slot = vm->slots[i].id, .dirty_bitmap = bitmap };
 
@@ -838,7 +876,9 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 				       (unsigned long long)m->rounds[r].written_pages,
 				       (unsigned long long)m->rounds[r].zero_pages,
 				       (unsigned long long)m->rounds[r].duration_ns);
-			printf("],\"per_vcpu_throttle\":%s,\"vcpu\":[", m->per_vcpu ? "true" : "false");
+			printf("],\"per_vcpu_throttle\":%s,\"ring_stale\":%ld,\"ring_left\":%ld,"
+			       "\"vcpu\":[", m->per_vcpu ? "true" : "false", m->ring_stale,
+			       m->ring_left);
 			for (r = 0; r < (uint64_t)vm->cfg.vcpus; r++)
 				printf("%s{\"compute\":%s,\"throttle_max\":%" PRIu64 ","
 				       "\"progress_per_s\":%.0f,\"precopy_progress_per_s\":%.0f,"

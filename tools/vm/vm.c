@@ -548,6 +548,47 @@ uint64_t vm_vcpu_stat(struct vm *vm, const char *name)
 	return n;
 }
 
+long vm_ring_dirty(struct vm *vm)
+{
+	size_t len = vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn *ring;
+	long dirty = 0;
+	uint64_t j;
+	int i;
+
+	for (i = 0; i < vm->cfg.vcpus; i++) {
+		ring = mmap(NULL, len, PROT_READ, MAP_SHARED, vm->vcpu[i].fd,
+			    KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (ring == MAP_FAILED)
+			return -errno;
+		for (j = 0; j < vm->cfg.dirty_ring; j++)
+			dirty += !!(__atomic_load_n(&ring[j].flags, __ATOMIC_ACQUIRE) &
+				    KVM_DIRTY_GFN_F_DIRTY);
+		munmap(ring, len);
+	}
+	return dirty;
+}
+
+long vm_ring_stale(struct vm *vm, int i, uint64_t next)
+{
+	size_t len = vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn *ring;
+	uint64_t n = vm->cfg.dirty_ring, j, dirty = 0, run = 0;
+
+	ring = mmap(NULL, len, PROT_READ, MAP_SHARED, vm->vcpu[i].fd,
+		    KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+	if (ring == MAP_FAILED)
+		return -errno;
+	for (j = 0; j < n; j++)
+		dirty += !!(__atomic_load_n(&ring[j].flags, __ATOMIC_ACQUIRE) &
+			    KVM_DIRTY_GFN_F_DIRTY);
+	while (run < n && (__atomic_load_n(&ring[(next + run) % n].flags, __ATOMIC_ACQUIRE) &
+			   KVM_DIRTY_GFN_F_DIRTY))
+		run++;
+	munmap(ring, len);
+	return (long)(dirty - run);
+}
+
 void vm_set_throttle(struct vm *vm, int i, unsigned int pct)
 {
 	int k;

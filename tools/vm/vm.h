@@ -75,6 +75,16 @@ struct vm {
 	char error[256];	/* first vCPU error, under @lock */
 };
 
+/*
+ * With the dirty ring: entries of vCPU @i's ring flagged dirty that a
+ * harvest resuming at entry @next would not reach (0 when @next is right),
+ * or -errno.
+ */
+long vm_ring_stale(struct vm *vm, int i, uint64_t next);
+
+/* With the dirty ring: entries flagged dirty in all rings, or -errno. */
+long vm_ring_dirty(struct vm *vm);
+
 /* Slow vCPU @i down by @pct per cent (-1: every vCPU). */
 void vm_set_throttle(struct vm *vm, int i, unsigned int pct);
 

@@ -349,6 +349,8 @@ struct vmpf_vcpu_stat {
 	__u64 throttle_pct;	/* what this vCPU should be slowed down by */
 	__u64 dirty_pages;	/* pages it dirtied during the last round */
 	__u64 dirty_total;	/* pages it dirtied during the whole pre-copy */
+	__u64 ring_next;	/* the next ring entry the session would read */
+	__u64 reserved;
 };
 
 /* struct vmpf_vcpu_throttle.in_flags: as struct vmpf_status's */
@@ -374,9 +376,9 @@ struct vmpf_vcpu_stat {
  * and a vCPU exiting with KVM_EXIT_DIRTY_RING_FULL should wait a moment
  * and run again (the session makes room at the end of each round).  The
  * session consumes entries the VMM never saw: a VMM that harvests the
- * rings itself after a session (e.g. after an abort) must resume each
- * ring at its first entry flagged KVM_DIRTY_GFN_F_DIRTY, not at its own
- * old index.
+ * rings itself after a session (e.g. after an abort) resumes each ring at
+ * @ring_next of its vCPU (read once the session has ended), not at its
+ * own old index.
  * Errors: EINVAL in_flags or reserved_in; ENOENT no source session;
  * EFAULT a bad pointer.
  */
