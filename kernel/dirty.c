@@ -170,6 +170,10 @@ static struct vmpf_sregion *vmpf_slot_region(struct vmpf_source *src, u32 slot)
  * write-protects the pages again.  The pages are copied after that reset,
  * so a write between this harvest and the reset is in the copy.
  *
+ * A ring is read from where KVM stands, not from 0: the first time the
+ * session sees a vCPU, it resets the rings (entries the VMM harvested but
+ * did not reset go back to KVM) and starts at the ring's reset index.
+ *
  * Each vCPU's count is its share of the dirtying, which the policy uses to
  * throttle only the vCPUs that dirty memory.  Adds to the regions' pending
  * bitmaps, with the pages the VMM marked; returns the pending pages.
@@ -180,14 +184,36 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 	struct kvm *kvm = src->vm_file->private_data;
 	struct kvm_vcpu *vcpu;
 	unsigned long idx, i;
-	long ret, total = 0;
+	unsigned int nr = 0;
+	long ret = 0, total = 0;
+	bool fresh = false;
+
+	src->ring_ns = ktime_get_ns();
+	/* Before touching any ring: a vCPU too many leaves them all as they are. */
+	kvm_for_each_vcpu(idx, vcpu, kvm) {
+		if (idx >= VMPF_MAX_VCPUS)
+			return -E2BIG;
+		fresh |= !test_bit(idx, vc->seen);
+	}
+	if (fresh) {
+		ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
+		if (ret < 0)
+			return ret;
+		ret = 0;
+		kvm_for_each_vcpu(idx, vcpu, kvm)
+			if (idx < VMPF_MAX_VCPUS && !__test_and_set_bit(idx, vc->seen))
+				vc->fetch[idx] = READ_ONCE(vcpu->dirty_ring.reset_index);
+	}
 
 	kvm_for_each_vcpu(idx, vcpu, kvm) {
 		struct kvm_dirty_ring *ring = &vcpu->dirty_ring;
 
-		if (idx >= VMPF_MAX_VCPUS)
-			return -E2BIG;
-		vc->nr = max_t(unsigned int, vc->nr, idx + 1);
+		/* Created since the check (or never seen): next time, or E2BIG. */
+		if (idx >= VMPF_MAX_VCPUS || !test_bit(idx, vc->seen)) {
+			ret = idx >= VMPF_MAX_VCPUS ? -E2BIG : ret;
+			continue;
+		}
+		nr = idx + 1;
 		if (!ring->dirty_gfns || !ring->size)
 			continue;
 		for (;;) {
@@ -213,10 +239,15 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 	}
 	spin_lock(&src->lock);
 	memcpy(vc->next, vc->fetch, sizeof(vc->next));
+	vc->nr = max(vc->nr, nr);
 	spin_unlock(&src->lock);
-	ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
-	if (ret < 0)
+	/* What was harvested goes back to KVM, even on the way to E2BIG. */
+	total = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
+	if (total < 0)
+		return total;
+	if (ret)
 		return ret;
+	total = 0;
 
 	for (i = 0; i < src->nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];

@@ -162,6 +162,15 @@ static u32 vmpf_table_crc(struct vmpf_source *src)
 	return crc ^ ~0U;
 }
 
+static long vmpf_harvest_all(struct vmpf_source *src);
+
+/*
+ * With the dirty ring, a vCPU whose ring is full waits for a harvest: the
+ * rings are also harvested this often during a round and while waiting
+ * for the switch-over.  A harvest only adds pages to copy.
+ */
+#define VMPF_RING_PERIOD_NS	(100 * NSEC_PER_MSEC)
+
 /*
  * Copy @r's pending pages.  Runs of consecutive non-zero pages go out in
  * one write of up to VMPF_IO_PAGES pages; zero pages are only recorded.
@@ -196,6 +205,13 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			if (cmd == VMPF_CMD_ABORT || (cmd == VMPF_CMD_FINISH && !final))
 				return 1;
 			cond_resched();
+			if (src->vcpus && !final &&
+			    ktime_get_ns() - src->ring_ns > VMPF_RING_PERIOD_NS) {
+				long d = vmpf_harvest_all(src);
+
+				if (d < 0)
+					return d;
+			}
 			run_first = i;
 		}
 		if (i >= protected) {
@@ -516,6 +532,13 @@ static void vmpf_set_phase(struct vmpf_source *src, enum vmpf_phase phase)
 {
 	spin_lock(&src->lock);
 	src->phase = phase;
+	/* A session that is over asks nothing of the vCPUs any more. */
+	if (vmpf_phase_done(phase)) {
+		src->throttle_pct = 0;
+		if (src->vcpus)
+			memset(src->vcpus->throttle, 0, sizeof(src->vcpus->throttle));
+		src->throttle_gen++;
+	}
 	spin_unlock(&src->lock);
 	vmpf_source_wake(src);
 }
@@ -570,8 +593,12 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 			 */
 			while (!wait_event_interruptible_timeout(src->wq,
 								 vmpf_cmd(src) != VMPF_CMD_NONE,
-								 HZ))
-				;	/* once a second: is the VMM still there? */
+								 src->vcpus ? HZ / 10 : HZ)) {
+				/* Keep the vCPUs' dirty rings from filling up. */
+				dirty = src->vcpus ? vmpf_harvest_all(src) : 0;
+				if (dirty < 0)
+					return dirty;
+			}
 			return 0;
 		}
 		rs = (struct vmpf_round){ .round = rs.round + 1 };

@@ -53,6 +53,7 @@ enum vmpf_cmd {
  */
 struct vmpf_vcpus {
 	u32 fetch[VMPF_MAX_VCPUS];	/* worker: next ring entry to harvest */
+	DECLARE_BITMAP(seen, VMPF_MAX_VCPUS);	/* worker: @fetch taken from KVM */
 	u64 round[VMPF_MAX_VCPUS];	/* worker: pages dirtied since the last round */
 	unsigned int nr;		/* status: vCPUs seen (highest index + 1) */
 	u8 throttle[VMPF_MAX_VCPUS];	/* status: per cent, each vCPU's own */
@@ -94,6 +95,7 @@ struct vmpf_source {
 	u64 generation;
 	u64 flush_ns;			/* the header's flush took this long */
 	u64 request_ns;			/* and its write (one small request) this long */
+	u64 ring_ns;			/* when the dirty rings were last harvested */
 	u64 write_bps;			/* bytes/s of the rounds' writes, smoothed */
 	u64 min_dirty;			/* smallest dirty set after a round */
 	unsigned int stalled;		/* rounds since the dirty set last shrank */

@@ -80,6 +80,8 @@ static const char usage[] =
 "                      PATH needed (an earlier migration of this guest)\n"
 "  --max-throttle PCT  the session never asks more than PCT per cent\n"
 "  --no-start          attach, but let vmpf-ctl start pre-copy\n"
+"  --attempts N        migrate again after a failed or aborted migration, N\n"
+"                      attempts in all (default 1)\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
 "  --initially-set     the same, with KVM_DIRTY_LOG_INITIALLY_SET (logging starts\n"
@@ -112,6 +114,7 @@ struct opts {
 	int throttle;		/* apply the session's throttle to the vCPUs */
 	const char *history;	/* --history: the page file of the last migration */
 	uint64_t max_throttle;	/* --max-throttle, 0 = the module's */
+	uint64_t attempts;	/* --attempts */
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
 };
@@ -156,6 +159,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->cfg.vcpus = 1;
 	o->cfg.mode = VM_MODE_DIRTY;
 	o->seconds = 1;
+	o->attempts = 1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
@@ -256,6 +260,9 @@ static int parse(int argc, char **argv, struct opts *o)
 			    (o->cfg.dirty_ring & (o->cfg.dirty_ring - 1)))
 				return usage_error("bad number '%s' for --dirty-ring (a power of 2, at least 256)",
 						   val);
+		} else if (!strcmp(a, "--attempts")) {
+			if (parse_size(val, &o->attempts) || !o->attempts || o->attempts > 100)
+				return usage_error("bad number '%s' for --attempts (1-100)", val);
 		} else if (!strcmp(a, "--passes")) {
 			if (parse_size(val, &o->cfg.max_passes) || !o->cfg.max_passes)
 				return usage_error("bad number '%s' for --passes", val);
@@ -498,6 +505,7 @@ struct migration {
 	int per_vcpu;			/* the session throttles vCPUs one by one */
 	long ring_stale;		/* dirty ring entries a VMM resuming at ring_next would miss */
 	long ring_left;			/* and those it would find */
+	uint64_t attempts;		/* this was migration attempt number ... */
 	uint64_t vcpu_throttle_max[VM_MAX_VCPUS];
 	/* Each vCPU's progress (stores or computation) per second, alone and during pre-copy. */
 	double vcpu_rate[VM_MAX_VCPUS], vcpu_precopy_rate[VM_MAX_VCPUS];
@@ -579,6 +587,8 @@ static void ring_check(int fd, struct vm *vm, struct migration *m)
 			return;
 	}
 	m->ring_left = vm_ring_dirty(vm) - m->ring_stale;
+	fprintf(stderr, "vmpf-vm: rings after the session: %ld entries at ring_next, %ld elsewhere\n",
+		m->ring_left, m->ring_stale);
 }
 
 static int session_status(int fd, struct migration *m, int ack)
@@ -784,6 +794,8 @@ out_resume:
 out_close:
 	if (vm->cfg.dirty_ring)
 		ring_check(fd, vm, m);
+	/* Whatever happened, the session asks nothing of the vCPUs any more. */
+	vm_set_throttle(vm, -1, 0);
 	close(fd);
 	return ret;
 }
@@ -877,8 +889,8 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 				       (unsigned long long)m->rounds[r].zero_pages,
 				       (unsigned long long)m->rounds[r].duration_ns);
 			printf("],\"per_vcpu_throttle\":%s,\"ring_stale\":%ld,\"ring_left\":%ld,"
-			       "\"vcpu\":[", m->per_vcpu ? "true" : "false", m->ring_stale,
-			       m->ring_left);
+			       "\"attempts\":%" PRIu64 ",\"vcpu\":[", m->per_vcpu ? "true" : "false",
+			       m->ring_stale, m->ring_left, m->attempts);
 			for (r = 0; r < (uint64_t)vm->cfg.vcpus; r++)
 				printf("%s{\"compute\":%s,\"throttle_max\":%" PRIu64 ","
 				       "\"progress_per_s\":%.0f,\"precopy_progress_per_s\":%.0f,"
@@ -1011,10 +1023,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.migrate_to) {
-		migrated = migrate(&vm, &o, &m);
-		/* A failed migration leaves the VM running: show that it does. */
-		if (migrated)
-			sleep_seconds(0.2);
+		struct migration m0 = m;	/* the rates measured alone */
+		uint64_t a;
+
+		for (a = 1; a <= o.attempts; a++) {
+			m = m0;
+			m.attempts = a;
+			migrated = migrate(&vm, &o, &m);
+			/* A failed migration leaves the VM running: show that it does. */
+			if (migrated)
+				sleep_seconds(0.2);
+			if (migrated != 1 || a == o.attempts)
+				break;
+			fprintf(stderr, "vmpf-vm: migration attempt %llu failed; trying again\n",
+				(unsigned long long)a);
+		}
 	}
 	vm_pause(&vm);
 	if (vm.quit) {

@@ -359,7 +359,10 @@ struct vmpf_vcpu_stat {
  * struct vmpf_vcpu_throttle - VMPF_IOC_VCPU_THROTTLE: the throttle per vCPU
  * @vcpus:	in: pointer to @vcpus_cap struct vmpf_vcpu_stat, or 0.
  * @vcpus_cap:	in: entries there.
- * @in_flags:	in: VMPF_STATUS_ACK_THROTTLE, as for VMPF_IOC_STATUS.
+ * @in_flags:	in: VMPF_STATUS_ACK_THROTTLE, as for VMPF_IOC_STATUS.  A VMM
+ *		that applies per-vCPU throttles acknowledges here: an
+ *		acknowledgement through VMPF_IOC_STATUS also covers per-vCPU
+ *		changes that STATUS does not show.
  * @reserved_in: in: must be zero.
  * @per_vcpu:	out: 1 if the VM uses KVM's dirty ring, so that the session
  *		knows which vCPU dirtied which page: each vCPU then has its
@@ -378,7 +381,11 @@ struct vmpf_vcpu_stat {
  * session consumes entries the VMM never saw: a VMM that harvests the
  * rings itself after a session (e.g. after an abort) resumes each ring at
  * @ring_next of its vCPU (read once the session has ended), not at its
- * own old index.
+ * own old index.  Entries of memslots outside the session (a slot the VMM
+ * logs itself, or address space 1, SMM's) are consumed and dropped; as
+ * with the dirty bitmap, guest writes made in SMM are not tracked.
+ * Once the session is over every throttle reads 0; a VMM drops its
+ * throttle on EPOLLERR as well.
  * Errors: EINVAL in_flags or reserved_in; ENOENT no source session;
  * EFAULT a bad pointer.
  */
