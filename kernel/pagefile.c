@@ -90,7 +90,8 @@ void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
 	c->write_rate = cpu_to_le64(src->write_bps);
 	spin_lock(&src->lock);
 	c->precopy_ns = cpu_to_le64(src->finish_ns - src->start_ns);
-	c->throttle_pct = cpu_to_le32(src->throttle_pct);
+	c->throttle_pct = cpu_to_le32(src->throttle_ready ? src->throttle_ready - 1 :
+				      src->throttle_pct);
 	c->throttle_peak = cpu_to_le32(src->throttle_peak);
 	spin_unlock(&src->lock);
 	c->crc = cpu_to_le32(vmpf_crc32c(c, sizeof(*c)));

@@ -19,6 +19,7 @@
  */
 #include <linux/crc32.h>
 #include <linux/kthread.h>
+#include <linux/kvm_host.h>
 #include <linux/math64.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
@@ -303,6 +304,7 @@ static int vmpf_copy_all(struct vmpf_source *src, struct vmpf_round *rs,
 
 static long vmpf_harvest_all(struct vmpf_source *src)
 {
+	struct kvm *kvm = src->vm_file->private_data;
 	long n, total = 0;
 	unsigned int i;
 
@@ -317,6 +319,12 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 					 "KVM refused to reset the dirty rings (error %ld)", n);
 		return n;
 	}
+	/*
+	 * The VMM may turn manual protection on at any time: what counts is
+	 * the mode of these harvests (either way, no dirty page is lost: a
+	 * clear of a page about to be copied only drops a redundant bit).
+	 */
+	src->manual_protect = READ_ONCE(kvm->manual_dirty_log_protect);
 	for (i = 0; i < src->nr_regions; i++) {
 		n = vmpf_dirty_harvest(src, &src->regions[i]);
 		if (n < 0) {
@@ -460,7 +468,7 @@ static bool vmpf_policy_vcpus(struct vmpf_source *src, u64 throttle)
 static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 			u64 dirty, u64 ns)
 {
-	u64 est = 0, dirty_bps, throttle, old_flags;
+	u64 est = 0, dirty_bps, throttle, prev, old_flags;
 	bool ready, stuck, changed;
 
 	/* Rounds that wrote a little say little about the rate. */
@@ -493,6 +501,7 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	spin_lock(&src->lock);
 	dirty_bps = mul_u64_u64_div_u64(dirty, VMPF_PF_PAGE_SIZE * NSEC_PER_SEC, ns);
 	throttle = src->throttle_pct;
+	prev = throttle;
 	if (!ready && rs->round && src->write_bps && (stuck || dirty_bps > src->write_bps))
 		throttle = vmpf_throttle_step(throttle, 1, src->throttle_max);
 	else if (ready && est < src->downtime_ns / 2)
@@ -510,6 +519,9 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 	src->flags &= ~(VMPF_STATUS_READY | VMPF_STATUS_NOT_CONVERGING);
 	if (ready)
 		src->flags |= VMPF_STATUS_READY;
+	/* What made it ready is what the next migration should start with. */
+	if (ready && !src->throttle_ready)
+		src->throttle_ready = prev + 1;
 	if (stuck)
 		src->flags |= VMPF_STATUS_NOT_CONVERGING;
 	/* vmpf_round_done() just filled this round's slot. */

@@ -431,13 +431,16 @@ long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg)
 		return -EFAULT;
 	if (t.reserved[0] || t.reserved[1])
 		return -EINVAL;
-	t.max_pct = t.max_pct ?: VMPF_THROTTLE_MAX;
-	if (t.max_pct > VMPF_THROTTLE_MAX || t.pct > t.max_pct)
+	if (t.max_pct > VMPF_THROTTLE_MAX || t.pct > VMPF_THROTTLE_MAX)
 		return -EINVAL;
 	if (!src)
 		return -ENOENT;
 	spin_lock(&src->lock);
-	if (src->phase == VMPF_PHASE_ATTACHED || src->phase == VMPF_PHASE_PRECOPY) {
+	/* 0: the maximum in force stays. */
+	t.max_pct = t.max_pct ?: src->throttle_max;
+	if (t.pct > t.max_pct) {
+		ret = -EINVAL;
+	} else if (src->phase == VMPF_PHASE_ATTACHED || src->phase == VMPF_PHASE_PRECOPY) {
 		src->throttle_pct = t.pct;
 		src->throttle_max = t.max_pct;
 		src->throttle_peak = max(src->throttle_peak, t.pct);
@@ -518,6 +521,7 @@ long vmpf_source_vcpu_throttle(struct vmpf_file *vf, void __user *uarg)
 
 	spin_lock(&src->lock);
 	vt.throttle_pct = src->throttle_pct;
+	vt.throttle_max = src->throttle_max;
 	if (src->vcpus) {
 		vt.per_vcpu = 1;
 		vt.nr_vcpus = src->vcpus->nr;

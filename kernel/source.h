@@ -121,6 +121,7 @@ struct vmpf_source {
 	u64 throttle_pct;		/* asked of the VMM's vCPUs, 0-99 */
 	u64 throttle_max;		/* @throttle_pct never goes above */
 	u64 throttle_peak;		/* highest @throttle_pct so far */
+	u64 throttle_ready;		/* @throttle_pct when first ready, +1; 0 never */
 	u64 throttle_gen;		/* bumped when any throttle changes */
 	u64 throttle_acked;		/* the @throttle_gen the VMM applied: else EPOLLPRI */
 	int error;			/* positive errno */

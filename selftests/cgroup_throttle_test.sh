@@ -61,10 +61,13 @@ throttled() {
 }
 
 # 1. Commit: set while the guest out-dirties the storage, put back after.
+# A second enforcer on the same cgroup is refused (it would take the
+# throttled value for the original).
 start_vmm 1
 vmpf-ctl start --pid $pid --cgroup-throttle > $t/c1 2>&1 &
 cpid=$!
 wait_throttled
+second=$(vmpf-ctl status --pid $pid --cgroup-throttle 2>&1); src2=$?
 vmpf-ctl finish --pid $pid > $t/f1 2>&1
 wait $cpid; crc=$?
 wait $pid; rc=$?
@@ -72,11 +75,13 @@ after=$(cat $VCG/cpu.max)
 out=$(cat $t/o1); c1=$(cat $t/c1)
 r=$(vmpf-vm --load-pagefile $PF --verify $t/s1 --seconds 0.1 --json 2>&1); vrc=$?
 if throttled "$seen" && [ "$after" = "$ORIG" ] && [ $crc = 0 ] &&
+   [ $src2 = 1 ] && has "$second" "another vmpf-ctl already enforces" &&
    has "$c1" "cpu.max    '$seen'" && has "$c1" "put back" && [ $rc = 0 ] &&
    has "$out" '"committed":true' && has "$out" '"throttle_max":0' && [ $vrc = 0 ] &&
    has "$r" '"verified_pages_mismatched":0'; then
 	ok set_then_restored_after_commit
 else notok set_then_restored_after_commit "seen '$seen' after '$after'" "ctl rc=$crc: $c1" \
+	"second rc=$src2: $second" \
 	"rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
 echo "# cpu.max '$ORIG' -> '$seen' during pre-copy -> '$after'"
 

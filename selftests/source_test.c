@@ -311,6 +311,11 @@ TEST_F(src, set_throttle)
 	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_STATUS, &st));
 	EXPECT_EQ(20, st.throttle_pct);
 	EXPECT_EQ(60, st.throttle_peak);
+	/* max_pct 0 keeps the maximum in force: 60 is above it now. */
+	t = (struct vmpf_throttle){ .pct = 60 };
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
+	t = (struct vmpf_throttle){ .pct = 10 };
+	EXPECT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
 
 	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_ABORT, NULL));
 	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_SET_THROTTLE, &t));
@@ -359,6 +364,7 @@ TEST_F(src, vcpu_throttle_without_ring)
 	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_VCPU_THROTTLE, &vt));
 	EXPECT_EQ(0, vt.per_vcpu);
 	EXPECT_EQ(40, vt.throttle_pct);
+	EXPECT_EQ(99, vt.throttle_max);
 	EXPECT_EQ(0, vt.nr_vcpus);
 	EXPECT_EQ(0, poll_now(self->dev));
 }

@@ -158,6 +158,7 @@ static int phase_done(unsigned long long phase)
 /* start --history: begin where the last migration of this VM ended. */
 static int start_from_history(const struct ctl_opts *o, int fd, char *msg, size_t len)
 {
+	struct vmpf_vcpu_throttle vt = { 0 };
 	struct vmpf_throttle t = { 0 };
 	struct vmpf_pf_commit c;
 	int ret;
@@ -165,6 +166,9 @@ static int start_from_history(const struct ctl_opts *o, int fd, char *msg, size_
 	if (pf_history(o->history, &c, msg, len))
 		return -1;
 	t.pct = le32toh(c.throttle_pct);
+	/* Within the maximum the VMM set. */
+	if (!__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt) && t.pct > vt.throttle_max)
+		t.pct = vt.throttle_max;
 	ret = __vmpf_ioctl(fd, VMPF_IOC_SET_THROTTLE, &t);
 	if (ret) {
 		vmpf_ioctl_error(VMPF_IOC_SET_THROTTLE, -ret, msg, len);
@@ -203,11 +207,13 @@ static void align_policy(struct vmpf_round_policy *pol, unsigned long long npol,
 static int enforce_throttle(const struct ctl_opts *o, struct cg_throttle *cg,
 			    const struct vmpf_status *st, char *msg, size_t len)
 {
+	/* Not during the switch-over: it runs in the VMM's threads too. */
+	unsigned int pct = st->phase == VMPF_PHASE_PRECOPY ? (unsigned int)st->throttle_pct : 0;
 	char val[64];
 
-	if (st->throttle_pct == cg->pct)
+	if (pct == cg->pct)
 		return 0;
-	if (cg_throttle_apply(cg, (unsigned int)st->throttle_pct, msg, len))
+	if (cg_throttle_apply(cg, pct, msg, len))
 		return -1;
 	cg_throttle_value(cg, cg->pct, val, sizeof(val));
 	if (!o->json) {
@@ -224,7 +230,7 @@ static int cmd_session(const struct ctl_opts *o)
 	static struct vmpf_vcpu_stat vs[VMPF_MAX_VCPUS];
 	struct vmpf_round_policy pol[64];
 	int have_pol = 0;
-	struct cg_throttle cg = { .guardian = -1 };
+	struct cg_throttle cg = { .guardian = -1, .pipe_fd = -1, .lock_fd = -1 };
 	struct vmpf_vcpu_throttle vt;
 	struct vmpf_status st;
 	int have_vt = 0;

@@ -551,8 +551,10 @@ static void apply_throttle(int fd, struct vm *vm, struct migration *m)
 	uint64_t pct;
 	int i;
 
-	if (__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt))
-		return;
+	if (__vmpf_ioctl(fd, VMPF_IOC_VCPU_THROTTLE, &vt)) {
+		/* A module before 0.2: the status's throttle, for every vCPU. */
+		vt = (struct vmpf_vcpu_throttle){ .throttle_pct = m->st.throttle_pct };
+	}
 	m->per_vcpu = !!vt.per_vcpu;
 	for (i = 0; i < vm->cfg.vcpus; i++) {
 		pct = vt.per_vcpu && (uint64_t)i < vt.nr_vcpus ? vs[i].throttle_pct :

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +115,7 @@ int cg_throttle_open(struct cg_throttle *cg, long pid, char *why, size_t len)
 
 	memset(cg, 0, sizeof(*cg));
 	cg->pipe_fd = -1;
+	cg->lock_fd = -1;
 	cg->guardian = -1;
 	snprintf(file, sizeof(file), "/proc/%ld/cgroup", pid);
 	f = fopen(file, "re");
@@ -185,12 +187,41 @@ bad:
 	return -1;
 }
 
+/* One lock file per cgroup, named after its path. */
+static int lock_cgroup(struct cg_throttle *cg, char *why, size_t len)
+{
+	char path[64];
+	unsigned long h = 5381;
+	const char *s;
+
+	for (s = cg->path; *s; s++)
+		h = h * 33 + (unsigned char)*s;
+	/* /run where there is one (a minimal initramfs may have only /tmp). */
+	snprintf(path, sizeof(path), "%s/vmpf-cgroup-%016lx.lock",
+		 access("/run", W_OK) ? "/tmp" : "/run", h);
+	cg->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (cg->lock_fd < 0) {
+		snprintf(why, len, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(cg->lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(why, len,
+			 "another vmpf-ctl already enforces a throttle on the cgroup %s", cg->path);
+		close(cg->lock_fd);
+		cg->lock_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
 int cg_throttle_guard(struct cg_throttle *cg, char *why, size_t len)
 {
 	int p[2], fd;
 	char c;
 	pid_t pid;
 
+	if (lock_cgroup(cg, why, len))
+		return -1;
 	if (pipe2(p, O_CLOEXEC)) {
 		snprintf(why, len, "cannot make a pipe: %s", strerror(errno));
 		return -1;
@@ -206,19 +237,22 @@ int cg_throttle_guard(struct cg_throttle *cg, char *why, size_t len)
 	}
 	if (!pid) {
 		/*
-		 * Hold nothing of vmpf-ctl's but the pipe: a copy of the
-		 * session descriptor would keep the session alive.
+		 * Hold nothing of vmpf-ctl's but the pipe (3) and the cgroup's
+		 * lock (4, held until the old value is back): a copy of the
+		 * session descriptor, or of the pipe's writing end, would keep
+		 * things alive that must end with vmpf-ctl.
 		 */
-		if (dup2(p[0], 3) < 0)
+		if (dup2(p[0], 3) < 0 || dup2(cg->lock_fd, 4) < 0)
 			_exit(1);
-		close_range(4, ~0U, 0);
+		if (close_range(5, ~0U, 0))
+			_exit(1);
+		close(0);
+		close(1);
+		close(2);
 		fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
-			dup2(fd, 0);
+		if (fd == 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
-			if (fd > 3)
-				close(fd);
 		}
 		setsid();
 		signal(SIGINT, SIG_IGN);
@@ -238,6 +272,14 @@ int cg_throttle_guard(struct cg_throttle *cg, char *why, size_t len)
 	cg->guardian = pid;
 	cg->pipe_fd = p[1];
 	return 0;
+}
+
+/* The guardian is alive (not exited, not a zombie we have not reaped). */
+static int guardian_alive(struct cg_throttle *cg)
+{
+	int status;
+
+	return cg->guardian > 0 && waitpid(cg->guardian, &status, WNOHANG) == 0;
 }
 
 void cg_throttle_value(const struct cg_throttle *cg, unsigned int pct, char *buf,
@@ -261,8 +303,13 @@ int cg_throttle_apply(struct cg_throttle *cg, unsigned int pct, char *why, size_
 	char val[64];
 	int ret;
 
-	if (cg->guardian < 0) {
-		snprintf(why, len, "internal error: cpu.max changed without a guardian");
+	if (!guardian_alive(cg)) {
+		/* Nobody would undo it: put the old value back and stop here. */
+		cg->guardian = -1;
+		write_str(cg->path, "cpu.max", cg->orig);
+		snprintf(why, len,
+			 "the process that restores cpu.max died: cpu.max of %s put back to '%s', throttle no longer enforced",
+			 cg->path, cg->orig);
 		return -1;
 	}
 	cg_throttle_value(cg, pct, val, sizeof(val));
@@ -280,12 +327,14 @@ int cg_throttle_release(struct cg_throttle *cg)
 {
 	int status = 0;
 
-	if (cg->guardian < 0)
-		return 0;
-	close(cg->pipe_fd);
-	while (waitpid(cg->guardian, &status, 0) < 0 && errno == EINTR)
+	if (cg->pipe_fd >= 0)
+		close(cg->pipe_fd);
+	while (cg->guardian > 0 && waitpid(cg->guardian, &status, 0) < 0 && errno == EINTR)
 		;
+	if (cg->lock_fd >= 0)
+		close(cg->lock_fd);
 	cg->guardian = -1;
 	cg->pipe_fd = -1;
+	cg->lock_fd = -1;
 	return 0;
 }

@@ -20,6 +20,7 @@ struct cg_throttle {
 	unsigned int pct;	/* the throttle in force */
 	pid_t guardian;		/* restores @orig when @pipe_fd closes */
 	int pipe_fd;
+	int lock_fd;		/* flock()ed: one enforcer per cgroup, guardian included */
 };
 
 /*
@@ -29,7 +30,11 @@ struct cg_throttle {
  */
 int cg_throttle_open(struct cg_throttle *cg, long pid, char *why, size_t len);
 
-/* Start the guardian; from now on cpu.max is restored whatever happens. */
+/*
+ * Take the cgroup (another vmpf-ctl enforcing on it is refused: it would
+ * take our throttled value for the original) and start the guardian;
+ * from now on cpu.max is restored whatever happens.
+ */
 int cg_throttle_guard(struct cg_throttle *cg, char *why, size_t len);
 
 /*

@@ -287,12 +287,14 @@ struct vmpf_status {
  *		e.g. the one a previous migration of the same VM needed (its
  *		page file's history, vmpf-ctl start --history).  The session
  *		goes on adjusting it after each round.
- * @max_pct:	in: the session never asks more than this; 0 means 99.
+ * @max_pct:	in: the session never asks more than this (1 to 99); 0 keeps
+ *		the maximum in force (99 unless set before).
  * @reserved:	in: must be zero.
  *
  * Allowed before VMPF_IOC_START and during pre-copy.  Errors: EINVAL a
- * value above 99, @pct above @max_pct, reserved non-zero, or another
- * phase; ENOENT no source session.
+ * value above 99, @pct above the maximum, reserved non-zero, or another
+ * phase; ENOENT no source session.  VMPF_IOC_VCPU_THROTTLE reports the
+ * maximum in force.
  */
 struct vmpf_throttle {
 	__u64 pct;
@@ -361,7 +363,7 @@ struct vmpf_vcpu_stat {
  * @vcpus_cap:	in: entries there.
  * @in_flags:	in: VMPF_STATUS_ACK_THROTTLE, as for VMPF_IOC_STATUS.  A VMM
  *		that applies per-vCPU throttles acknowledges here: an
- *		acknowledgement through VMPF_IOC_STATUS also covers per-vCPU
+ *		acknowledgment through VMPF_IOC_STATUS also covers per-vCPU
  *		changes that STATUS does not show.
  * @reserved_in: in: must be zero.
  * @per_vcpu:	out: 1 if the VM uses KVM's dirty ring, so that the session
@@ -371,7 +373,7 @@ struct vmpf_vcpu_stat {
  * @throttle_pct: out: the session's throttle, as in struct vmpf_status.
  * @nr_vcpus:	out: vCPUs known (min(@nr_vcpus, @vcpus_cap) copied); 0
  *		unless @per_vcpu.
- * @reserved:	out: zero.
+ * @throttle_max: out: the most the session will ask (VMPF_IOC_SET_THROTTLE).
  *
  * With the dirty ring (KVM_CAP_DIRTY_LOG_RING, enabled by the VMM before
  * it creates its vCPUs), the session harvests the rings itself: the VMM
@@ -397,7 +399,7 @@ struct vmpf_vcpu_throttle {
 	__u64 per_vcpu;
 	__u64 throttle_pct;
 	__u64 nr_vcpus;
-	__u64 reserved;
+	__u64 throttle_max;
 };
 
 /*
@@ -688,7 +690,7 @@ struct vmpf_pf_commit {
 	__le64 final_pages;	/* pages copied with the guest paused */
 	__le64 dirty_rate;	/* pages/s dirtied in the last pre-copy round */
 	__le64 write_rate;	/* bytes/s the page file took, smoothed */
-	__le32 throttle_pct;	/* throttle asked at the switch-over */
+	__le32 throttle_pct;	/* throttle that made pre-copy ready, else the last */
 	__le32 throttle_peak;	/* the highest throttle asked */
 	__le64 reserved[3];
 	__le32 reserved32;
