@@ -187,9 +187,13 @@ while [ $it -lt $ITERS ]; do
 	# Whatever else runs must end: a VMM that lost its helper by abort (it
 	# keeps running after that), the helpers when the session is gone.
 	if kill -0 $vmm 2>/dev/null; then
-		[ $sc -le 4 ] && timeout 30 vmpf-ctl abort --pid $vmm > /dev/null 2>&1
+		[ $sc -le 4 ] && timeout 30 vmpf-ctl abort --pid $vmm > $t/abort 2>&1
 		[ $sc -ge 5 ] && kill -9 $vmm 2>/dev/null
-		gone $vmm 10 || { fail_it="VMM $vmm still running after abort"; kill -9 $vmm; }
+		gone $vmm 10 || {
+			# What the abort said, and where the session is now.
+			fail_it="VMM $vmm still running after abort: $(tail -n 3 $t/abort 2>/dev/null); now: $(vmpf-ctl status --pid $vmm 2>&1 | head -n 3)"
+			kill -9 $vmm
+		}
 	fi
 	for p in $wp $op; do
 		gone $p 10 || { fail_it="vmpf-ctl $p still running after the VMM ended"; kill -9 $p; }
