@@ -242,7 +242,10 @@ int cg_throttle_guard(struct cg_throttle *cg, char *why, size_t len)
 		 * session descriptor, or of the pipe's writing end, would keep
 		 * things alive that must end with vmpf-ctl.
 		 */
-		if (dup2(p[0], 3) < 0 || dup2(cg->lock_fd, 4) < 0)
+		int rd = fcntl(p[0], F_DUPFD, 100), lk = fcntl(cg->lock_fd, F_DUPFD, 100);
+
+		/* Above everything first, so that neither dup2() clobbers the other. */
+		if (rd < 0 || lk < 0 || dup2(rd, 3) < 0 || dup2(lk, 4) < 0)
 			_exit(1);
 		if (close_range(5, ~0U, 0))
 			_exit(1);
