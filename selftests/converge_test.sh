@@ -72,17 +72,21 @@ need=$(num "$hist" throttle_pct)
 vmpf-vm $GUEST --throttle --no-start --migrate-to $PF --checksums $t/s4 --json > $t/o4 2>&1 &
 pid=$!
 wait_for $t/o4 attached
+# A --history that is no page file is refused, and nothing starts.
+bad=$(vmpf-ctl start --pid $pid --history /dev/null 2>&1); brc=$?
+bst=$(vmpf-ctl status --pid $pid --json 2>&1)
 vmpf-ctl start --pid $pid --history $PF > $t/c4 2>&1; crc=$?
 wait $pid; rc=$?
 out=$(cat $t/o4); c4=$(cat $t/c4)
 r=$(vmpf-vm --load-pagefile $PF --verify $t/s4 --seconds 0.1 --json 2>&1); vrc=$?
 if [ -n "$need" ] && [ "$need" -gt 0 ] && [ $crc = 0 ] && has "$c4" "starting with $need %" &&
+   [ $brc = 1 ] && has "$bad" "^vmpf-ctl: /dev/null: " && has "$bst" '"phase":"attached"' &&
    [ $rc = 0 ] && has "$out" '"committed":true' &&
    [ "$(num "$out" throttle_max)" -ge "$need" ] &&
    [ "$(num "$out" rounds)" -lt "$rounds2" ] && [ $vrc = 0 ] &&
    has "$r" '"verified_pages_mismatched":0'; then
 	ok history_starts_with_needed_throttle
-else notok history_starts_with_needed_throttle "info: $info" "ctl rc=$crc: $c4" "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
+else notok history_starts_with_needed_throttle "info: $info" "bad rc=$brc: $bad" "$bst" "ctl rc=$crc: $c4" "rc=$rc" "$out" "verify rc=$vrc" "$r"; fi
 echo "# history: $need % needed; second migration $(num "$out" rounds) rounds (first $rounds2), final round $(num "$out" final_pages) pages"
 
 # 4. The downtime target is the VMM's: a guest dirtying 1 MiB slowly is
