@@ -53,6 +53,8 @@ for t in selftests/host/*_test; do
 done
 selftests/host/cli_test.sh tools/vmpf-ctl > "$LOGS/cli_test.log" 2>&1
 ingest_tap "host: " < "$LOGS/cli_test.log" || result fail "host: cli_test printed no result"
+selftests/host/deps_test.sh > "$LOGS/deps_test.log" 2>&1
+ingest_tap "host: " < "$LOGS/deps_test.log" || result fail "host: deps_test printed no result"
 
 checkpatch="perl $BUILD/harness/scripts/checkpatch.pl --no-tree --terse --strict"
 if [ -f "$BUILD/harness/scripts/checkpatch.pl" ]; then

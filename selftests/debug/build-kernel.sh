@@ -19,6 +19,12 @@ cache=${VMPF_DEBUG_CACHE:-/var/cache/vmpagefile/debug-kernel}
 log() { echo "build-kernel: $*" >&2; }
 start=$(date +%s)
 
+# linux-source-6.12, QEMU and the rest, and the kernel build's own
+# dependencies missing from a fresh Debian 12 (flex/bison for kconfig,
+# libelf for objtool, bc for timeconst): installed where every other
+# package of the project is.
+"$here/../deps.sh" --no-kernels flex bison bc libelf-dev libssl-dev
+
 # The newest installed linux-source-6.12* tarball; its package version (or,
 # for a tarball no package owns, its size and mtime) names the source.
 tarball=$(ls -1 /usr/src/linux-source-6.12*.tar.* 2>/dev/null | sort -V | tail -n 1)
@@ -37,18 +43,6 @@ if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$stamp" ] && [ -f "$cac
 	exit 0
 fi
 rm -f "$cache/stamp"
-
-# Kernel build dependencies missing from a fresh Debian 12 (flex/bison for
-# kconfig, libelf for objtool, bc for timeconst).
-need=
-for p in flex bison bc libelf-dev libssl-dev cpio xz-utils; do
-	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=" $p"
-done
-if [ -n "$need" ]; then
-	log "installing$need"
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >&2
-fi
 
 # Re-extract only when the source changed; a fragment change rebuilds
 # incrementally in the same tree.
