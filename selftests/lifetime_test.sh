@@ -8,6 +8,9 @@
 # sessions at once, and rmmod refused while a session lives.  Prints TAP.
 #   VMPF_LIFETIME_SEED   seed of the loop (default: the time; it is printed)
 #   VMPF_LIFETIME_ITERS  iterations (default 70: ten of each scenario)
+#   VMPF_LIFETIME_SCENARIOS  the scenarios to take in turn (default
+#                        "0 1 2 3 4 5 6"; commas do too), e.g. "2" to run
+#                        one of them only
 TAP_PREFIX=lifetime
 . "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
@@ -15,11 +18,14 @@ SRC=/dev/ram0	# the page file of the loop's migrations
 IMG=/dev/ram1	# a committed image, only ever read: the loop's restores
 SEED=${VMPF_LIFETIME_SEED:-$(date +%s)}
 ITERS=${VMPF_LIFETIME_ITERS:-70}
+SCENARIOS=$(echo "${VMPF_LIFETIME_SCENARIOS:-0 1 2 3 4 5 6}" | tr , " ")
+set -- $SCENARIOS
+NSC=$#
 RANDOM=$SEED	# busybox ash: assigning RANDOM seeds it
 
 echo "TAP version 13"
 echo "1..8"
-echo "# seed $SEED, $ITERS iterations (VMPF_LIFETIME_SEED=$SEED to repeat the choices;"
+echo "# seed $SEED, $ITERS iterations of scenarios $SCENARIOS (VMPF_LIFETIME_SEED=$SEED to repeat the choices;"
 echo "# the timing of the kills cannot be repeated exactly)"
 
 # rnd N: r = 0..N-1; pick WORD...: w = one of them.  Not in $(...): a
@@ -111,7 +117,9 @@ s0=$(sunreclaim 0)
 start=$(date +%s)
 it=0
 while [ $it -lt $ITERS ]; do
-	sc=$((it % 7))
+	set -- $SCENARIOS
+	shift $((it % NSC))
+	sc=$1
 	vmm= wp= op= victim=
 	rnd 1500; delay=$((r * 1000))		# up to 1.5 s, in microseconds
 	if [ $sc -le 4 ]; then
@@ -128,12 +136,12 @@ while [ $it -lt $ITERS ]; do
 		fi
 		pick start finish abort status; cmd=$w
 		# scenario 0: started from vmpf-ctl every other time, else killed attached
-		[ $sc = 0 ] && { [ $((it / 7 % 2)) = 1 ] && cmd=start || cmd=status; }
+		[ $sc = 0 ] && { [ $((it / NSC % 2)) = 1 ] && cmd=start || cmd=status; }
 		rnd 1000; opdelay=$((r * 1000))
 		if [ $sc = 4 ]; then
 			cmd=finish
 			rnd 300; delay=$((opdelay + r * 1000))
-			[ $((it / 7 % 2)) = 1 ] && delay=$opdelay	# then poll, below
+			[ $((it / NSC % 2)) = 1 ] && delay=$opdelay	# then poll, below
 		fi
 		(usleep $opdelay; exec vmpf-ctl $cmd --pid $vmm) > $t/op 2>&1 &
 		op=$!
@@ -150,7 +158,7 @@ while [ $it -lt $ITERS ]; do
 		esac
 		phase $victim
 		# scenario 4, every other time: kill as soon as the switch-over began
-		if [ $sc = 4 ] && [ $((it / 7 % 2)) = 1 ]; then
+		if [ $sc = 4 ] && [ $((it / NSC % 2)) = 1 ]; then
 			i=0
 			while [ "$ph" = precopy ] && [ $i -lt 100 ]; do
 				phase $vmm
@@ -220,8 +228,8 @@ else notok killed_sessions_go_away "$fail_it" "$(cat $t/vmm)" "$(cat $t/op 2>/de
 # 3. Each kind of kill happened, in the phases the scenarios make sure of.
 # (A kill in the finishing phase is counted above but not required: that
 # window is tens of milliseconds, so it is hit most of the time, not always.)
-if [ $ITERS -lt 14 ]; then
-	skip all_kinds_tried "fewer than 14 iterations"
+if [ $ITERS -lt 14 ] || [ "$SCENARIOS" != "0 1 2 3 4 5 6" ]; then
+	skip all_kinds_tried "fewer than 14 iterations, or not every scenario"
 elif grep -q '^migration vmm attached' $t/kills && grep -q '^migration vmm precopy' $t/kills &&
      grep -q '^migration ctl committed\|^migration ctl aborted' $t/kills &&
      grep -q '^restore vmm running' $t/kills && grep -q '^restore ctl' $t/kills; then

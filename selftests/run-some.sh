@@ -1,0 +1,36 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# For developers: boot one kernel with the module and only some of the
+# guest tests, with environment for them, and print what they printed.
+#   selftests/run-some.sh KVER TEST... [VAR=VALUE...]
+# e.g.  selftests/run-some.sh 6.12.117+deb12-amd64 lifetime_test.sh \
+#           VMPF_LIFETIME_SCENARIOS=2 VMPF_LIFETIME_ITERS=300
+# VAR=VALUE words go on the kernel command line, which hands them to the
+# guest's /init, and so to the tests, as environment.  Logs and the boot's
+# files: build/some-KVER/.  Exit status: 0 if every test passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+k=${1:?usage: run-some.sh KVER TEST... [VAR=VALUE...]}
+shift
+out=build/some-$k
+tests=() env=
+for a in "$@"; do
+	case $a in
+	*=*) env="$env $a" ;;
+	*) tests+=("selftests/$a") ;;
+	esac
+done
+mkdir -p "$out"
+make -s tools selftests >/dev/null || exit 1
+rm -rf "$out/mod" && mkdir -p "$out/mod" && cp -r Kbuild Makefile dkms.conf kernel uapi "$out/mod/"
+make -s -C "$out/mod" KERNELRELEASE="$k" module > "$out/build.log" 2>&1 ||
+	{ tail -n 20 "$out/build.log"; exit 1; }
+selftests/qemu/mkinitramfs.sh "$k" "$out/mod/vmpagefile.ko" "$out/initrd.gz" \
+	tools/vmpf-ctl tools/vmpf-vm selftests/tap.sh "${tests[@]}" > "$out/initramfs.log" 2>&1 ||
+	{ tail -n 20 "$out/initramfs.log"; exit 1; }
+VMPF_APPEND="$env" selftests/qemu/run-guest.sh "$k" "$out/initrd.gz" "$out" \
+	"${VMPF_GUEST_TIMEOUT:-3600}"
+rc=$?
+tr -d '\r' < "$out/result.log"
+[ $rc = 0 ] && ! grep -aq '^not ok\|VMPF-CHECK fail\|VMPF-END .* [1-9]' "$out/result.log" &&
+	grep -aq VMPF-DONE "$out/result.log"
