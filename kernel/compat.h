@@ -52,4 +52,9 @@ static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb
 #define vmpf_iocb_iter_write vfs_iocb_iter_write
 #endif
 
+/* 6.8: KVM_ADDRESS_SPACE_NUM became KVM_MAX_NR_ADDRESS_SPACES. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define KVM_MAX_NR_ADDRESS_SPACES	KVM_ADDRESS_SPACE_NUM
+#endif
+
 #endif /* _VMPF_COMPAT_H */

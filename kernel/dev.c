@@ -90,6 +90,9 @@ static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg)
 		return -EINVAL;
 	if (api.reserved[0] || api.reserved[1])
 		return -EINVAL;
+	/* Sessions are for descriptors opened for writing, as with write(2). */
+	if (api.features && !vf->writable)
+		return -EBADF;
 
 	mutex_lock(&vf->lock);
 	if (vf->api_done) {
@@ -158,6 +161,7 @@ static int vmpf_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	mutex_init(&vf->lock);
 	init_waitqueue_head(&vf->wq);
+	vf->writable = file->f_mode & FMODE_WRITE;
 
 	file->private_data = vf;
 	atomic64_inc(&vmpf_counters.open_files);

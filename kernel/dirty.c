@@ -24,15 +24,22 @@
  * A VM whose VMM enabled KVM's dirty ring has no dirty bitmap: then the
  * worker reads the vCPUs' rings instead (vmpf_ring_harvest()).
  *
- * The VMM must not change these memslots during a migration; if it does,
- * KVM refuses the harvest (ENOENT) and the migration fails cleanly, and
- * the worker leaves a memslot it no longer recognises alone rather than
- * re-create it with its old definition.
+ * A real VMM changes memslots while the guest runs (firmware windows,
+ * BARs, hotplug) and may read dirty logs for its own purposes.  Neither
+ * may make the session commit stale pages: vmpf_dirty_check_slots()
+ * watches the memslot generation at every harvest and before the commit
+ * (a registered slot that changed fails the session; any other change
+ * makes the regions count as wholly dirty), and the harvests check that
+ * nobody else took dirty pages from the log or the rings.  The worker
+ * leaves a memslot it no longer recognises alone rather than re-create it
+ * with its old definition.  uapi/linux/vmpagefile.h lists the rules and
+ * what breaking each one does.
  */
 #include <linux/kvm.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/sched.h>
 #include <linux/uaccess.h>
 
 #include "source.h"
@@ -91,6 +98,109 @@ int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 	ret = vmpf_kvm_ioctl(src, KVM_SET_USER_MEMORY_REGION, src->scratch);
 	if (!ret)
 		r->logging = on;
+	if (!ret && on) {
+		/* KVM's snapshot of the log starts zeroed, as a new log. */
+		memset(src->harvest, 0, vmpf_bitmap_bytes(r->npages));
+		r->log_crc = vmpf_crc32c(src->harvest, vmpf_bitmap_bytes(r->npages));
+		r->log_known = true;
+	}
+	return ret;
+}
+
+/*
+ * Check the memslots against what the session registered, under
+ * slots_lock.  Every change of a memslot moves the generation of its
+ * address space; when address space 0's moved since the last check, each
+ * region must still be its memslot, logging dirty pages: a slot deleted,
+ * moved or left without logging may have taken writes that were never
+ * logged, and the session fails.  A slot that matches may still have been
+ * deleted and re-created the same way meanwhile, losing its unharvested
+ * log: every region then counts as wholly dirty again.  @first (logging
+ * just went on): check and record, nothing counts as changed.  Memslots in
+ * another address space (SMM) fail the session: their writes are logged
+ * in logs the session does not read.
+ * Returns 1 if the regions were marked dirty, 0 if nothing moved, or the
+ * error the session failed with.
+ */
+int vmpf_dirty_check_slots(struct vmpf_source *src, bool first)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	struct vmpf_sregion *bad = NULL;
+	struct kvm_memslots *slots;
+	bool moved = first;
+	unsigned int i;
+	int ret = 0;
+
+	mutex_lock(&kvm->slots_lock);
+	if (vmpf_smm_slots(kvm)) {
+		ret = -EXDEV;
+		goto out;
+	}
+	slots = __kvm_memslots(kvm, 0);
+	moved |= slots->generation != src->slots_gen;
+	for (i = 0; moved && i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+
+		if (!vmpf_slot_matches(id_to_memslot(slots, r->slot), r,
+				       r->orig_flags | KVM_MEM_LOG_DIRTY_PAGES)) {
+			bad = r;
+			ret = -ESTALE;
+			goto out;
+		}
+	}
+	src->slots_gen = slots->generation;
+out:
+	mutex_unlock(&kvm->slots_lock);
+	if (ret == -EXDEV) {
+		vmpf_source_fail(src, EXDEV,
+				 "the VMM added memslots in another address space (SMM) during the migration: their writes cannot be tracked");
+		return ret;
+	}
+	if (bad) {
+		vmpf_source_fail(src, ESTALE,
+				 "the VMM changed memslot %u during the migration: writes through it may not have been logged",
+				 bad->slot);
+		return ret;
+	}
+	if (!moved || first)
+		return 0;
+	for (i = 0; i < src->nr_regions; i++) {
+		bitmap_fill(src->regions[i].pending, src->regions[i].npages);
+		src->regions[i].log_known = false;
+	}
+	spin_lock(&src->lock);
+	src->slot_changes++;
+	spin_unlock(&src->lock);
+	return 1;
+}
+
+/*
+ * Without manual protection, KVM_GET_DIRTY_LOG leaves what it harvested in
+ * the second half of the memslot's bitmap (KVM's snapshot), and only it
+ * and KVM_CLEAR_DIRTY_LOG write there.  If the snapshot is no longer what
+ * the session's own last harvest returned, somebody else harvested this
+ * log since, and took pages the session will never see.  (A harvest by
+ * somebody else in the instant between this check and the session's own
+ * harvest goes unseen.)
+ */
+static int vmpf_check_foreign_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	struct kvm_memory_slot *ms;
+	int ret = 0;
+
+	if (!r->log_known || src->manual_protect)
+		return 0;
+	mutex_lock(&kvm->slots_lock);
+	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
+	if (ms && ms->dirty_bitmap && kvm_dirty_bitmap_bytes(ms) == vmpf_bitmap_bytes(r->npages) &&
+	    vmpf_crc32c(kvm_second_dirty_bitmap(ms), kvm_dirty_bitmap_bytes(ms)) != r->log_crc)
+		ret = -EBUSY;
+	mutex_unlock(&kvm->slots_lock);
+	if (ret)
+		vmpf_source_fail(src, EBUSY,
+				 "somebody else harvested the dirty log of memslot %u during the migration: its pages cannot be trusted",
+				 r->slot);
 	return ret;
 }
 
@@ -109,6 +219,9 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 	};
 	long ret;
 
+	ret = vmpf_check_foreign_harvest(src, r);
+	if (ret)
+		return ret;
 	if (copy_to_user(src->scratch, &log, sizeof(log)))
 		return -EFAULT;
 	ret = vmpf_kvm_ioctl(src, KVM_GET_DIRTY_LOG, src->scratch);
@@ -116,6 +229,10 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 		return ret;
 	if (copy_from_user(src->harvest, ubitmap, bytes))
 		return -EFAULT;
+	/* What KVM's snapshot must still hold at the next harvest. */
+	r->log_known = !src->manual_protect;
+	if (r->log_known)
+		r->log_crc = vmpf_crc32c(src->harvest, bytes);
 	/*
 	 * With manual protection the log stays set and the pages writable
 	 * until vmpf_dirty_protect() clears them, group by group.
@@ -183,10 +300,11 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 	struct vmpf_vcpus *vc = src->vcpus;
 	struct kvm *kvm = src->vm_file->private_data;
 	struct kvm_vcpu *vcpu;
-	unsigned long idx, i;
+	unsigned long idx, i, foreign = 0;
 	unsigned int nr = 0;
 	long ret = 0, total = 0;
 	bool fresh = false;
+	u32 avail, k;
 
 	src->ring_ns = ktime_get_ns();
 	/* Before touching any ring: a vCPU too many leaves them all as they are. */
@@ -216,7 +334,13 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 		nr = idx + 1;
 		if (!ring->dirty_gfns || !ring->size)
 			continue;
-		for (;;) {
+		/*
+		 * The ring's entries are mapped writable in the VMM, which may
+		 * keep setting DIRTY flags: bound the walk by what KVM itself
+		 * says it pushed (dirty_index, kernel memory), at most a ring.
+		 */
+		avail = min_t(u32, READ_ONCE(ring->dirty_index) - vc->fetch[idx], ring->size);
+		for (k = 0; k < avail; k++) {
 			struct kvm_dirty_gfn *e =
 				&ring->dirty_gfns[vc->fetch[idx] & (ring->size - 1)];
 			struct vmpf_sregion *r;
@@ -235,7 +359,12 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 			smp_store_release(&e->flags, KVM_DIRTY_GFN_F_RESET);
 			vc->fetch[idx]++;
 			vc->round[idx]++;
+			if (!(k & 1023))
+				cond_resched();
 		}
+		/* Entries pushed but not DIRTY: somebody else took them. */
+		if (k < avail && !foreign)
+			foreign = idx + 1;
 	}
 	spin_lock(&src->lock);
 	memcpy(vc->next, vc->fetch, sizeof(vc->next));
@@ -247,6 +376,22 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 		return total;
 	if (ret)
 		return ret;
+	/*
+	 * KVM resets entries in order while they are marked RESET: after our
+	 * reset, each ring's reset index is where we stopped reading, unless
+	 * somebody else harvested (and reset) entries we never saw.
+	 */
+	kvm_for_each_vcpu(idx, vcpu, kvm)
+		if (!foreign && idx < VMPF_MAX_VCPUS && test_bit(idx, vc->seen) &&
+		    vcpu->dirty_ring.dirty_gfns &&
+		    READ_ONCE(vcpu->dirty_ring.reset_index) != vc->fetch[idx])
+			foreign = idx + 1;
+	if (foreign) {
+		vmpf_source_fail(src, EBUSY,
+				 "somebody else harvested vCPU %u's dirty ring during the migration: its pages cannot be trusted",
+				 (unsigned int)(foreign - 1));
+		return -EBUSY;
+	}
 	total = 0;
 
 	for (i = 0; i < src->nr_regions; i++) {

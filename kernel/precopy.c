@@ -275,8 +275,8 @@ static u64 vmpf_round_done(struct vmpf_source *src, struct vmpf_round *rs,
 	st->zero_pages = rs->zero;
 	st->bytes = rs->bytes;
 	st->duration_ns = ns;
-	st->dirty_rate = div64_u64(dirty_after * NSEC_PER_SEC, ns);
-	st->write_rate = div64_u64(rs->bytes * NSEC_PER_SEC, ns);
+	st->dirty_rate = mul_u64_u64_div_u64(dirty_after, NSEC_PER_SEC, ns);
+	st->write_rate = mul_u64_u64_div_u64(rs->bytes, NSEC_PER_SEC, ns);
 	trace_vmpf_round(rs->round, rs->dirty, rs->written, rs->zero, rs->bytes, ns);
 	src->nr_rounds++;
 	src->pages_written += rs->written;
@@ -308,6 +308,10 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 	long n, total = 0;
 	unsigned int i;
 
+	/* Memslots changed since the last harvest: fail, or copy all again. */
+	n = vmpf_dirty_check_slots(src, false);
+	if (n < 0)
+		return n;
 	if (src->vcpus) {
 		n = vmpf_ring_harvest(src);
 		if (n == -E2BIG)
@@ -328,6 +332,7 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 	for (i = 0; i < src->nr_regions; i++) {
 		n = vmpf_dirty_harvest(src, &src->regions[i]);
 		if (n < 0) {
+			/* The first reason wins: a foreign harvest already said why. */
 			vmpf_source_fail(src, -n,
 					 "KVM refused the dirty log of memslot %u (error %ld); did the VMM change it?",
 					 src->regions[i].slot, n);
@@ -636,6 +641,25 @@ static int vmpf_final_round(struct vmpf_source *src)
 	ret = vmpf_copy_all(src, &rs, true);
 	if (ret)
 		return ret < 0 ? ret : -ECANCELED;	/* 1: aborted */
+	/*
+	 * Just before the commit: a memslot change since the final harvest
+	 * fails the session, or (slots as registered) copies everything
+	 * once more; a second change means the VMM keeps changing them.
+	 */
+	ret = vmpf_dirty_check_slots(src, false);
+	if (ret > 0) {
+		ret = vmpf_copy_all(src, &rs, true);
+		if (ret)
+			return ret < 0 ? ret : -ECANCELED;
+		ret = vmpf_dirty_check_slots(src, false);
+		if (ret > 0) {
+			vmpf_source_fail(src, ESTALE,
+					 "the VMM kept changing memslots during the switch-over");
+			ret = -ESTALE;
+		}
+	}
+	if (ret)
+		return ret;
 	vmpf_round_done(src, &rs, 0);
 	src->final_pages = rs.dirty;
 
@@ -654,6 +678,7 @@ static int vmpf_final_round(struct vmpf_source *src)
 
 static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 {
+	struct kvm *kvm = src->vm_file->private_data;
 	enum vmpf_phase done = VMPF_PHASE_FAILED;
 	unsigned int i;
 	int ret;
@@ -668,6 +693,14 @@ static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 	if (ret)
 		goto out;
 
+	/* As at attach: the VMM may have turned initially-set on since. */
+	if (src->vcpus && (READ_ONCE(kvm->manual_dirty_log_protect) &
+			   KVM_DIRTY_LOG_INITIALLY_SET)) {
+		vmpf_source_fail(src, ENOPROTOOPT,
+				 "KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET would miss writes");
+		ret = -ENOPROTOOPT;
+		goto out;
+	}
 	for (i = 0; i < src->nr_regions; i++) {
 		ret = vmpf_dirty_set_logging(src, &src->regions[i], true);
 		if (ret) {
@@ -677,6 +710,10 @@ static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 			goto out;
 		}
 	}
+	/* From here on, every memslot change is seen (dirty.c). */
+	ret = vmpf_dirty_check_slots(src, true);
+	if (ret)
+		goto out;
 
 	ret = vmpf_precopy_rounds(src);
 	if (ret)

@@ -76,6 +76,29 @@ static void vmpf_source_free(struct vmpf_source *src)
 	kvfree(src);
 }
 
+/* Is @ms the memslot @r was registered as, with @flags? */
+bool vmpf_slot_matches(const struct kvm_memory_slot *ms, const struct vmpf_sregion *r,
+		       u32 flags)
+{
+	return ms && ms->base_gfn == r->gpa >> PAGE_SHIFT && ms->npages == r->npages &&
+	       ms->userspace_addr == r->uaddr && ms->flags == flags;
+}
+
+/*
+ * Memslots of KVM's other address spaces (x86: SMM's, where SMRAM is
+ * mapped while a vCPU is in System Management Mode).  Their writes go to
+ * their own dirty logs, which the session does not read: such a VM cannot
+ * be migrated safely.  Called with @kvm->slots_lock held.
+ */
+int vmpf_smm_slots(struct kvm *kvm)
+{
+	int as, n = 0;
+
+	for (as = 1; as < KVM_MAX_NR_ADDRESS_SPACES; as++)
+		n += !kvm_memslots_empty(__kvm_memslots(kvm, as));
+	return n;
+}
+
 /* The region must be exactly one of the VM's memslots, not yet logging. */
 static int vmpf_match_memslot(struct kvm *kvm, struct vmpf_sregion *r)
 {
@@ -84,8 +107,7 @@ static int vmpf_match_memslot(struct kvm *kvm, struct vmpf_sregion *r)
 
 	mutex_lock(&kvm->slots_lock);
 	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
-	if (ms && ms->base_gfn == r->gpa >> PAGE_SHIFT && ms->npages == r->npages &&
-	    ms->userspace_addr == r->uaddr) {
+	if (ms && vmpf_slot_matches(ms, r, ms->flags)) {
 		/* Someone else reads this log: we would steal its bits. */
 		if (ms->flags & KVM_MEM_LOG_DIRTY_PAGES) {
 			ret = -EBUSY;
@@ -102,19 +124,16 @@ static int vmpf_match_memslot(struct kvm *kvm, struct vmpf_sregion *r)
  * Is @r still the memslot it was at attach, with @flags?  Before the worker
  * changes a memslot's flags: KVM_SET_USER_MEMORY_REGION would re-create a
  * slot the VMM deleted meanwhile.  (A VMM deleting it between this check
- * and the change still races; it breaks the rule that memslots stay put
- * during a migration, and only its own memory is at stake.)
+ * and the change still races; vmpf_dirty_check_slots() then fails the
+ * session at the next harvest.)
  */
 bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 flags)
 {
 	struct kvm *kvm = src->vm_file->private_data;
-	struct kvm_memory_slot *ms;
 	bool ret;
 
 	mutex_lock(&kvm->slots_lock);
-	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
-	ret = ms && ms->base_gfn == r->gpa >> PAGE_SHIFT && ms->npages == r->npages &&
-	      ms->userspace_addr == r->uaddr && ms->flags == flags;
+	ret = vmpf_slot_matches(id_to_memslot(__kvm_memslots(kvm, 0), r->slot), r, flags);
 	mutex_unlock(&kvm->slots_lock);
 	return ret;
 }
@@ -262,10 +281,25 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		ret = -EINVAL;
 		goto err_src;
 	}
+	/* SMRAM's writes would not be seen: refuse (the VMM can turn SMM off). */
+	mutex_lock(&kvm->slots_lock);
+	ret = vmpf_smm_slots(kvm) ? -EXDEV : 0;
+	mutex_unlock(&kvm->slots_lock);
+	if (ret)
+		goto err_src;
 	/* Harvests must then also clear the log: see dirty.c. */
 	src->manual_protect = READ_ONCE(kvm->manual_dirty_log_protect);
 	/* The dirty ring replaces the log (KVM_GET_DIRTY_LOG fails with it). */
 	if (READ_ONCE(kvm->dirty_ring_size)) {
+		/*
+		 * With initially-set, KVM write-protects nothing when logging
+		 * goes on, and ring mode never clears a log that would: writes
+		 * through already-writable mappings would never be pushed.
+		 */
+		if (READ_ONCE(kvm->manual_dirty_log_protect) & KVM_DIRTY_LOG_INITIALLY_SET) {
+			ret = -EOPNOTSUPP;
+			goto err_src;
+		}
 		src->vcpus = vmpf_src_zalloc(src, sizeof(*src->vcpus));
 		if (!src->vcpus) {
 			ret = -ENOMEM;

@@ -28,6 +28,9 @@
 
 #include "vmpf.h"
 
+struct kvm;
+struct kvm_memory_slot;
+
 /* One registered memslot. */
 struct vmpf_sregion {
 	u32 slot;
@@ -37,6 +40,8 @@ struct vmpf_sregion {
 	u64 uaddr;
 	u64 first_page;		/* index in the page file */
 	bool logging;		/* worker: dirty logging turned on by us */
+	bool log_known;		/* worker: @log_crc holds for KVM's snapshot */
+	u32 log_crc;		/* worker: crc32c of our last harvest (no manual protection) */
 	unsigned long *pending;	/* worker: pages still to copy */
 	unsigned long *marked;	/* VMPF_IOC_MARK_DIRTY, atomic bit ops */
 };
@@ -93,6 +98,8 @@ struct vmpf_source {
 	void __user *scratch;		/* in the VMM's mm, for KVM ioctls */
 	size_t scratch_len;
 	u64 generation;
+	u64 slots_gen;			/* memslot generation of address space 0 we checked */
+	u64 slot_changes;		/* times the memslots moved and regions were re-copied */
 	u64 flush_ns;			/* the header's flush took this long */
 	u64 request_ns;			/* and its write (one small request) this long */
 	u64 ring_ns;			/* when the dirty rings were last harvested */
@@ -155,6 +162,10 @@ void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
 int vmpf_dirty_init(struct vmpf_source *src);
 void vmpf_dirty_exit(struct vmpf_source *src);
 bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 flags);
+bool vmpf_slot_matches(const struct kvm_memory_slot *ms, const struct vmpf_sregion *r,
+		       u32 flags);
+int vmpf_smm_slots(struct kvm *kvm);
+int vmpf_dirty_check_slots(struct vmpf_source *src, bool first);
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 			   bool on);
 long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r);

@@ -67,6 +67,9 @@ int vmpf_store_get(struct vmpf_store *st, int fd, bool write)
 		goto err_inval;
 	if (!(file->f_flags & O_DIRECT))
 		goto err_inval;
+	/* O_APPEND would put every write at the end of the file. */
+	if (write && (file->f_flags & O_APPEND))
+		goto err_inval;
 	st->file = file;
 	atomic64_set(&st->retries, 0);
 	atomic_set(&st->failing, 0);

@@ -64,6 +64,8 @@ struct vmpf_source;
  *		release semantics, read locklessly with acquire semantics:
  *		once true it never changes, and @features is stable.
  * @features:	feature bits agreed in the handshake.
+ * @writable:	opened for writing; constant.  Only such a descriptor may
+ *		ask for features (sessions): a read-only one sees counters.
  * @src:	the source session, set once under @lock (release), read
  *		with acquire; freed only by release(), when no ioctl can run.
  * @rst:	the restore session, likewise.  A descriptor holds at most
@@ -77,6 +79,7 @@ struct vmpf_file {
 	struct mutex lock;	/* see above */
 	bool api_done;
 	u64 features;
+	bool writable;
 	struct vmpf_source *src;
 	struct vmpf_restore *rst;
 	wait_queue_head_t wq;

@@ -300,4 +300,26 @@ TEST_F(dev, open_close_many_threads)
 	EXPECT_EQ(before.mem_bytes, after.mem_bytes);
 }
 
+/* Sessions need a descriptor opened for writing; counters do not. */
+TEST(api_read_only_descriptor)
+{
+	struct vmpf_api a = good_api();
+	struct vmpf_dev_info info;
+	int fd = open(vmpf_device_path(), O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		SKIP(return, "cannot open %s", vmpf_device_path());
+	a.features = VMPF_FEATURE_SOURCE;
+	EXPECT_EQ(-1, ioctl(fd, VMPF_IOC_API, &a));
+	EXPECT_EQ(EBADF, errno);
+	a = good_api();
+	a.features = VMPF_FEATURE_RESTORE;
+	EXPECT_EQ(-1, ioctl(fd, VMPF_IOC_API, &a));
+	EXPECT_EQ(EBADF, errno);
+	a = good_api();
+	EXPECT_EQ(0, ioctl(fd, VMPF_IOC_API, &a));
+	EXPECT_EQ(0, ioctl(fd, VMPF_IOC_DEV_INFO, &info));
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

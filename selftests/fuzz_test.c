@@ -130,20 +130,22 @@ static const char *const op_name[NR_OPS] = {
  * feature-gated ones: EOPNOTSUPP.  FINISH also returns the errno that
  * failed the session (ECANCELED when an abort won; EIO, ENOSPC, ETIMEDOUT,
  * ENOLINK, EREMOTEIO, ENXIO from the page file; ESRCH; ENOENT/EINVAL/EFAULT
- * from KVM's dirty log when the memslots changed under it).
+ * from KVM's dirty log when the memslots changed under it; ESTALE, EXDEV,
+ * EBUSY, ENOPROTOOPT when the VMM broke a rule of migrations).
  */
 #define MAXERR 256
 static const int allowed_list[NR_OPS][20] = {
 	[OP_API]		= { EINVAL, EEXIST, EFAULT },
 	[OP_DEV_INFO]		= { EBADFD, EFAULT },
 	[OP_ATTACH]		= { EBADFD, EOPNOTSUPP, EINVAL, EPERM, ENOSPC, EBUSY,
-				    EFAULT, ENOMEM },
+				    EFAULT, ENOMEM, EXDEV, ENOPROTOOPT },
 	[OP_START]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, ENOMEM },
 	[OP_STATUS]		= { EBADFD, EINVAL, EFAULT, ENOMEM },
 	[OP_REQUEST_FINISH]	= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT },
 	[OP_FINISH]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EPERM, EFAULT,
 				    ENOMEM, ECANCELED, EIO, ENOSPC, ESRCH, ETIMEDOUT,
-				    ENOLINK, EREMOTEIO, ENXIO },
+				    ENOLINK, EREMOTEIO, ENXIO, ESTALE, EXDEV, EBUSY,
+				    ENOPROTOOPT },
 	[OP_ABORT]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EBUSY },
 	[OP_MARK_DIRTY]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EPERM, EFAULT },
 	[OP_RESTORE_OPEN]	= { EBADFD, EOPNOTSUPP, EINVAL, ENODATA, EBADMSG,

@@ -181,6 +181,16 @@ TEST_F(src, attach_target_without_odirect)
 	close(fd);
 }
 
+TEST_F(src, attach_target_append)
+{
+	int fd = open(TARGET, O_RDWR | O_DIRECT | O_APPEND | O_CLOEXEC);
+
+	ASSERT_LE(0, fd);
+	self->at.target_fd = fd;
+	EXPECT_EQ(-EINVAL, ATTACH(self));
+	close(fd);
+}
+
 TEST_F(src, attach_target_not_storage)
 {
 	int p[2];

@@ -83,6 +83,11 @@ static const char usage[] =
 "  --attempts N        migrate again after a failed or aborted migration, N\n"
 "                      attempts in all (default 1)\n"
 "  --no-mark-dirty     do not report the VMM's own write (a test of the test)\n"
+"  --misbehave WHAT[:S]  break a rule of migrations S seconds (default 0.3)\n"
+"                      into pre-copy, or before attach if S is 0, as a careless\n"
+"                      VMM would: slot-toggle, slot-unlog, slot-recreate (memslot\n"
+"                      changes), harvest, ring-harvest (take the dirty log or\n"
+"                      rings), smm (a memslot in SMM's address space)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
 "  --initially-set     the same, with KVM_DIRTY_LOG_INITIALLY_SET (logging starts\n"
 "                      with every page dirty and none write-protected)\n"
@@ -117,6 +122,8 @@ struct opts {
 	uint64_t attempts;	/* --attempts */
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
+	char misbehave[32];	/* --misbehave WHAT */
+	double misbehave_at;	/* seconds into pre-copy; 0: before attach */
 };
 
 static int parse_size(const char *s, uint64_t *out)
@@ -268,6 +275,15 @@ static int parse(int argc, char **argv, struct opts *o)
 				return usage_error("bad number '%s' for --passes", val);
 		} else if (!strcmp(a, "--history")) {
 			o->history = val;
+		} else if (!strcmp(a, "--misbehave")) {
+			const char *colon = strchr(val, ':');
+			size_t n = colon ? (size_t)(colon - val) : strlen(val);
+
+			o->misbehave_at = 0.3;
+			if (!n || n >= sizeof(o->misbehave) ||
+			    (colon && sscanf(colon + 1, "%lf", &o->misbehave_at) != 1))
+				return usage_error("bad --misbehave '%s'", val);
+			memcpy(o->misbehave, val, n);
 		} else if (!strcmp(a, "--max-throttle")) {
 			if (parse_size(val, &o->max_throttle) || !o->max_throttle ||
 			    o->max_throttle > 99)
@@ -602,6 +618,20 @@ static int session_status(int fd, struct migration *m, int ack)
 	return __vmpf_ioctl(fd, VMPF_IOC_STATUS, &m->st);
 }
 
+/* --misbehave: the forbidden thing, once; what it was goes to stdout. */
+static int misbehave(struct vm *vm, struct opts *o)
+{
+	int ret = vm_misbehave(vm, o->misbehave);
+
+	if (ret)
+		fprintf(stderr, "vmpf-vm: --misbehave %s failed: %s\n", o->misbehave,
+			strerror(-ret));
+	else
+		printf("vmpf-vm: misbehaved: %s\n", o->misbehave);
+	fflush(stdout);
+	return ret;
+}
+
 /*
  * Migrate into @o->migrate_to.  Returns 0 once committed (the vCPUs stay
  * paused: the VM now lives in the page file), 1 if the migration failed or
@@ -645,6 +675,10 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 			.slot = vm->slots[i].id, .gpa = vm->slots[i].gpa,
 			.size = vm->slots[i].size, .uaddr = (uintptr_t)vm->slots[i].hva,
 		};
+	if (o->misbehave[0] && !o->misbehave_at && misbehave(vm, o)) {
+		ret = -1;
+		goto out_close;
+	}
 	at.vm_fd = vm->fd;
 	at.target_fd = target;
 	at.regions = (uintptr_t)regs;
@@ -714,6 +748,10 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 			break;
 		if (o->throttle)
 			apply_throttle(fd, vm, m);
+		if (o->misbehave[0] && o->misbehave_at && mono_seconds() - t0 >= o->misbehave_at) {
+			misbehave(vm, o);
+			o->misbehave[0] = 0;
+		}
 		m->ready_seen |= !!(m->st.flags & VMPF_STATUS_READY);
 		m->not_converging_seen |= !!(m->st.flags & VMPF_STATUS_NOT_CONVERGING);
 		if (vm->quit) {

@@ -221,6 +221,28 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		snprintf(buf, len, "%s: the page file has a format version this module does not read",
 			 name);
 		break;
+	case EBADF:
+		if (cmd == VMPF_IOC_API)
+			snprintf(buf, len,
+				 "%s: sessions need /dev/vmpagefile opened for writing", name);
+		else
+			snprintf(buf, len, "%s: a file descriptor passed to the module is not open",
+				 name);
+		break;
+	case EXDEV:
+		snprintf(buf, len,
+			 "%s: the VM uses SMM (memslots in address space 1), whose writes the module cannot track; turn SMM off (QEMU: -machine smm=off)",
+			 name);
+		break;
+	case ENOPROTOOPT:
+		snprintf(buf, len,
+			 "%s: the VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET, which would miss writes; use one or the other",
+			 name);
+		break;
+	case ESTALE:
+		snprintf(buf, len,
+			 "%s: the VMM changed a memslot of guest RAM during the migration", name);
+		break;
 	default:
 		snprintf(buf, len, "%s failed: %s", name, strerror(err));
 		break;

@@ -854,3 +854,93 @@ long vm_check_pattern(struct vm *vm, char *first_bad, size_t len)
 	}
 	return bad;
 }
+
+/* KVM_SET_USER_MEMORY_REGION on slot @s of the VM with @flags and @size. */
+static int vm_set_slot(struct vm *vm, const struct vm_slot *s, uint32_t flags, uint64_t size)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = s->id, .flags = flags, .guest_phys_addr = s->gpa,
+		.memory_size = size, .userspace_addr = (uintptr_t)s->hva,
+	};
+
+	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) ? -errno : 0;
+}
+
+/* Every vCPU's dirty-ring entries flagged dirty handed back to KVM. */
+static int vm_ring_steal(struct vm *vm)
+{
+	size_t len = vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn *ring;
+	uint64_t j;
+	int i;
+
+	for (i = 0; i < vm->cfg.vcpus; i++) {
+		ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu[i].fd,
+			    KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (ring == MAP_FAILED)
+			return -errno;
+		for (j = 0; j < vm->cfg.dirty_ring; j++)
+			if (__atomic_load_n(&ring[j].flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY)
+				__atomic_store_n(&ring[j].flags, KVM_DIRTY_GFN_F_RESET,
+						 __ATOMIC_RELEASE);
+		munmap(ring, len);
+	}
+	return ioctl(vm->fd, KVM_RESET_DIRTY_RINGS, 0) < 0 ? -errno : 0;
+}
+
+int vm_misbehave(struct vm *vm, const char *what)
+{
+	static uint64_t bitmap[1 << 13];
+	int i, ret = 0, k;
+
+	if (!strcmp(what, "slot-toggle") || !strcmp(what, "slot-unlog")) {
+		/* Logging off and (toggle) on again: KVM drops the log meanwhile. */
+		for (i = 0; i < vm->nslots && !ret; i++) {
+			ret = vm_set_slot(vm, &vm->slots[i], 0, vm->slots[i].size);
+			if (!ret && !strcmp(what, "slot-toggle"))
+				ret = vm_set_slot(vm, &vm->slots[i], KVM_MEM_LOG_DIRTY_PAGES,
+						  vm->slots[i].size);
+		}
+	} else if (!strcmp(what, "slot-recreate")) {
+		/* Deleted and created again exactly as the session left it. */
+		vm_pause(vm);
+		for (i = 0; i < vm->nslots && !ret; i++) {
+			ret = vm_set_slot(vm, &vm->slots[i], 0, 0);
+			if (!ret)
+				ret = vm_set_slot(vm, &vm->slots[i], KVM_MEM_LOG_DIRTY_PAGES,
+						  vm->slots[i].size);
+		}
+		vm_resume(vm);
+	} else if (!strcmp(what, "harvest")) {
+		/* The VMM reads (and so clears) the dirty log itself, a few times. */
+		for (k = 0; k < 5 && !ret; k++) {
+			for (i = 0; i < vm->nslots && !ret; i++) {
+				struct kvm_dirty_log log = { .slot = vm->slots[i].id,
+							     .dirty_bitmap = bitmap };
+
+				if (vm->slots[i].size / VM_PAGE_SIZE > sizeof(bitmap) * 8)
+					continue;
+				if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log))
+					ret = -errno;
+			}
+			usleep(20000);
+		}
+	} else if (!strcmp(what, "ring-harvest")) {
+		for (k = 0; k < 5 && !ret; k++) {
+			ret = vm_ring_steal(vm);
+			usleep(20000);
+		}
+	} else if (!strcmp(what, "smm")) {
+		/* An SMRAM-like memslot in address space 1. */
+		struct vm_slot s = { .id = (1 << 16) | 7, .gpa = 0xa0000, .size = 0x20000 };
+
+		s.hva = mmap(NULL, s.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     -1, 0);
+		if (s.hva == MAP_FAILED)
+			return -errno;
+		ret = vm_set_slot(vm, &s, 0, s.size);
+	} else {
+		ret = -EINVAL;
+	}
+	return ret;
+}

@@ -126,6 +126,13 @@ uint64_t vm_vcpu_stat(struct vm *vm, const char *name);
 /* 1 once every vCPU made cfg.max_passes passes (and stopped). */
 int vm_passes_done(struct vm *vm);
 
+/*
+ * For tests of a VMM breaking the rules of a migration: do @what now, as a
+ * careless VMM would ("slot-toggle", "slot-unlog", "slot-recreate",
+ * "harvest", "ring-harvest", "smm").  0 or -errno.
+ */
+int vm_misbehave(struct vm *vm, const char *what);
+
 /* Translate a guest-physical address to the VMM's address, or NULL. */
 uint8_t *vm_gpa_to_hva(struct vm *vm, uint64_t gpa);
 

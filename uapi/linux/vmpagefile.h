@@ -70,7 +70,9 @@
  *
  * Errors: EINVAL for a wrong @api, an unknown feature bit or a non-zero
  * reserved field; EEXIST if the handshake was already done on this file
- * descriptor (a failed handshake can be retried).
+ * descriptor (a failed handshake can be retried); EBADF features asked for
+ * on a descriptor not opened for writing (a read-only one may only read
+ * the module's counters).
  */
 struct vmpf_api {
 	__u64 api;
@@ -161,11 +163,32 @@ struct vmpf_region {
  * Errors: EINVAL a bad field, a region that is unaligned, oversized,
  * overlapping or not exactly a memslot of the VM, @vm_fd not a KVM VM, or
  * a target that is not a block device or regular file opened
- * O_RDWR | O_DIRECT; EBADF a descriptor is not open; EPERM the VM belongs
+ * O_RDWR | O_DIRECT without O_APPEND; EBADF a descriptor is not open; EPERM the VM belongs
  * to another process; ENOSPC the target is too small; EBUSY this
  * descriptor already has a session, or a memslot already logs dirty pages
  * for someone else; EOPNOTSUPP the handshake did not ask for
- * VMPF_FEATURE_SOURCE.
+ * VMPF_FEATURE_SOURCE; EXDEV the VM has memslots in another address space
+ * (x86: SMM's SMRAM; writes there would not be tracked); ENOPROTOOPT the
+ * VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET (KVM then
+ * never write-protects, so the ring would miss writes).
+ *
+ * What the VMM must not do during a migration, and what happens if it does
+ * (never a commit with stale pages):
+ *  - change a registered memslot (delete, move, resize, change its flags):
+ *    the session fails with ESTALE, naming the slot; re-created exactly as
+ *    it was, dirty logging included, the slot's region is copied again whole;
+ *    changes of other memslots also make the registered regions count as
+ *    wholly dirty once (the session cannot tell what a change did);
+ *  - add memslots in another address space (SMM): fails with EXDEV;
+ *  - harvest the dirty rings itself (read and reset entries): fails with
+ *    EBUSY, naming the vCPU;
+ *  - harvest a registered memslot's dirty bitmap itself (KVM_GET_DIRTY_LOG
+ *    without manual protection): fails with EBUSY when it took pages the
+ *    session had not seen, unless it happened in the instant between the
+ *    session's check and its own harvest; with manual protection a
+ *    foreign KVM_GET_DIRTY_LOG takes nothing, but a foreign
+ *    KVM_CLEAR_DIRTY_LOG can and is NOT detected: do not clear the log of
+ *    a registered memslot during a migration.
  *
  * The other session ioctls fail with ENOENT on a descriptor without a
  * session, EINVAL in a phase where they mean nothing, and EPERM for

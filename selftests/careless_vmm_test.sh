@@ -1,0 +1,108 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# A VMM that breaks the rules of a migration mid-pre-copy (busybox sh, in
+# the test guest): it changes its memslots, harvests the dirty log or the
+# dirty rings itself, adds SMM memslots, or combines the dirty ring with
+# initially-set.  Real VMMs do these things (QEMU remaps firmware windows,
+# reaps rings, reads logs for VGA).  Each case ends in one of two ways,
+# never a third: a committed image that verifies page by page, or a failed
+# migration that says why in a sentence, an uncommitted page file, and a
+# VM that keeps running.  Prints TAP.
+TAP_PREFIX=careless
+. "$(dirname "$0")/tap.sh"
+t=$(mktemp -d)
+BLK=/dev/ram0
+
+echo "TAP version 13"
+echo "1..11"
+
+# careless WHAT [vmpf-vm options]: a dirtying VM migrating while its VMM
+# does WHAT 0.3 s into pre-copy (":0": before attach); then finish is asked
+# for.  Sets $rc (the VMM's), $out, $fin (vmpf-ctl finish's output), $info.
+careless() {
+	what=$1
+	shift
+	vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.1 \
+		--wait-request --migrate-to $BLK --checksums $t/sums --json \
+		--misbehave "$what" "$@" > $t/out 2>&1 &
+	pid=$!
+	wait_for $t/out 'misbehaved\|failed\|vmpf-vm: VMPF_IOC'
+	sleep 0.5	# a harvest or two after it
+	fin=$(vmpf-ctl finish --pid $pid 2>&1)
+	wait $pid; rc=$?
+	out=$(cat $t/out)
+	info=$(vmpf-ctl info $BLK 2>&1)
+}
+# committed NAME: the migration committed and the image verifies.
+committed() {
+	r=$(vmpf-vm --load-pagefile $BLK --verify $t/sums --seconds 0.1 --json 2>&1)
+	if [ $rc = 0 ] && has "$out" 'misbehaved' && has "$out" '"committed":true' &&
+	   has "$r" '"verified_pages_mismatched":0'; then
+		ok "$1"
+	else notok "$1" "vmm rc=$rc" "$out" "finish: $fin" "restore: $r"; fi
+}
+# refused NAME SENTENCE: the migration failed saying SENTENCE, the page
+# file is not committed, the guest ran on (its memory still follows its
+# pattern).
+refused() {
+	if [ $rc = 1 ] && has "$out" "$2" && has "$out" '"pattern_errors":0' &&
+	   has "$info" "committed  no"; then
+		ok "$1"
+	else notok "$1" "vmm rc=$rc (want 1), wanted: $2" "$out" "finish: $fin" "$info"; fi
+}
+
+# 1. Logging turned off and on again on every slot: KVM dropped the log
+# meanwhile; the slots match again, so the regions are copied again whole.
+careless slot-toggle
+committed slot_toggled_recopied
+
+# 2. Logging turned off and left off: pages written since were never logged.
+careless slot-unlog
+refused slot_unlogged_fails "changed memslot 0 during the migration.*the VM keeps running"
+
+# 3. Deleted and re-created exactly as before (vCPUs paused meanwhile).
+careless slot-recreate
+committed slot_recreated_recopied
+
+# 4. The VMM reads the dirty log itself (no manual protection: that clears
+# it): the session cannot trust what is left.
+careless harvest
+refused foreign_harvest_fails "somebody else harvested the dirty log of memslot"
+
+# 5. The same with manual protection, as QEMU runs: a read takes nothing.
+careless harvest --manual-protect
+committed foreign_read_manual_protect_harmless
+
+# 6. The VMM reaps the dirty rings itself.
+careless ring-harvest --dirty-ring 4096
+refused foreign_ring_harvest_fails "somebody else harvested vCPU [0-9]*'s dirty ring"
+
+# 7. Memslot changes with the dirty ring: as with the bitmap.
+careless slot-toggle --dirty-ring 4096
+committed ring_slot_toggled_recopied
+
+# 8. A VM with SMM memslots (address space 1) is refused at attach.
+careless smm:0
+if [ $rc = 1 ] && has "$out" "uses SMM.*-machine smm=off" && ! has "$out" '"committed":true'; then
+	ok smm_refused_at_attach
+else notok smm_refused_at_attach "vmm rc=$rc" "$out"; fi
+
+# 9. SMM memslots added mid-pre-copy fail the migration.
+careless smm
+refused smm_added_fails "memslots in another address space (SMM)"
+
+# 10. The dirty ring with initially-set is refused at attach.
+careless slot-toggle:9 --dirty-ring 4096 --initially-set
+if [ $rc = 1 ] && has "$out" "dirty ring with KVM_DIRTY_LOG_INITIALLY_SET" &&
+   ! has "$out" '"committed":true'; then
+	ok ring_initially_set_refused
+else notok ring_initially_set_refused "vmm rc=$rc" "$out"; fi
+
+# 11. After all that the module holds nothing and the kernel is clean.
+v=$(vmpf-ctl version --json 2>&1)
+if has "$v" '"sessions":0' && ! dmesg | grep -q 'BUG\|WARNING\|Call Trace'; then
+	ok nothing_left
+else notok nothing_left "$v" "$(dmesg | tail -n 20)"; fi
+
+rm -rf $t
+[ $fails = 0 ]
