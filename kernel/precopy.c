@@ -384,7 +384,7 @@ static int vmpf_commit(struct vmpf_source *src)
 	table_crc = vmpf_table_crc(src);
 
 	state_room = PAGE_ALIGN(max_t(size_t, src->state_len, 1));
-	state_buf = vzalloc(state_room);
+	state_buf = __vmalloc(state_room, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!state_buf) {
 		ret = -ENOMEM;
 		goto fail;

@@ -28,6 +28,38 @@
 #define VMPF_LIMIT_DOWNTIME_NS		(3600 * NSEC_PER_SEC)
 #define VMPF_LIMIT_REGION_BYTES		BIT_ULL(42)	/* 4 TiB */
 
+/*
+ * The VMs that have a source session: one live session at a time per VM
+ * (a second would fight the first over the memslots' flags and dirty
+ * logs).  A session that ended (its worker has put the memslots back) no
+ * longer counts: a VMM may try again while a tool still holds a copy of
+ * the old descriptor.  An entry lives as long as its session holds the VM
+ * file, so a struct kvm in the list cannot be freed and reused meanwhile.
+ * Lock order: vmpf_source_vms_lock, then a session's @lock.
+ */
+static LIST_HEAD(vmpf_source_vms);
+static DEFINE_SPINLOCK(vmpf_source_vms_lock);	/* protects vmpf_source_vms */
+
+static int vmpf_source_claim_vm(struct vmpf_source *src, struct kvm *kvm)
+{
+	struct vmpf_source *other;
+	int ret = 0;
+
+	spin_lock(&vmpf_source_vms_lock);
+	list_for_each_entry(other, &vmpf_source_vms, vm_node) {
+		if (other->vm_file->private_data != kvm)
+			continue;
+		spin_lock(&other->lock);
+		if (!vmpf_phase_done(other->phase))
+			ret = -EBUSY;
+		spin_unlock(&other->lock);
+	}
+	if (!ret)
+		list_add(&src->vm_node, &vmpf_source_vms);
+	spin_unlock(&vmpf_source_vms_lock);
+	return ret;
+}
+
 static struct vmpf_source *vmpf_source_get(struct vmpf_file *vf)
 {
 	/* Pairs with the release in vmpf_source_attach(). */
@@ -54,6 +86,11 @@ static void vmpf_source_free(struct vmpf_source *src)
 {
 	unsigned int i;
 
+	if (!list_empty(&src->vm_node)) {
+		spin_lock(&vmpf_source_vms_lock);
+		list_del(&src->vm_node);
+		spin_unlock(&vmpf_source_vms_lock);
+	}
 	for (i = 0; i < src->nr_regions; i++) {
 		kvfree(src->regions[i].pending);
 		kvfree(src->regions[i].marked);
@@ -180,7 +217,7 @@ static int vmpf_source_alloc(struct vmpf_source *src)
 				       sizeof(long));
 	if (!src->harvest)
 		return -ENOMEM;
-	src->table = vzalloc(src->layout.table_len);
+	src->table = __vmalloc(src->layout.table_len, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!src->table)
 		return -ENOMEM;
 	vmpf_src_account(src, src->layout.table_len);
@@ -238,6 +275,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		goto err_regs;
 	}
 	vmpf_src_account(src, sizeof(*src));
+	INIT_LIST_HEAD(&src->vm_node);
 	spin_lock_init(&src->lock);
 	init_waitqueue_head(&src->wq);
 	src->poll_wq = &vf->wq;
@@ -261,6 +299,9 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		ret = -EPERM;
 		goto err_src;
 	}
+	ret = vmpf_source_claim_vm(src, kvm);
+	if (ret)
+		goto err_src;
 
 	src->nr_regions = a.nr_regions;
 	for (i = 0; i < a.nr_regions; i++) {

@@ -74,6 +74,7 @@ struct vmpf_vcpus {
 struct vmpf_source {
 	/* attach */
 	struct file *vm_file;		/* holds the VM alive */
+	struct list_head vm_node;	/* in source.c's list of VMs with a session */
 	struct mm_struct *mm;		/* the VMM's, mmgrab()ed */
 	struct vmpf_store store;
 	struct vmpf_layout layout;

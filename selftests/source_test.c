@@ -251,6 +251,24 @@ TEST_F(src, attach_twice)
 	EXPECT_EQ(-EBUSY, ATTACH(self));
 }
 
+/*
+ * One live session per VM: a second descriptor is refused while the first
+ * session lives, and accepted once it ended (aborted) or was closed.
+ */
+TEST_F(src, attach_one_session_per_vm)
+{
+	struct vmpf_api api;
+	int fd = vmpf_open(vmpf_device_path());
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vmpf_handshake(fd, VMPF_FEATURE_SOURCE, &api));
+	ASSERT_EQ(0, ATTACH(self));
+	EXPECT_EQ(-EBUSY, vmpf_ioctl_checked(fd, VMPF_IOC_SOURCE_ATTACH, &self->at));
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_ABORT, NULL));
+	EXPECT_EQ(0, vmpf_ioctl_checked(fd, VMPF_IOC_SOURCE_ATTACH, &self->at));
+	close(fd);
+}
+
 TEST_F(src, no_session)
 {
 	struct vmpf_finish f = { 0 };

@@ -165,8 +165,9 @@ struct vmpf_region {
  * a target that is not a block device or regular file opened
  * O_RDWR | O_DIRECT without O_APPEND; EBADF a descriptor is not open; EPERM the VM belongs
  * to another process; ENOSPC the target is too small; EBUSY this
- * descriptor already has a session, or a memslot already logs dirty pages
- * for someone else; EOPNOTSUPP the handshake did not ask for
+ * descriptor already has a session, the VM already has a source session
+ * (on any descriptor), or a memslot already logs dirty pages for someone
+ * else; EOPNOTSUPP the handshake did not ask for
  * VMPF_FEATURE_SOURCE; EXDEV the VM has memslots in another address space
  * (x86: SMM's SMRAM; writes there would not be tracked); ENOPROTOOPT the
  * VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET (KVM then
