@@ -338,7 +338,7 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		 * through already-writable mappings would never be pushed.
 		 */
 		if (READ_ONCE(kvm->manual_dirty_log_protect) & KVM_DIRTY_LOG_INITIALLY_SET) {
-			ret = -EOPNOTSUPP;
+			ret = -ENOPROTOOPT;
 			goto err_src;
 		}
 		src->vcpus = vmpf_src_zalloc(src, sizeof(*src->vcpus));

@@ -241,7 +241,7 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		break;
 	case ESTALE:
 		snprintf(buf, len,
-			 "%s: the VMM changed a memslot of guest RAM during the migration", name);
+			 "%s: the memslots changed under the migration", name);
 		break;
 	default:
 		snprintf(buf, len, "%s failed: %s", name, strerror(err));

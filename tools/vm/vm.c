@@ -100,7 +100,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->fd = -1;
 	for (i = 0; i < VM_MAX_VCPUS; i++)
-		vm->vcpu[i].fd = -1;
+		vm->vcpu[i].fd = vm->vcpu[i].stats_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 
@@ -193,6 +193,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = vm_set_cpuid(vm, v->fd);
 		if (ret)
 			return ret;
+		/*
+		 * Now, once: KVM_GET_STATS_FD is a vCPU ioctl, which waits for
+		 * the vCPU's mutex, held for as long as it is in KVM_RUN.
+		 * Reading the statistics file later takes no lock.
+		 */
+		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL);
 	}
 	return 0;
 }
@@ -490,6 +496,8 @@ void vm_destroy(struct vm *vm)
 	for (i = 0; i < VM_MAX_VCPUS; i++) {
 		if (vm->vcpu[i].run)
 			munmap(vm->vcpu[i].run, vm->run_size);
+		if (vm->vcpu[i].stats_fd >= 0)
+			close(vm->vcpu[i].stats_fd);
 		if (vm->vcpu[i].fd >= 0)
 			close(vm->vcpu[i].fd);
 	}
@@ -503,16 +511,14 @@ void vm_destroy(struct vm *vm)
 }
 
 /* Counter @name of one vCPU from KVM's binary statistics; 0 if absent. */
-static uint64_t vcpu_stat(int vcpu_fd, const char *name)
+static uint64_t vcpu_stat(int fd, const char *name)
 {
 	struct kvm_stats_header h;
 	struct kvm_stats_desc *d;
 	uint64_t val = 0;
 	size_t dsize;
 	uint32_t i;
-	int fd;
 
-	fd = ioctl(vcpu_fd, KVM_GET_STATS_FD, NULL);
 	if (fd < 0)
 		return 0;
 	if (pread(fd, &h, sizeof(h), 0) != sizeof(h))
@@ -533,7 +539,6 @@ static uint64_t vcpu_stat(int vcpu_fd, const char *name)
 	}
 	free(d);
 out:
-	close(fd);
 	return val;
 }
 
@@ -543,8 +548,7 @@ uint64_t vm_vcpu_stat(struct vm *vm, const char *name)
 	int i;
 
 	for (i = 0; i < vm->cfg.vcpus; i++)
-		if (vm->vcpu[i].fd >= 0)
-			n += vcpu_stat(vm->vcpu[i].fd, name);
+		n += vcpu_stat(vm->vcpu[i].stats_fd, name);
 	return n;
 }
 

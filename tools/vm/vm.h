@@ -23,6 +23,7 @@ struct vm_vcpu {
 	struct vm *vm;
 	int index;
 	int fd;
+	int stats_fd;		/* KVM's binary statistics, opened with the vCPU */
 	struct kvm_run *run;
 	pthread_t thread;
 	/* progress, written by the vCPU thread, read by anyone */
