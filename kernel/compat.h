@@ -57,4 +57,32 @@ static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb
 #define KVM_MAX_NR_ADDRESS_SPACES	KVM_ADDRESS_SPACE_NUM
 #endif
 
+/*
+ * Page-file I/O from the module's kernel threads is charged to the VMM's
+ * io cgroup (io.max, io.weight), as the loop driver charges its workers'
+ * I/O to the issuer's: vmpf_charge_io() points the calling kthread's bios
+ * at the io cgroup of @mm's owner.  Not a version difference but a config
+ * one: without memcg (no mm->owner) or the io controller, nothing to do.
+ */
+#include <linux/cgroup.h>
+#include <linux/kthread.h>
+#include <linux/mm_types.h>
+
+static inline void vmpf_charge_io(struct mm_struct *mm)
+{
+#if defined(CONFIG_MEMCG) && defined(CONFIG_BLK_CGROUP)
+	struct cgroup_subsys_state *css = NULL;
+	struct task_struct *owner;
+
+	rcu_read_lock();
+	owner = rcu_dereference(mm->owner);
+	if (owner)
+		css = task_get_css(owner, io_cgrp_id);
+	rcu_read_unlock();
+	kthread_associate_blkcg(css);	/* takes its own reference */
+	if (css)
+		css_put(css);
+#endif
+}
+
 #endif /* _VMPF_COMPAT_H */

@@ -619,6 +619,8 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 			return 0;
 		}
 		rs = (struct vmpf_round){ .round = rs.round + 1 };
+		/* The VMM may have moved to another cgroup meanwhile. */
+		vmpf_charge_io(src->mm);
 	}
 }
 
@@ -748,7 +750,9 @@ int vmpf_precopy_thread(void *arg)
 
 	if (mmget_not_zero(src->mm)) {
 		kthread_use_mm(src->mm);
+		vmpf_charge_io(src->mm);
 		done = vmpf_precopy_run(src);
+		kthread_associate_blkcg(NULL);
 		kthread_unuse_mm(src->mm);
 		mmput(src->mm);
 	} else {

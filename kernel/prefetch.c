@@ -125,6 +125,8 @@ int vmpf_prefetch_thread(void *arg)
 	long r;
 
 	set_user_nice(current, MAX_NICE);
+	/* Its reads count against the VMM's io.max and io.weight. */
+	vmpf_charge_io(rst->mm);
 
 	/* The distinct rounds present, to walk them from the latest down. */
 	rounds = bitmap_zalloc(U16_MAX + 1, GFP_KERNEL);
@@ -141,6 +143,7 @@ int vmpf_prefetch_thread(void *arg)
 		}
 	}
 	bitmap_free(rounds);
+	kthread_associate_blkcg(NULL);
 
 	spin_lock(&rst->lock);
 	rst->prefetch_run = false;

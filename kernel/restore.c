@@ -50,6 +50,8 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 	vmpf_store_put(&rst->store);
 	if (rst->memcg)
 		mem_cgroup_put(rst->memcg);
+	if (rst->mm)
+		mmdrop(rst->mm);
 	atomic64_sub(rst->mem_bytes, &vmpf_counters.mem_bytes);
 	kfree(rst);
 }
@@ -183,6 +185,8 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	vmpf_rst_account(rst, rst->total_pages * sizeof(*rst->pages) +
 			 2 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
 	rst->memcg = get_mem_cgroup_from_mm(current->mm);
+	mmgrab(current->mm);
+	rst->mm = current->mm;
 
 	o.total_pages = rst->total_pages;
 	o.nr_regions = le32_to_cpu(rst->sb.nr_regions);

@@ -41,6 +41,7 @@ struct vmpf_restore {
 	void *state;			/* vzalloc()ed device state */
 	size_t state_len;
 	struct mem_cgroup *memcg;	/* the VMM's: prefetched pages are its */
+	struct mm_struct *mm;		/* the VMM's, mmgrab()ed: its io cgroup */
 	u64 open_ns;
 	u64 mem_bytes;
 

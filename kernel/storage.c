@@ -204,13 +204,13 @@ int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
 }
 
 /*
- * Write a page-aligned vmalloc() buffer whose length is a multiple of
- * PAGE_SIZE, VMPF_IO_PAGES pages at a time.
+ * A page-aligned vmalloc() buffer whose length is a multiple of PAGE_SIZE,
+ * written or read VMPF_IO_PAGES pages (256 KiB) a request.
  */
-int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
-			 loff_t pos)
+static int vmpf_store_buf(struct vmpf_store *st, unsigned int dir, void *buf,
+			  size_t len, loff_t pos)
 {
-	struct page *pages[VMPF_IO_PAGES];
+	struct bio_vec bv[VMPF_IO_PAGES];
 	size_t done = 0;
 	int ret;
 
@@ -221,13 +221,20 @@ int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 		unsigned int i;
 
 		for (i = 0; i < n; i++)
-			pages[i] = vmalloc_to_page(buf + done + i * PAGE_SIZE);
-		ret = vmpf_store_write_pages(st, pages, n, pos + done);
+			bvec_set_page(&bv[i], vmalloc_to_page(buf + done + i * PAGE_SIZE),
+				      PAGE_SIZE, 0);
+		ret = vmpf_store_rw(st, dir, bv, n, pos + done);
 		if (ret)
 			return ret;
 		done += (size_t)n << PAGE_SHIFT;
 	}
 	return 0;
+}
+
+int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
+			 loff_t pos)
+{
+	return vmpf_store_buf(st, ITER_SOURCE, (void *)buf, len, pos);
 }
 
 /* Read one page from @pos, page aligned, straight into @page. */
@@ -253,17 +260,7 @@ int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 /* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos)
 {
-	size_t done;
-	int ret;
-
-	if (!PAGE_ALIGNED(buf) || !PAGE_ALIGNED(len) || !is_vmalloc_addr(buf))
-		return -EINVAL;
-	for (done = 0; done < len; done += PAGE_SIZE) {
-		ret = vmpf_store_read_page(st, vmalloc_to_page(buf + done), pos + done);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return vmpf_store_buf(st, ITER_DEST, buf, len, pos);
 }
 
 int vmpf_store_sync(struct vmpf_store *st)
