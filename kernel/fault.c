@@ -31,6 +31,7 @@
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 
 #include "restore.h"
 #include "trace.h"
@@ -150,10 +151,11 @@ static int vmpf_restore_read(struct vmpf_restore *rst, struct page **pages,
  * Bring pages @idx .. @idx + @n - 1 in.  The caller owns their in-flight
  * bits; for @n > 1 they are all data pages, read in one request.  Each is
  * published or marked bad, and its bit released.  May sleep; holds no lock
- * of its own across the read.
+ * of its own across the read.  -ENOMEM if not even page @idx could be
+ * allocated (left for a later try), else 0.
  */
-void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
-		       bool demand)
+int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
+		      bool demand)
 {
 	struct page *pages[VMPF_IO_PAGES];
 	unsigned int i, got = 0;
@@ -177,7 +179,7 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	for (i = got; i < n; i++)
 		vmpf_restore_unlock(rst, idx + i);
 	if (!got)
-		return;
+		return i ? -ENOMEM : 0;
 
 	switch (rst->table[idx].state) {
 	case VMPF_PAGE_ZERO:
@@ -191,20 +193,24 @@ void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 			vmpf_restore_publish(rst, idx + i, pages[i],
 					     vmpf_restore_read(rst, &pages[i], idx + i, 1),
 					     demand);
-		return;
+		return 0;
 	default:
 		ret = -ENODATA;
 		vmpf_restore_bad(rst, idx, ret, "never written by the source");
 		/* Marked bad already: do not count it as a read error too. */
 		__free_page(pages[0]);
 		vmpf_restore_unlock(rst, idx);
-		return;
+		return 0;
 	}
 	for (i = 0; i < got; i++)
 		vmpf_restore_publish(rst, idx + i, pages[i], ret, demand);
+	return 0;
 }
 
-/* Read page @idx, or wait for the read someone else started.  0 or -EINTR. */
+/*
+ * Read page @idx, or wait for the read someone else started.  0, -EINTR
+ * (a fatal signal ended the wait) or -ENOMEM (no page to read into).
+ */
 static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 {
 	u64 start = ktime_get_ns(), ns, us;
@@ -212,7 +218,7 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 
 	atomic_inc(&rst->demand_waiting);
 	if (!test_and_set_bit_lock(idx, rst->inflight))
-		vmpf_restore_fill(rst, idx, 1, true);
+		ret = vmpf_restore_fill(rst, idx, 1, true);
 	else
 		ret = wait_var_event_killable(&rst->pages[idx],
 					      !test_bit_acquire(idx, rst->inflight));
@@ -227,12 +233,52 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 	return ret;
 }
 
+/*
+ * A fault that may not sleep (FAULT_FLAG_RETRY_NOWAIT: KVM's async page
+ * faults) still starts the read, as filemap_fault() starts readahead, so
+ * that the fault KVM's worker takes next finds it under way or done.  The
+ * work holds a reference to the session's file: the session outlives it.
+ */
+struct vmpf_fill_work {
+	struct work_struct work;
+	struct vmpf_restore *rst;
+	struct file *file;
+	u64 idx;
+};
+
+static void vmpf_fill_work_fn(struct work_struct *work)
+{
+	struct vmpf_fill_work *fw = container_of(work, struct vmpf_fill_work, work);
+
+	if (!test_and_set_bit_lock(fw->idx, fw->rst->inflight))
+		vmpf_restore_fill(fw->rst, fw->idx, 1, true);
+	fput(fw->file);
+	kfree(fw);
+}
+
+static void vmpf_restore_start_read(struct vmpf_restore *rst, struct vm_fault *vmf)
+{
+	struct vmpf_fill_work *fw;
+
+	if (test_bit(vmf->pgoff, rst->inflight))
+		return;		/* under way */
+	fw = kmalloc(sizeof(*fw), GFP_NOWAIT | __GFP_NOWARN);
+	if (!fw)
+		return;		/* the retried fault reads it */
+	INIT_WORK(&fw->work, vmpf_fill_work_fn);
+	fw->rst = rst;
+	fw->file = get_file(vmf->vma->vm_file);
+	fw->idx = vmf->pgoff;
+	queue_work(system_unbound_wq, &fw->work);
+}
+
 static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 {
 	struct vmpf_restore *rst = vmf->vma->vm_private_data;
 	u64 idx = vmf->pgoff;
 	struct page *page;
 	struct file *file;
+	int ret;
 
 	if (idx >= rst->total_pages)
 		return VM_FAULT_SIGBUS;
@@ -243,9 +289,16 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	if (test_bit(idx, rst->bad))
 		return VM_FAULT_SIGBUS;
 
-	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT) {
+		vmpf_restore_start_read(rst, vmf);
 		return VM_FAULT_RETRY;
+	}
 
+	/*
+	 * Sleeping for the read is safe here: the mm lock (or the VMA lock)
+	 * is dropped first and the fault retried, as filemap_fault() does,
+	 * and the file reference keeps the session alive meanwhile.
+	 */
 	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
 		file = get_file(vmf->vma->vm_file);
 		release_fault_lock(vmf);
@@ -254,11 +307,26 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 		return VM_FAULT_RETRY;
 	}
 
-	if (vmpf_restore_demand(rst, idx))
-		return VM_FAULT_SIGBUS;		/* killed: it goes anyway */
-	page = smp_load_acquire(&rst->pages[idx]);
-	if (!page)
-		return test_bit(idx, rst->bad) ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
+	/*
+	 * A fault that may not retry (get_user_pages() without a way to
+	 * unlock: ptrace, /proc/PID/mem) sleeps with the mm lock held, as
+	 * filemap_fault() then does.  A read that failed for the moment
+	 * (the storage in an outage, see storage.c; another task's read
+	 * interrupted) is tried again until the page comes in, is refused
+	 * for good (SIGBUS), or the task is killed.
+	 */
+	for (;;) {
+		ret = vmpf_restore_demand(rst, idx);
+		page = smp_load_acquire(&rst->pages[idx]);
+		if (page)
+			goto map;
+		if (test_bit(idx, rst->bad) || ret == -EINTR || fatal_signal_pending(current))
+			return VM_FAULT_SIGBUS;
+		if (ret == -ENOMEM)
+			return VM_FAULT_OOM;
+		/* Not too hot a loop when io_retries is 0: storage.c sleeps not. */
+		schedule_timeout_killable(msecs_to_jiffies(10));
+	}
 map:
 	get_page(page);
 	vmf->page = page;

@@ -83,8 +83,8 @@ static inline void vmpf_restore_wake(struct vmpf_restore *rst)
 
 /* fault.c */
 extern const struct vm_operations_struct vmpf_restore_vm_ops;
-void vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
-		       bool demand);
+int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
+		      bool demand);
 
 /* prefetch.c */
 int vmpf_prefetch_thread(void *arg);

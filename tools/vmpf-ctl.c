@@ -73,28 +73,27 @@ fail:
  * pidfd_getfd(2) applies ptrace access rules.  The copy needs no handshake
  * of its own: the handshake belongs to the open file description.
  */
-static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
+/*
+ * One pass over /proc/PID/fd: the first /dev/vmpagefile descriptor with a
+ * session, taken with pidfd_getfd(2), or -1.  *@seen counts the device's
+ * descriptors looked at; *@err is the last pidfd_getfd() error.
+ */
+static int session_scan(const struct ctl_opts *o, int pidfd, int *seen, int *err)
 {
 	char dir[64], link[PATH_MAX], target[PATH_MAX];
-	int pidfd, fd = -1, ret = 0;
 	struct dirent *de;
+	int fd = -1;
 	DIR *d;
 
-	pidfd = syscall(SYS_pidfd_open, (pid_t)o->pid, 0);
-	if (pidfd < 0) {
-		snprintf(msg, len, "no process %ld: %s", o->pid, strerror(errno));
-		return -1;
-	}
 	snprintf(dir, sizeof(dir), "/proc/%ld/fd", o->pid);
 	d = opendir(dir);
 	if (!d) {
-		snprintf(msg, len, "cannot list the descriptors of process %ld: %s", o->pid,
-			 strerror(errno));
-		close(pidfd);
+		*err = errno;
 		return -1;
 	}
 	while ((de = readdir(d))) {
 		struct vmpf_status st = { 0 };
+		struct vmpf_restore_status rs = { 0 };
 		long n;
 		ssize_t l;
 
@@ -110,34 +109,58 @@ static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
 		target[l] = 0;
 		if (strcmp(target, VMPF_DEVICE_PATH))
 			continue;
+		(*seen)++;
 		fd = syscall(SYS_pidfd_getfd, pidfd, (int)n, 0);
 		if (fd < 0) {
-			ret = errno;
+			*err = errno;
 			continue;
 		}
 		if (!__vmpf_ioctl(fd, VMPF_IOC_STATUS, &st) && st.phase != VMPF_PHASE_NONE)
 			break;
-		{
-			struct vmpf_restore_status rs = { 0 };
-
-			if (!__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, &rs) &&
-			    rs.phase != VMPF_RESTORE_NONE)
-				break;
-		}
+		if (!__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, &rs) &&
+		    rs.phase != VMPF_RESTORE_NONE)
+			break;
 		close(fd);
 		fd = -1;
 	}
 	closedir(d);
-	close(pidfd);
-	if (fd < 0) {
-		if (ret)
-			snprintf(msg, len, "cannot take process %ld's descriptor: %s (run as root)",
-				 o->pid, strerror(ret));
-		else
-			snprintf(msg, len, "process %ld holds no vmpagefile session%s",
-				 o->pid, o->fd >= 0 ? " on that descriptor" : "");
-	}
 	return fd;
+}
+
+static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
+{
+	struct timespec pause = { 0, 100000000 };
+	int pidfd, fd = -1, err = 0, seen = 0, pass;
+
+	pidfd = syscall(SYS_pidfd_open, (pid_t)o->pid, 0);
+	if (pidfd < 0) {
+		snprintf(msg, len, "no process %ld: %s", o->pid, strerror(errno));
+		return -1;
+	}
+	/*
+	 * A scan can come up empty while the VMM is busy with its descriptor
+	 * table (seen once in hundreds of runs, unexplained): look again
+	 * before saying there is no session.
+	 */
+	for (pass = 0; pass < 3 && fd < 0; pass++) {
+		if (pass)
+			nanosleep(&pause, NULL);
+		seen = 0;
+		fd = session_scan(o, pidfd, &seen, &err);
+		if (err == EACCES || err == EPERM || err == ENOENT)
+			break;
+	}
+	close(pidfd);
+	if (fd >= 0)
+		return fd;
+	if (err)
+		snprintf(msg, len, "cannot take process %ld's descriptor: %s (run as root)",
+			 o->pid, strerror(err));
+	else
+		snprintf(msg, len, "process %ld holds no vmpagefile session%s (%d descriptor%s of %s)",
+			 o->pid, o->fd >= 0 ? " on that descriptor" : "", seen,
+			 seen == 1 ? "" : "s", VMPF_DEVICE_PATH);
+	return -1;
 }
 
 static int get_status(int fd, struct vmpf_status *st, struct vmpf_round_stats *rounds,
