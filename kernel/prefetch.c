@@ -117,11 +117,18 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 	return true;
 }
 
+/* Pages neither resident nor refused: what a prefetch may still bring in. */
+static u64 vmpf_prefetch_left(struct vmpf_restore *rst)
+{
+	return rst->total_pages - atomic64_read(&rst->resident) -
+	       atomic64_read(&rst->bad_pages);
+}
+
 int vmpf_prefetch_thread(void *arg)
 {
 	struct vmpf_restore *rst = arg;
 	unsigned long *rounds;
-	u64 start = ktime_get_ns(), done = 0, idx;
+	u64 start = ktime_get_ns(), done = 0, idx, left;
 	long r;
 
 	set_user_nice(current, MAX_NICE);
@@ -143,10 +150,24 @@ int vmpf_prefetch_thread(void *arg)
 		}
 	}
 	bitmap_free(rounds);
+
+	/*
+	 * A pass leaves pages behind that it could not take then: no memory
+	 * for them, or a fault was reading them and its task was killed.
+	 * Sweep again until every page is in or refused, pausing between
+	 * sweeps that brought nothing.
+	 */
+	while (!kthread_should_stop() && (left = vmpf_prefetch_left(rst))) {
+		if (!vmpf_prefetch_pass(rst, ~0ULL, &start, &done))
+			break;
+		if (vmpf_prefetch_left(rst) == left)
+			wait_event_interruptible_timeout(rst->wq, kthread_should_stop(), HZ);
+	}
 	kthread_associate_blkcg(NULL);
 
 	spin_lock(&rst->lock);
 	rst->prefetch_run = false;
+	rst->prefetch_done = true;
 	spin_unlock(&rst->lock);
 
 	vmpf_park();

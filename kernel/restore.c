@@ -279,7 +279,12 @@ long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg)
 	mutex_lock(&vf->lock);
 	spin_lock(&rst->lock);
 	rst->prefetch_rate = p.rate;
-	rst->prefetch_run = p.op == VMPF_PREFETCH_RUN;
+	/*
+	 * A thread that ended its work (every page in or refused) does not
+	 * run again: nothing would, and the status must not say it does.
+	 */
+	rst->prefetch_run = p.op == VMPF_PREFETCH_RUN &&
+			    !(rst->prefetcher && rst->prefetch_done);
 	spin_unlock(&rst->lock);
 	if (p.op == VMPF_PREFETCH_RUN)
 		ret = vmpf_restore_start_prefetch(rst);

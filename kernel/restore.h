@@ -57,6 +57,7 @@ struct vmpf_restore {
 	spinlock_t lock;		/* see above */
 	struct task_struct *prefetcher;	/* under the descriptor's mutex */
 	bool prefetch_run;
+	bool prefetch_done;		/* the thread ended its work, under @lock */
 	bool sequential;
 	u64 prefetch_rate;		/* pages per second, 0 = unlimited */
 	u64 first_bad;

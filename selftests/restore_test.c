@@ -543,6 +543,35 @@ TEST_F(rst, bad_page_wakes_poll)
 }
 
 /*
+ * The prefetch ends with one page refused and the rest in; asked to run
+ * again it has nothing to do, and the status must not say it prefetches.
+ */
+TEST_F(rst, prefetch_run_after_its_end)
+{
+	struct vmpf_prefetch pf = { .op = VMPF_PREFETCH_RUN, .rate = 0 };
+	struct vmpf_restore_status st;
+	int i;
+
+	ASSERT_EQ(0, poke(DATA_OFF + 10 * 4096 + 99, "\xee", 1));
+	self->ro.flags = 0;
+	ASSERT_EQ(0, OPEN(self));
+	for (i = 0; i < 600; i++) {
+		rstatus(self->dev, &st);
+		if (!st.prefetching)
+			break;
+		usleep(100000);
+	}
+	EXPECT_EQ(0, st.prefetching);
+	EXPECT_EQ(TOTAL_PAGES - 1, st.resident);
+	EXPECT_EQ(1, st.bad_pages);
+	EXPECT_EQ(0, vmpf_ioctl(self->dev, VMPF_IOC_PREFETCH, &pf));
+	usleep(200000);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(0, st.prefetching);
+	EXPECT_EQ(VMPF_RESTORE_RUNNING, st.phase);
+}
+
+/*
  * One unreadable sector under the page file (device-mapper's error target
  * in a linear map of TARGET): the prefetch reads that run of pages in one
  * request, which fails even after its retries; it then reads the run page by
