@@ -24,6 +24,12 @@ static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 	vma->vm_flags |= flags;
 }
 
+static inline void vm_flags_mod(struct vm_area_struct *vma, vm_flags_t set,
+				vm_flags_t clear)
+{
+	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+}
+
 /* 6.4: faults may run under the per-VMA lock; before, always mmap_lock. */
 static inline void release_fault_lock(struct vm_fault *vmf)
 {

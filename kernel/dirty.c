@@ -35,6 +35,7 @@
  * with its old definition.  uapi/linux/vmpagefile.h lists the rules and
  * what breaking each one does.
  */
+#include <linux/anon_inodes.h>
 #include <linux/kvm.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
@@ -49,33 +50,128 @@ static size_t vmpf_bitmap_bytes(u64 npages)
 	return BITS_TO_LONGS(npages) * sizeof(long);
 }
 
-int vmpf_dirty_init(struct vmpf_source *src)
-{
-	unsigned long addr;
-	size_t len;
+/*
+ * KVM's ioctls take user pointers, so the worker passes their arguments
+ * through memory in the VMM's address space, in two parts:
+ *  - the arguments page: the argument struct, and the bitmap that
+ *    KVM_CLEAR_DIRTY_LOG reads, at VMPF_SCRATCH_BITMAP.  KVM only reads
+ *    it.  The VMM sees a page it can read but never write (no VM_WRITE,
+ *    and no VM_MAYWRITE, so mprotect() cannot add it); the worker writes
+ *    it through the kernel's own address of that page.  A VMM scribbling
+ *    over it gets SIGSEGV instead of changing what the worker asks KVM.
+ *  - the log area, which KVM_GET_DIRTY_LOG writes its copy of the log to,
+ *    an ordinary anonymous mapping: the VMM could change it, so what it
+ *    reads there is checked against KVM's own bitmap (vmpf_dirty_harvest()).
+ * Before each use, and before unmapping, the worker checks that the
+ * arguments mapping is still its own.  (A VMM that unmaps it and maps
+ * something else there in the instant between that check and KVM's read
+ * can still make the worker ask KVM what the VMM itself could ask: only
+ * its own VM is at stake, and its migration is then its own to break.)
+ */
+#define VMPF_SCRATCH_BITMAP	256	/* CLEAR_DIRTY_LOG's bitmap in the page */
 
-	len = PAGE_ALIGN(vmpf_bitmap_bytes(src->max_region_pages) + 64);
-	addr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, 0);
-	if (IS_ERR_VALUE(addr))
-		return (int)addr;
-	src->scratch = (void __user *)addr;
-	src->scratch_len = len;
+static vm_fault_t vmpf_scratch_fault(struct vm_fault *vmf)
+{
+	struct vmpf_source *src = vmf->vma->vm_private_data;
+
+	if (vmf->pgoff)
+		return VM_FAULT_SIGBUS;
+	get_page(src->args_page);
+	vmf->page = src->args_page;
 	return 0;
 }
 
-void vmpf_dirty_exit(struct vmpf_source *src)
+static const struct vm_operations_struct vmpf_scratch_ops = {
+	.fault = vmpf_scratch_fault,
+};
+
+static int vmpf_scratch_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	if (src->scratch)
-		vm_munmap((unsigned long)src->scratch, src->scratch_len);
-	src->scratch = NULL;
+	if (vma->vm_flags & VM_WRITE)
+		return -EPERM;
+	vm_flags_mod(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
+	vma->vm_private_data = file->private_data;
+	vma->vm_ops = &vmpf_scratch_ops;
+	return 0;
 }
 
-static long vmpf_kvm_ioctl(struct vmpf_source *src, unsigned int cmd,
-			   void __user *arg)
+static const struct file_operations vmpf_scratch_fops = {
+	.owner	= THIS_MODULE,
+	.mmap	= vmpf_scratch_mmap,
+};
+
+/* Is the arguments mapping at src->scratch still ours?  With the mm lock. */
+static bool vmpf_scratch_ours(struct vmpf_source *src)
 {
+	struct vm_area_struct *vma;
+	bool ours;
+
+	mmap_read_lock(src->mm);
+	vma = find_vma(src->mm, (unsigned long)src->scratch);
+	ours = vma && vma->vm_start == (unsigned long)src->scratch &&
+	       vma->vm_ops == &vmpf_scratch_ops && vma->vm_private_data == src;
+	mmap_read_unlock(src->mm);
+	return ours;
+}
+
+/* The arguments page, written through the kernel's address of it. */
+static void *vmpf_args(struct vmpf_source *src)
+{
+	return page_address(src->args_page);
+}
+
+int vmpf_dirty_init(struct vmpf_source *src)
+{
+	struct file *file;
+	unsigned long addr;
+	size_t len;
+
+	src->args_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!src->args_page)
+		return -ENOMEM;
+	file = anon_inode_getfile("[vmpagefile-args]", &vmpf_scratch_fops, src, O_RDONLY);
+	if (IS_ERR(file))
+		return PTR_ERR(file);
+	addr = vm_mmap(file, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 0);
+	fput(file);	/* the mapping holds its own reference */
+	if (IS_ERR_VALUE(addr))
+		return (int)addr;
+	src->scratch = (void __user *)addr;
+
+	len = PAGE_ALIGN(vmpf_bitmap_bytes(src->max_region_pages));
+	addr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	if (IS_ERR_VALUE(addr))
+		return (int)addr;
+	src->log_area = (void __user *)addr;
+	src->log_len = len;
+	return 0;
+}
+
+/* Unmap what is still ours; a mapping the VMM put there instead stays. */
+void vmpf_dirty_exit(struct vmpf_source *src)
+{
+	if (src->scratch && vmpf_scratch_ours(src))
+		vm_munmap((unsigned long)src->scratch, PAGE_SIZE);
+	src->scratch = NULL;
+	if (src->log_area)
+		vm_munmap((unsigned long)src->log_area, src->log_len);
+	src->log_area = NULL;
+	if (src->args_page)
+		__free_page(src->args_page);
+	src->args_page = NULL;
+}
+
+/* KVM's ioctl @cmd on the VM, with the argument struct @len bytes at @arg. */
+static long vmpf_kvm_ioctl(struct vmpf_source *src, unsigned int cmd,
+			   const void *arg, size_t len)
+{
+	if (arg) {
+		if (!vmpf_scratch_ours(src))
+			return -EFAULT;
+		memcpy(vmpf_args(src), arg, len);
+	}
 	return src->vm_file->f_op->unlocked_ioctl(src->vm_file, cmd,
-						  (unsigned long)arg);
+						  arg ? (unsigned long)src->scratch : 0);
 }
 
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
@@ -93,9 +189,7 @@ int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 	/* The slot as we left it, or the VMM changed it: leave it alone. */
 	if (!vmpf_source_slot_is(src, r, r->orig_flags | (on ? 0 : KVM_MEM_LOG_DIRTY_PAGES)))
 		return -ENOENT;
-	if (copy_to_user(src->scratch, &mr, sizeof(mr)))
-		return -EFAULT;
-	ret = vmpf_kvm_ioctl(src, KVM_SET_USER_MEMORY_REGION, src->scratch);
+	ret = vmpf_kvm_ioctl(src, KVM_SET_USER_MEMORY_REGION, &mr, sizeof(mr));
 	if (!ret)
 		r->logging = on;
 	if (!ret && on) {
@@ -175,6 +269,42 @@ out:
 }
 
 /*
+ * What KVM_GET_DIRTY_LOG wrote to the log area (in @src->harvest now) is
+ * in memory the VMM can write: take it only as far as KVM's own bitmap
+ * confirms it.  Without manual protection KVM's snapshot holds exactly
+ * what it copied out: a difference means the copy was changed, or
+ * somebody else harvested in between; either way pages may be lost.  With
+ * manual protection the bits stay set in KVM's bitmap until cleared: what
+ * it holds now is added, so a copy with bits taken away loses nothing.
+ */
+static int vmpf_check_log_copy(struct vmpf_source *src, struct vmpf_sregion *r)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	size_t bytes = vmpf_bitmap_bytes(r->npages);
+	struct kvm_memory_slot *ms;
+	unsigned long i;
+	int ret = 0;
+
+	mutex_lock(&kvm->slots_lock);
+	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
+	if (!ms || !ms->dirty_bitmap || kvm_dirty_bitmap_bytes(ms) != bytes) {
+		ret = -ESTALE;	/* changed since: the slot check says how */
+	} else if (!src->manual_protect) {
+		if (memcmp(kvm_second_dirty_bitmap(ms), src->harvest, bytes))
+			ret = -EBUSY;
+	} else {
+		for (i = 0; i < BITS_TO_LONGS(r->npages); i++)
+			src->harvest[i] |= READ_ONCE(ms->dirty_bitmap[i]);
+	}
+	mutex_unlock(&kvm->slots_lock);
+	if (ret == -EBUSY)
+		vmpf_source_fail(src, EBUSY,
+				 "the dirty log of memslot %u was changed or harvested by somebody else during the migration",
+				 r->slot);
+	return ret == -ESTALE ? 0 : ret;
+}
+
+/*
  * Without manual protection, KVM_GET_DIRTY_LOG leaves what it harvested in
  * the second half of the memslot's bitmap (KVM's snapshot), and only it
  * and KVM_CLEAR_DIRTY_LOG write there.  If the snapshot is no longer what
@@ -212,23 +342,23 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 {
 	size_t bytes = vmpf_bitmap_bytes(r->npages);
 	unsigned long words = BITS_TO_LONGS(r->npages), i;
-	void __user *ubitmap = src->scratch + 64;	/* past any argument struct */
 	struct kvm_dirty_log log = {
 		.slot = r->slot,
-		.dirty_bitmap = ubitmap,
+		.dirty_bitmap = src->log_area,
 	};
 	long ret;
 
 	ret = vmpf_check_foreign_harvest(src, r);
 	if (ret)
 		return ret;
-	if (copy_to_user(src->scratch, &log, sizeof(log)))
-		return -EFAULT;
-	ret = vmpf_kvm_ioctl(src, KVM_GET_DIRTY_LOG, src->scratch);
+	ret = vmpf_kvm_ioctl(src, KVM_GET_DIRTY_LOG, &log, sizeof(log));
 	if (ret)
 		return ret;
-	if (copy_from_user(src->harvest, ubitmap, bytes))
+	if (copy_from_user(src->harvest, src->log_area, bytes))
 		return -EFAULT;
+	ret = vmpf_check_log_copy(src, r);
+	if (ret)
+		return ret;
 	/* What KVM's snapshot must still hold at the next harvest. */
 	r->log_known = !src->manual_protect;
 	if (r->log_known)
@@ -251,19 +381,19 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
 		       u64 first, u64 n)
 {
-	void __user *ubitmap = src->scratch + 64;
 	struct kvm_clear_dirty_log clear = {
 		.slot = r->slot,
 		.num_pages = n,
 		.first_page = first,
-		.dirty_bitmap = ubitmap,
+		.dirty_bitmap = src->scratch + VMPF_SCRATCH_BITMAP,
 	};
 
-	if (copy_to_user(ubitmap, r->pending + first / BITS_PER_LONG,
-			 BITS_TO_LONGS(n) * sizeof(long)) ||
-	    copy_to_user(src->scratch, &clear, sizeof(clear)))
-		return -EFAULT;
-	return vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, src->scratch);
+	/* The mask KVM reads, in the page the VMM cannot write. */
+	if (BITS_TO_LONGS(n) * sizeof(long) > PAGE_SIZE - VMPF_SCRATCH_BITMAP)
+		return -EINVAL;
+	memcpy(vmpf_args(src) + VMPF_SCRATCH_BITMAP, r->pending + first / BITS_PER_LONG,
+	       BITS_TO_LONGS(n) * sizeof(long));
+	return vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, &clear, sizeof(clear));
 }
 
 /* The region holding memslot @slot (address space 0), or NULL. */
@@ -314,7 +444,7 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 		fresh |= !test_bit(idx, vc->seen);
 	}
 	if (fresh) {
-		ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
+		ret = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL, 0);
 		if (ret < 0)
 			return ret;
 		ret = 0;
@@ -371,7 +501,7 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 	vc->nr = max(vc->nr, nr);
 	spin_unlock(&src->lock);
 	/* What was harvested goes back to KVM, even on the way to E2BIG. */
-	total = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL);
+	total = vmpf_kvm_ioctl(src, KVM_RESET_DIRTY_RINGS, NULL, 0);
 	if (total < 0)
 		return total;
 	if (ret)

@@ -689,6 +689,7 @@ static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 	if (ret) {
 		vmpf_source_fail(src, -ret, "cannot map a scratch buffer in the VMM (error %d)",
 				 ret);
+		vmpf_dirty_exit(src);
 		return VMPF_PHASE_FAILED;
 	}
 	ret = vmpf_write_header(src);

@@ -96,8 +96,10 @@ struct vmpf_source {
 	u64 nr_data, nr_zero;		/* table entries in each state */
 	unsigned long *harvest;		/* one region's dirty log */
 	struct page *io_pages[VMPF_IO_PAGES];
-	void __user *scratch;		/* in the VMM's mm, for KVM ioctls */
-	size_t scratch_len;
+	void __user *scratch;		/* KVM ioctls' arguments, read-only to the VMM */
+	struct page *args_page;		/* the page mapped there */
+	void __user *log_area;		/* KVM_GET_DIRTY_LOG's output, in the VMM */
+	size_t log_len;
 	u64 generation;
 	u64 slots_gen;			/* memslot generation of address space 0 we checked */
 	u64 slot_changes;		/* times the memslots moved and regions were re-copied */

@@ -14,7 +14,7 @@ t=$(mktemp -d)
 BLK=/dev/ram0
 
 echo "TAP version 13"
-echo "1..11"
+echo "1..12"
 
 # careless WHAT [vmpf-vm options]: a dirtying VM migrating while its VMM
 # does WHAT 0.3 s into pre-copy (":0": before attach); then finish is asked
@@ -99,7 +99,12 @@ if [ $rc = 1 ] && has "$out" "dirty ring with KVM_DIRTY_LOG_INITIALLY_SET" &&
 	ok ring_initially_set_refused
 else notok ring_initially_set_refused "vmm rc=$rc" "$out"; fi
 
-# 11. After all that the module holds nothing and the kernel is clean.
+# 11. The page through which the session hands KVM its arguments cannot be
+# made writable or written by the VMM (mprotect, /proc/self/mem).
+careless scribble --manual-protect
+committed args_page_not_writable
+
+# 12. After all that the module holds nothing and the kernel is clean.
 v=$(vmpf-ctl version --json 2>&1)
 if has "$v" '"sessions":0' && ! dmesg | grep -q 'BUG\|WARNING\|Call Trace'; then
 	ok nothing_left

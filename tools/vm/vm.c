@@ -892,6 +892,8 @@ static int vm_ring_steal(struct vm *vm)
 	return ioctl(vm->fd, KVM_RESET_DIRTY_RINGS, 0) < 0 ? -errno : 0;
 }
 
+int vm_scribble_args(void);
+
 int vm_misbehave(struct vm *vm, const char *what)
 {
 	static uint64_t bitmap[1 << 13];
@@ -934,6 +936,8 @@ int vm_misbehave(struct vm *vm, const char *what)
 			ret = vm_ring_steal(vm);
 			usleep(20000);
 		}
+	} else if (!strcmp(what, "scribble")) {
+		ret = vm_scribble_args();
 	} else if (!strcmp(what, "smm")) {
 		/* An SMRAM-like memslot in address space 1. */
 		struct vm_slot s = { .id = (1 << 16) | 7, .gpa = 0xa0000, .size = 0x20000 };
@@ -947,4 +951,35 @@ int vm_misbehave(struct vm *vm, const char *what)
 		ret = -EINVAL;
 	}
 	return ret;
+}
+
+/*
+ * --misbehave scribble: find the session's arguments page in our own
+ * address space and try to make it writable or write it; every attempt
+ * must fail.  0 if they all did, -EPERM if one succeeded.
+ */
+int vm_scribble_args(void)
+{
+	char line[512];
+	unsigned long start = 0, end;
+	FILE *maps = fopen("/proc/self/maps", "r");
+	uint64_t junk = ~0ULL;
+	int mem, bad = 0;
+
+	if (!maps)
+		return -errno;
+	while (fgets(line, sizeof(line), maps))
+		if (strstr(line, "[vmpagefile-args]") &&
+		    sscanf(line, "%lx-%lx", &start, &end) == 2)
+			break;
+	fclose(maps);
+	if (!start)
+		return -ENOENT;
+	bad |= !mprotect((void *)start, 4096, PROT_READ | PROT_WRITE);
+	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (mem >= 0) {
+		bad |= pwrite(mem, &junk, sizeof(junk), (off_t)start) == sizeof(junk);
+		close(mem);
+	}
+	return bad ? -EPERM : 0;
 }
