@@ -627,6 +627,76 @@ TEST_F(rst, prefetch_skips_unreadable_page)
 	EXPECT_EQ(0, system("dmsetup remove vmpf-hole"));
 }
 
+/* After @delay_us, put the plain linear table back under vmpf-outage. */
+static char heal_cmd[512];
+
+static void *heal_later(void *arg)
+{
+	usleep((long)arg);
+	return (void *)(long)system(heal_cmd);
+}
+
+/*
+ * A storage outage longer than the retry budget, under a fault that may
+ * not drop the mm lock (/proc/self/mem: get_user_pages without unlocking).
+ * The first page read in the outage spends the whole budget and is
+ * refused; the storage is then known to be failing, and the next page's
+ * read fails after one retry without being refused.  That fault waits for
+ * the storage to come back and gets its page: not ENOMEM (it once
+ * returned VM_FAULT_OOM), not a refused page.
+ */
+TEST_F(rst, outage_under_unretriable_fault)
+{
+	long sectors;
+	unsigned char got[4096];
+	pthread_t healer;
+	char cmd[512];
+	void *hrc;
+	int fd, mem;
+	FILE *f;
+
+	f = fopen("/sys/block/ram1/size", "r");
+	if (!f || fscanf(f, "%ld", &sectors) != 1)
+		SKIP(return, "no size for /dev/ram1");
+	fclose(f);
+	if (system("dmsetup version >/dev/null 2>&1"))
+		SKIP(return, "no dmsetup or device-mapper here");
+	system("dmsetup remove vmpf-outage >/dev/null 2>&1");
+	snprintf(cmd, sizeof(cmd), "echo '0 %ld linear %s 0' | dmsetup create vmpf-outage",
+		 sectors, TARGET);
+	ASSERT_EQ(0, system(cmd));
+	snprintf(heal_cmd, sizeof(heal_cmd),
+		 "echo '0 %ld linear %s 0' | dmsetup load vmpf-outage && dmsetup resume vmpf-outage",
+		 sectors, TARGET);
+	fd = open("/dev/mapper/vmpf-outage", O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, fd);
+	self->ro.target_fd = fd;
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	snprintf(cmd, sizeof(cmd),
+		 "echo '0 %ld error' | dmsetup load vmpf-outage && dmsetup resume vmpf-outage",
+		 sectors);
+	ASSERT_EQ(0, system(cmd));
+	EXPECT_TRUE(touch_sigbus(self->map + 20 * 4096));	/* the budget, refused */
+	ASSERT_EQ(0, pthread_create(&healer, NULL, heal_later, (void *)1500000L));
+	mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, mem);
+	EXPECT_EQ(4096, pread(mem, got, sizeof(got),
+			      (off_t)(unsigned long)(self->map + 21 * 4096)))
+		TH_LOG("pread of /proc/self/mem: %s", strerror(errno));
+	EXPECT_TRUE(check_page(got, 21));
+	pthread_join(healer, &hrc);
+	EXPECT_EQ(0, (long)hrc);
+	close(mem);
+	munmap(self->map, TOTAL_PAGES * 4096);
+	self->map = MAP_FAILED;
+	close(self->dev);
+	self->dev = -1;
+	close(fd);
+	EXPECT_EQ(0, system("dmsetup remove vmpf-outage"));
+}
+
 /* munmap racing faults: the faulting side sees EFAULT, nothing breaks. */
 struct unmap_race {
 	unsigned char *map;
