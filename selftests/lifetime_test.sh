@@ -113,6 +113,7 @@ else notok committed_image "rc=$rc" "$out" "restore rc=$rrc" "$r" "$v"; fi
 #   6 lazy restore; a vmpf-ctl restore --pause/--run killed mid-call
 : > $t/kills
 fail_it=
+relooks=0
 s0=$(sunreclaim 0)
 start=$(date +%s)
 it=0
@@ -196,6 +197,7 @@ while [ $it -lt $ITERS ]; do
 	# keeps running after that), the helpers when the session is gone.
 	if kill -0 $vmm 2>/dev/null; then
 		[ $sc -le 4 ] && timeout 30 vmpf-ctl abort --pid $vmm > $t/abort 2>&1
+		grep -q "found the session on look" $t/abort 2>/dev/null && relooks=$((relooks + 1))
 		[ $sc -ge 5 ] && kill -9 $vmm 2>/dev/null
 		gone $vmm 10 || {
 			# What the abort said, and where the session is now.
@@ -217,7 +219,8 @@ while [ $it -lt $ITERS ]; do
 done
 secs=$(($(date +%s) - start))
 s1=$(sunreclaim 1)
-echo "# $it iterations in $secs s; kills (what ran, who was killed, session phase just before):"
+echo "# $it iterations in $secs s; vmpf-ctl abort found the session only on a second look $relooks times"
+echo "# kills (what ran, who was killed, session phase just before):"
 sort $t/kills | uniq -c | sed 's/^ */#   /'
 
 # 2. Every iteration ended with the module idle and the kernel untainted.

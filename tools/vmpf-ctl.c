@@ -151,6 +151,8 @@ static int session_fd(const struct ctl_opts *o, char *msg, size_t len)
 			break;
 	}
 	close(pidfd);
+	if (fd >= 0 && pass > 1)
+		fprintf(stderr, "vmpf-ctl: found the session on look %d\n", pass);
 	if (fd >= 0)
 		return fd;
 	if (err)
