@@ -6,17 +6,22 @@
  *
  * vmpf_restore_fault() behaves like the page cache's filemap_fault():
  *  - a page already resident is mapped at once;
- *  - with FAULT_FLAG_RETRY_NOWAIT (KVM's async page fault) it returns
- *    VM_FAULT_RETRY without waiting and with the lock still held: KVM lets
- *    the guest run other work and faults again later, without the flag;
+ *  - with FAULT_FLAG_RETRY_NOWAIT (KVM's async page fault) it starts the
+ *    read in a worker and returns VM_FAULT_RETRY without waiting and with
+ *    the lock still held: KVM lets the guest run other work and faults
+ *    again later, without the flag, finding the read under way or done;
  *  - when it may retry, it takes a reference to the file, drops the mm
  *    lock, reads (or waits for the read another fault already started),
  *    and returns VM_FAULT_RETRY; the retried fault finds the page resident.
  *    Sleeping is safe there: no lock is held, and the file reference keeps
  *    the session alive even if the VMA goes away meanwhile;
- *  - when it may not retry, it reads with the mm lock held, as
+ *  - when it may not retry, it waits with the mm lock held, as
  *    filemap_fault() does in that case: the read only needs the page file,
- *    never the faulting mm, so it cannot deadlock on it;
+ *    never the faulting mm, so it cannot deadlock on it; a read failing
+ *    for the moment (a storage outage) is tried again until the page
+ *    comes, is refused, or the task is killed;
+ *  - a fault never takes the page file's filesystem locks: when the page
+ *    file is a regular file, a worker reads it (see vmpf_fill_work);
  *  - a fatal signal ends a wait;
  *  - a page that could not be read or failed its crc32c is never mapped:
  *    the access gets SIGBUS, and the status and the kernel log say which
@@ -208,16 +213,66 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 }
 
 /*
+ * Reads in a worker.  A filesystem's direct read takes the page file's
+ * i_rwsem (ext4, XFS, NFS), and a fault may come from inside write() to
+ * another file of that filesystem (holding its i_rwsem: the same lock
+ * class) or hold the mm lock (a fault that may not retry: the reverse of
+ * the i_rwsem -> mmap_lock order).  So a fault never reads a regular page
+ * file itself: a work item does, holding no lock of the faulting task's,
+ * and the fault waits for it.  A block device's direct read takes no
+ * inode lock: there the fault reads itself, saving the hand-over.  Also
+ * used to start the read of a fault that may not wait at all.
+ *
+ * The work owns the page's in-flight bit (taken before queueing, or by
+ * the work itself for a fault that does not wait) and holds a reference
+ * to the session's file, so the session outlives it.
+ */
+struct vmpf_fill_work {
+	struct work_struct work;
+	struct vmpf_restore *rst;
+	struct file *file;
+	u64 idx;
+	bool owned;		/* the in-flight bit was taken for us */
+};
+
+static void vmpf_fill_work_fn(struct work_struct *work)
+{
+	struct vmpf_fill_work *fw = container_of(work, struct vmpf_fill_work, work);
+
+	if (fw->owned || !test_and_set_bit_lock(fw->idx, fw->rst->inflight))
+		vmpf_restore_fill(fw->rst, fw->idx, 1, true);
+	fput(fw->file);
+	kfree(fw);
+}
+
+static bool vmpf_queue_fill(struct vmpf_restore *rst, struct file *file, u64 idx,
+			    bool owned, gfp_t gfp)
+{
+	struct vmpf_fill_work *fw = kmalloc(sizeof(*fw), gfp | __GFP_NOWARN);
+
+	if (!fw)
+		return false;
+	INIT_WORK(&fw->work, vmpf_fill_work_fn);
+	fw->rst = rst;
+	fw->file = get_file(file);
+	fw->idx = idx;
+	fw->owned = owned;
+	queue_work(system_unbound_wq, &fw->work);
+	return true;
+}
+
+/*
  * Read page @idx, or wait for the read someone else started.  0, -EINTR
  * (a fatal signal ended the wait) or -ENOMEM (no page to read into).
  */
-static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
+static int vmpf_restore_demand(struct vmpf_restore *rst, struct file *file, u64 idx)
 {
 	u64 start = ktime_get_ns(), ns, us;
 	int ret = 0;
 
 	atomic_inc(&rst->demand_waiting);
-	if (!test_and_set_bit_lock(idx, rst->inflight))
+	if (!test_and_set_bit_lock(idx, rst->inflight) &&
+	    !(rst->read_in_worker && vmpf_queue_fill(rst, file, idx, true, GFP_KERNEL)))
 		ret = vmpf_restore_fill(rst, idx, 1, true);
 	else
 		ret = wait_var_event_killable(&rst->pages[idx],
@@ -231,45 +286,6 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, u64 idx)
 	if (atomic_dec_and_test(&rst->demand_waiting))
 		vmpf_restore_wake(rst);
 	return ret;
-}
-
-/*
- * A fault that may not sleep (FAULT_FLAG_RETRY_NOWAIT: KVM's async page
- * faults) still starts the read, as filemap_fault() starts readahead, so
- * that the fault KVM's worker takes next finds it under way or done.  The
- * work holds a reference to the session's file: the session outlives it.
- */
-struct vmpf_fill_work {
-	struct work_struct work;
-	struct vmpf_restore *rst;
-	struct file *file;
-	u64 idx;
-};
-
-static void vmpf_fill_work_fn(struct work_struct *work)
-{
-	struct vmpf_fill_work *fw = container_of(work, struct vmpf_fill_work, work);
-
-	if (!test_and_set_bit_lock(fw->idx, fw->rst->inflight))
-		vmpf_restore_fill(fw->rst, fw->idx, 1, true);
-	fput(fw->file);
-	kfree(fw);
-}
-
-static void vmpf_restore_start_read(struct vmpf_restore *rst, struct vm_fault *vmf)
-{
-	struct vmpf_fill_work *fw;
-
-	if (test_bit(vmf->pgoff, rst->inflight))
-		return;		/* under way */
-	fw = kmalloc(sizeof(*fw), GFP_NOWAIT | __GFP_NOWARN);
-	if (!fw)
-		return;		/* the retried fault reads it */
-	INIT_WORK(&fw->work, vmpf_fill_work_fn);
-	fw->rst = rst;
-	fw->file = get_file(vmf->vma->vm_file);
-	fw->idx = vmf->pgoff;
-	queue_work(system_unbound_wq, &fw->work);
 }
 
 static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
@@ -290,7 +306,9 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT) {
-		vmpf_restore_start_read(rst, vmf);
+		/* Under way already, or the retried fault reads it. */
+		if (!test_bit(idx, rst->inflight))
+			vmpf_queue_fill(rst, vmf->vma->vm_file, idx, false, GFP_NOWAIT);
 		return VM_FAULT_RETRY;
 	}
 
@@ -302,7 +320,7 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
 		file = get_file(vmf->vma->vm_file);
 		release_fault_lock(vmf);
-		vmpf_restore_demand(rst, idx);
+		vmpf_restore_demand(rst, file, idx);
 		fput(file);
 		return VM_FAULT_RETRY;
 	}
@@ -310,13 +328,14 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	/*
 	 * A fault that may not retry (get_user_pages() without a way to
 	 * unlock: ptrace, /proc/PID/mem) sleeps with the mm lock held, as
-	 * filemap_fault() then does.  A read that failed for the moment
+	 * filemap_fault() then does; it takes no lock for the read (a worker
+	 * reads a regular page file, a block device's read takes none).  A read that failed for the moment
 	 * (the storage in an outage, see storage.c; another task's read
 	 * interrupted) is tried again until the page comes in, is refused
 	 * for good (SIGBUS), or the task is killed.
 	 */
 	for (;;) {
-		ret = vmpf_restore_demand(rst, idx);
+		ret = vmpf_restore_demand(rst, vmf->vma->vm_file, idx);
 		page = smp_load_acquire(&rst->pages[idx]);
 		if (page)
 			goto map;

@@ -184,6 +184,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	}
 	vmpf_rst_account(rst, rst->total_pages * sizeof(*rst->pages) +
 			 2 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
+	rst->read_in_worker = S_ISREG(file_inode(rst->store.file)->i_mode);
 	rst->memcg = get_mem_cgroup_from_mm(current->mm);
 	mmgrab(current->mm);
 	rst->mm = current->mm;

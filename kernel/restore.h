@@ -45,6 +45,7 @@ struct vmpf_restore {
 	u64 open_ns;
 	u64 mem_bytes;
 
+	bool read_in_worker;		/* the page file is a regular file: see fault.c */
 	struct rw_semaphore store_sem;	/* see above */
 	struct vmpf_store store;	/* file NULL once complete */
 
