@@ -78,8 +78,8 @@ struct vmpf_source;
 struct vmpf_file {
 	struct mutex lock;	/* see above */
 	bool api_done;
-	u64 features;
 	bool writable;
+	u64 features;
 	struct vmpf_source *src;
 	struct vmpf_restore *rst;
 	wait_queue_head_t wq;

@@ -12,6 +12,7 @@ TAP_PREFIX=careless
 . "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
 BLK=/dev/ram0
+dmesg0=$(dmesg | wc -l)
 
 echo "TAP version 13"
 echo "1..12"
@@ -106,9 +107,10 @@ committed args_page_not_writable
 
 # 12. After all that the module holds nothing and the kernel is clean.
 v=$(vmpf-ctl version --json 2>&1)
-if has "$v" '"sessions":0' && ! dmesg | grep -q 'BUG\|WARNING\|Call Trace'; then
+new=$(dmesg | tail -n +$((dmesg0 + 1)) | grep 'BUG\|WARNING\|Call Trace')
+if has "$v" '"sessions":0' && [ -z "$new" ]; then
 	ok nothing_left
-else notok nothing_left "$v" "$(dmesg | tail -n 20)"; fi
+else notok nothing_left "$v" "$new"; fi
 
 rm -rf $t
 [ $fails = 0 ]
