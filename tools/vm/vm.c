@@ -894,6 +894,34 @@ static int vm_ring_steal(struct vm *vm)
 
 int vm_scribble_args(void);
 
+/* --misbehave ring-spin: for a second, keep marking every ring entry dirty. */
+static int vm_ring_spin(struct vm *vm)
+{
+	size_t len = vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn *ring[VM_MAX_VCPUS];
+	struct timespec t0, t;
+	uint64_t j;
+	int i;
+
+	for (i = 0; i < vm->cfg.vcpus; i++) {
+		ring[i] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu[i].fd,
+			       KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (ring[i] == MAP_FAILED)
+			return -errno;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		for (i = 0; i < vm->cfg.vcpus; i++)
+			for (j = 0; j < vm->cfg.dirty_ring; j++)
+				__atomic_store_n(&ring[i][j].flags, KVM_DIRTY_GFN_F_DIRTY,
+						 __ATOMIC_RELEASE);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 1);
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		munmap(ring[i], len);
+	return 0;
+}
+
 int vm_misbehave(struct vm *vm, const char *what)
 {
 	static uint64_t bitmap[1 << 13];
@@ -936,6 +964,8 @@ int vm_misbehave(struct vm *vm, const char *what)
 			ret = vm_ring_steal(vm);
 			usleep(20000);
 		}
+	} else if (!strcmp(what, "ring-spin")) {
+		ret = vm_ring_spin(vm);
 	} else if (!strcmp(what, "scribble")) {
 		ret = vm_scribble_args();
 	} else if (!strcmp(what, "smm")) {

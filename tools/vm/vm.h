@@ -130,7 +130,7 @@ int vm_passes_done(struct vm *vm);
 /*
  * For tests of a VMM breaking the rules of a migration: do @what now, as a
  * careless VMM would ("slot-toggle", "slot-unlog", "slot-recreate",
- * "harvest", "ring-harvest", "smm", "scribble").  0 or -errno.
+ * "harvest", "ring-harvest", "ring-spin", "smm", "scribble").  0 or -errno.
  */
 int vm_misbehave(struct vm *vm, const char *what);
 
