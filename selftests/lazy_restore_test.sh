@@ -15,11 +15,14 @@ echo "1..8"
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 	--migrate-to $BLK --checksums $t/s --json 2>&1) || echo "# migration failed: $out"
 
-# 1. Faults only: the vCPUs' accesses bring in just what they touch.
+# 1. Faults only: the vCPUs' accesses bring in just what they touch.  (How
+# much they touch in 0.3 s depends on the kernel's speed: 300-1500 pages
+# seen, the fewest under KASAN; 128 is well past the guest's own code and
+# page tables.)
 r=$(vmpf-vm --restore $BLK --no-prefetch --seconds 0.3 --json 2>&1); rc=$?
 res=$(num "$r" resident)
 if [ $rc = 0 ] && has "$r" '"complete":false' && [ "$(num "$r" prefetched)" = 0 ] &&
-   [ "$(num "$r" demand)" -gt 512 ] && [ "$res" -lt 4096 ] &&
+   [ "$(num "$r" demand)" -gt 128 ] && [ "$res" -lt 4096 ] &&
    [ "$(num "$r" demand)" = "$res" ] && [ "$(num "$r" stores)" -gt 0 ] &&
    has "$r" '"pattern_errors":0'; then
 	ok vcpu_faults_without_prefetch
