@@ -262,9 +262,7 @@ out:
 		bitmap_fill(src->regions[i].pending, src->regions[i].npages);
 		src->regions[i].log_known = false;
 	}
-	spin_lock(&src->lock);
 	src->slot_changes++;
-	spin_unlock(&src->lock);
 	return 1;
 }
 
