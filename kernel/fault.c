@@ -329,13 +329,15 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 * A fault that may not retry (get_user_pages() without a way to
 	 * unlock: ptrace, /proc/PID/mem) sleeps with the mm lock held, as
 	 * filemap_fault() then does; it takes no lock for the read (a worker
-	 * reads a regular page file, a block device's read takes none).  A read that failed for the moment
-	 * (the storage in an outage, see storage.c; another task's read
-	 * interrupted) is tried again until the page comes in, is refused
-	 * for good (SIGBUS), or the task is killed.
+	 * reads a regular page file, a block device's read takes none).  A
+	 * read that failed for the moment (the storage in an outage, see
+	 * storage.c; another task's read interrupted) is tried again until
+	 * the page comes in, is refused for good (SIGBUS), or the task is
+	 * killed.
 	 */
 	for (;;) {
 		ret = vmpf_restore_demand(rst, vmf->vma->vm_file, idx);
+		/* Pairs with the release in vmpf_restore_publish(). */
 		page = smp_load_acquire(&rst->pages[idx]);
 		if (page)
 			goto map;
