@@ -577,21 +577,37 @@ TEST_F(rst, prefetch_run_after_its_end)
  * request, which fails even after its retries; it then reads the run page by
  * page, so only the page on the bad sector is refused, and carries on.
  */
+/*
+ * For the tests that put device-mapper under the page file: TARGET's size
+ * in sectors, with any leftover device @name removed; -1 without either.
+ */
+static long dm_sectors(const char *name)
+{
+	char cmd[128];
+	long sectors;
+	FILE *f = fopen("/sys/block/ram1/size", "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &sectors) != 1)
+		sectors = -1;
+	fclose(f);
+	if (system("dmsetup version >/dev/null 2>&1"))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "dmsetup remove %s >/dev/null 2>&1", name);
+	system(cmd);
+	return sectors;
+}
+
 TEST_F(rst, prefetch_skips_unreadable_page)
 {
 	struct vmpf_restore_status st;
 	char cmd[512];
-	long sectors, bad = (DATA_OFF + 10 * 4096) / 512;
+	long sectors = dm_sectors("vmpf-hole"), bad = (DATA_OFF + 10 * 4096) / 512;
 	int i, fd;
-	FILE *f;
 
-	f = fopen("/sys/block/ram1/size", "r");
-	if (!f || fscanf(f, "%ld", &sectors) != 1)
-		SKIP(return, "no size for /dev/ram1");
-	fclose(f);
-	if (system("dmsetup version >/dev/null 2>&1"))
-		SKIP(return, "no dmsetup or device-mapper here");
-	system("dmsetup remove vmpf-hole >/dev/null 2>&1");
+	if (sectors < 0)
+		SKIP(return, "no size for %s, or no device-mapper here", TARGET);
 	snprintf(cmd, sizeof(cmd),
 		 "printf '0 %ld linear %s 0\n%ld 8 error\n%ld %ld linear %s %ld\n' | dmsetup create vmpf-hole",
 		 bad, TARGET, bad, bad + 8, sectors - bad - 8, TARGET, bad + 8);
@@ -638,20 +654,14 @@ TEST_F(rst, prefetch_skips_unreadable_page)
  */
 TEST_F(rst, outage_under_unretriable_fault)
 {
-	long sectors;
+	long sectors = dm_sectors("vmpf-outage");
 	unsigned char got[4096];
 	char cmd[512], heal[512];
 	int fd, mem, status;
 	pid_t healer;
-	FILE *f;
 
-	f = fopen("/sys/block/ram1/size", "r");
-	if (!f || fscanf(f, "%ld", &sectors) != 1)
-		SKIP(return, "no size for /dev/ram1");
-	fclose(f);
-	if (system("dmsetup version >/dev/null 2>&1"))
-		SKIP(return, "no dmsetup or device-mapper here");
-	system("dmsetup remove vmpf-outage >/dev/null 2>&1");
+	if (sectors < 0)
+		SKIP(return, "no size for %s, or no device-mapper here", TARGET);
 	snprintf(cmd, sizeof(cmd), "echo '0 %ld linear %s 0' | dmsetup create vmpf-outage",
 		 sectors, TARGET);
 	ASSERT_EQ(0, system(cmd));
