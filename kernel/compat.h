@@ -58,9 +58,15 @@ static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb
 #define vmpf_iocb_iter_write vfs_iocb_iter_write
 #endif
 
-/* 6.8: KVM_ADDRESS_SPACE_NUM became KVM_MAX_NR_ADDRESS_SPACES. */
+/*
+ * 6.8: KVM_ADDRESS_SPACE_NUM became KVM_MAX_NR_ADDRESS_SPACES, a VM's own
+ * count came with private memory (guest_memfd: SEV-SNP VMs have one
+ * address space only); before, no VM had private memory.
+ */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
-#define KVM_MAX_NR_ADDRESS_SPACES	KVM_ADDRESS_SPACE_NUM
+#define KVM_MAX_NR_ADDRESS_SPACES		KVM_ADDRESS_SPACE_NUM
+#define kvm_arch_nr_memslot_as_ids(kvm)		KVM_ADDRESS_SPACE_NUM
+#define kvm_arch_has_private_mem(kvm)		false
 #endif
 
 /*

@@ -50,6 +50,8 @@ static size_t vmpf_bitmap_bytes(u64 npages)
 	return BITS_TO_LONGS(npages) * sizeof(long);
 }
 
+static void vmpf_log_sign(struct vmpf_sregion *r, const void *buf, size_t len);
+
 /*
  * KVM's ioctls take user pointers, so the worker passes their arguments
  * through memory in the VMM's address space, in two parts:
@@ -70,34 +72,53 @@ static size_t vmpf_bitmap_bytes(u64 npages)
  */
 #define VMPF_SCRATCH_BITMAP	256	/* CLEAR_DIRTY_LOG's bitmap in the page */
 
+/*
+ * The page lives as long as the file (each mapping holds the file), not
+ * as the session: a mapping the VMM kept (it moved it, so the session no
+ * longer knew it as its own) still maps a live page.
+ */
 static vm_fault_t vmpf_scratch_fault(struct vm_fault *vmf)
 {
-	struct vmpf_source *src = vmf->vma->vm_private_data;
+	struct page *page = vmf->vma->vm_file->private_data;
 
 	if (vmf->pgoff)
 		return VM_FAULT_SIGBUS;
-	get_page(src->args_page);
-	vmf->page = src->args_page;
+	get_page(page);
+	vmf->page = page;
 	return 0;
+}
+
+/* Stays where the session put it. */
+static int vmpf_scratch_mremap(struct vm_area_struct *vma)
+{
+	return -EINVAL;
 }
 
 static const struct vm_operations_struct vmpf_scratch_ops = {
 	.fault = vmpf_scratch_fault,
+	.mremap = vmpf_scratch_mremap,
 };
 
 static int vmpf_scratch_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	if (vma->vm_flags & VM_WRITE)
 		return -EPERM;
-	vm_flags_mod(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
-	vma->vm_private_data = file->private_data;
+	/* VM_IO: no fork copy (MADV_DOFORK refuses it), no get_user_pages(). */
+	vm_flags_mod(vma, VM_IO | VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
 	vma->vm_ops = &vmpf_scratch_ops;
 	return 0;
 }
 
+static int vmpf_scratch_release(struct inode *inode, struct file *file)
+{
+	put_page(file->private_data);
+	return 0;
+}
+
 static const struct file_operations vmpf_scratch_fops = {
-	.owner	= THIS_MODULE,
-	.mmap	= vmpf_scratch_mmap,
+	.owner		= THIS_MODULE,
+	.mmap		= vmpf_scratch_mmap,
+	.release	= vmpf_scratch_release,
 };
 
 /* Is the arguments mapping at src->scratch still ours?  With the mm lock. */
@@ -109,7 +130,7 @@ static bool vmpf_scratch_ours(struct vmpf_source *src)
 	mmap_read_lock(src->mm);
 	vma = find_vma(src->mm, (unsigned long)src->scratch);
 	ours = vma && vma->vm_start == (unsigned long)src->scratch &&
-	       vma->vm_ops == &vmpf_scratch_ops && vma->vm_private_data == src;
+	       vma->vm_file == src->args_file;
 	mmap_read_unlock(src->mm);
 	return ours;
 }
@@ -129,11 +150,15 @@ int vmpf_dirty_init(struct vmpf_source *src)
 	src->args_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!src->args_page)
 		return -ENOMEM;
-	file = anon_inode_getfile("[vmpagefile-args]", &vmpf_scratch_fops, src, O_RDONLY);
-	if (IS_ERR(file))
+	get_page(src->args_page);	/* the file's reference */
+	file = anon_inode_getfile("[vmpagefile-args]", &vmpf_scratch_fops, src->args_page,
+				  O_RDONLY);
+	if (IS_ERR(file)) {
+		put_page(src->args_page);
 		return PTR_ERR(file);
+	}
+	src->args_file = file;
 	addr = vm_mmap(file, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 0);
-	fput(file);	/* the mapping holds its own reference */
 	if (IS_ERR_VALUE(addr))
 		return (int)addr;
 	src->scratch = (void __user *)addr;
@@ -147,7 +172,11 @@ int vmpf_dirty_init(struct vmpf_source *src)
 	return 0;
 }
 
-/* Unmap what is still ours; a mapping the VMM put there instead stays. */
+/*
+ * Unmap what is still ours; a mapping the VMM put there instead stays.
+ * (The log area cannot be told from another anonymous mapping: a VMM
+ * that replaced it loses its own mapping there.)
+ */
 void vmpf_dirty_exit(struct vmpf_source *src)
 {
 	if (src->scratch && vmpf_scratch_ours(src))
@@ -156,8 +185,11 @@ void vmpf_dirty_exit(struct vmpf_source *src)
 	if (src->log_area)
 		vm_munmap((unsigned long)src->log_area, src->log_len);
 	src->log_area = NULL;
+	if (src->args_file)
+		fput(src->args_file);
+	src->args_file = NULL;
 	if (src->args_page)
-		__free_page(src->args_page);
+		put_page(src->args_page);
 	src->args_page = NULL;
 }
 
@@ -195,8 +227,7 @@ int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 	if (!ret && on) {
 		/* KVM's snapshot of the log starts zeroed, as a new log. */
 		memset(src->harvest, 0, vmpf_bitmap_bytes(r->npages));
-		r->log_crc = vmpf_crc32c(src->harvest, vmpf_bitmap_bytes(r->npages));
-		r->log_known = true;
+		vmpf_log_sign(r, src->harvest, vmpf_bitmap_bytes(r->npages));
 	}
 	return ret;
 }
@@ -225,6 +256,13 @@ int vmpf_dirty_check_slots(struct vmpf_source *src, bool first)
 	unsigned int i;
 	int ret = 0;
 
+	/* Turned on since: logging that goes on again protects nothing. */
+	if (src->vcpus && (READ_ONCE(kvm->manual_dirty_log_protect) &
+			   KVM_DIRTY_LOG_INITIALLY_SET)) {
+		vmpf_source_fail(src, ENOPROTOOPT,
+				 "the VMM turned on KVM_DIRTY_LOG_INITIALLY_SET with the dirty ring: writes would be missed");
+		return -ENOPROTOOPT;
+	}
 	mutex_lock(&kvm->slots_lock);
 	if (vmpf_smm_slots(kvm)) {
 		ret = -EXDEV;
@@ -303,31 +341,40 @@ static int vmpf_check_log_copy(struct vmpf_source *src, struct vmpf_sregion *r)
 }
 
 /*
- * Without manual protection, KVM_GET_DIRTY_LOG leaves what it harvested in
- * the second half of the memslot's bitmap (KVM's snapshot), and only it
- * and KVM_CLEAR_DIRTY_LOG write there.  If the snapshot is no longer what
- * the session's own last harvest returned, somebody else harvested this
- * log since, and took pages the session will never see.  (A harvest by
- * somebody else in the instant between this check and the session's own
- * harvest goes unseen.)
+ * KVM keeps a copy of what a harvest took in the second half of the
+ * memslot's bitmap: KVM_GET_DIRTY_LOG without manual protection leaves
+ * its snapshot of the whole log there, and KVM_CLEAR_DIRTY_LOG copies its
+ * mask to the start of it; nothing else writes there.  After each of its
+ * own, the session notes what is there (@r->log_len bytes, their crc32c);
+ * before the next, it checks: different contents mean somebody else
+ * harvested or cleared this log meanwhile, taking pages the session will
+ * never see.  (Unseen: somebody else clearing exactly the mask the
+ * session cleared last.)
  */
+static void vmpf_log_sign(struct vmpf_sregion *r, const void *buf, size_t len)
+{
+	r->log_len = len;
+	r->log_crc = vmpf_crc32c(buf, len);
+	r->log_known = true;
+}
+
 static int vmpf_check_foreign_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 {
 	struct kvm *kvm = src->vm_file->private_data;
 	struct kvm_memory_slot *ms;
 	int ret = 0;
 
-	if (!r->log_known || src->manual_protect)
+	if (!r->log_known)
 		return 0;
 	mutex_lock(&kvm->slots_lock);
 	ms = id_to_memslot(__kvm_memslots(kvm, 0), r->slot);
 	if (ms && ms->dirty_bitmap && kvm_dirty_bitmap_bytes(ms) == vmpf_bitmap_bytes(r->npages) &&
-	    vmpf_crc32c(kvm_second_dirty_bitmap(ms), kvm_dirty_bitmap_bytes(ms)) != r->log_crc)
+	    vmpf_crc32c(kvm_second_dirty_bitmap(ms), r->log_len) != r->log_crc)
 		ret = -EBUSY;
 	mutex_unlock(&kvm->slots_lock);
 	if (ret)
 		vmpf_source_fail(src, EBUSY,
-				 "somebody else harvested the dirty log of memslot %u during the migration: its pages cannot be trusted",
+				 "somebody else harvested or cleared the dirty log of memslot %u during the migration: its pages cannot be trusted",
 				 r->slot);
 	return ret;
 }
@@ -358,9 +405,8 @@ long vmpf_dirty_harvest(struct vmpf_source *src, struct vmpf_sregion *r)
 	if (ret)
 		return ret;
 	/* What KVM's snapshot must still hold at the next harvest. */
-	r->log_known = !src->manual_protect;
-	if (r->log_known)
-		r->log_crc = vmpf_crc32c(src->harvest, bytes);
+	if (!src->manual_protect)
+		vmpf_log_sign(r, src->harvest, bytes);
 	/*
 	 * With manual protection the log stays set and the pages writable
 	 * until vmpf_dirty_protect() clears them, group by group.
@@ -386,12 +432,22 @@ int vmpf_dirty_protect(struct vmpf_source *src, struct vmpf_sregion *r,
 		.dirty_bitmap = src->scratch + VMPF_SCRATCH_BITMAP,
 	};
 
+	size_t bytes = BITS_TO_LONGS(n) * sizeof(long);
+	void *mask = vmpf_args(src) + VMPF_SCRATCH_BITMAP;
+	int ret;
+
 	/* The mask KVM reads, in the page the VMM cannot write. */
-	if (BITS_TO_LONGS(n) * sizeof(long) > PAGE_SIZE - VMPF_SCRATCH_BITMAP)
+	if (bytes > PAGE_SIZE - VMPF_SCRATCH_BITMAP)
 		return -EINVAL;
-	memcpy(vmpf_args(src) + VMPF_SCRATCH_BITMAP, r->pending + first / BITS_PER_LONG,
-	       BITS_TO_LONGS(n) * sizeof(long));
-	return vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, &clear, sizeof(clear));
+	ret = vmpf_check_foreign_harvest(src, r);
+	if (ret)
+		return ret;
+	memcpy(mask, r->pending + first / BITS_PER_LONG, bytes);
+	ret = vmpf_kvm_ioctl(src, KVM_CLEAR_DIRTY_LOG, &clear, sizeof(clear));
+	/* KVM copied the mask to the start of its snapshot. */
+	if (!ret)
+		vmpf_log_sign(r, mask, bytes);
+	return ret;
 }
 
 /* The region holding memslot @slot (address space 0), or NULL. */

@@ -126,11 +126,16 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 		vmpf_restore_complete(rst);
 }
 
-static struct page *vmpf_restore_alloc(struct vmpf_restore *rst)
+/*
+ * The VMM's memory, whoever faults: a KVM async-fault worker too.  The
+ * prefetch does not insist (__GFP_NORETRY): under the VMM's memory limit it
+ * leaves the page to a fault rather than push the VMM towards its OOM.
+ */
+static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, bool demand)
 {
-	/* The VMM's memory, whoever faults: a KVM async-fault worker too. */
 	struct mem_cgroup *old = set_active_memcg(rst->memcg);
-	struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO);
+	struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO |
+				       (demand ? 0 : __GFP_NORETRY | __GFP_NOWARN));
 
 	set_active_memcg(old);
 	return page;
@@ -164,6 +169,7 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 {
 	struct page *pages[VMPF_IO_PAGES];
 	unsigned int i, got = 0;
+	bool nomem = false;
 	int ret = 0;
 
 	for (i = 0; i < n; i++) {
@@ -175,16 +181,18 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		if (READ_ONCE(rst->pages[idx + i]) || test_bit(idx + i, rst->bad) ||
 		    (n > 1 && rst->table[idx + i].state != VMPF_PAGE_DATA))
 			break;
-		pages[i] = vmpf_restore_alloc(rst);
-		if (!pages[i])
+		pages[i] = vmpf_restore_alloc(rst, demand);
+		if (!pages[i]) {
+			nomem = true;
 			break;
+		}
 		got++;
 	}
 	/* Release what we will not read now; not bad, a later try may do. */
 	for (i = got; i < n; i++)
 		vmpf_restore_unlock(rst, idx + i);
 	if (!got)
-		return i ? -ENOMEM : 0;
+		return nomem ? -ENOMEM : 0;
 
 	switch (rst->table[idx].state) {
 	case VMPF_PAGE_ZERO:
@@ -239,8 +247,11 @@ static void vmpf_fill_work_fn(struct work_struct *work)
 {
 	struct vmpf_fill_work *fw = container_of(work, struct vmpf_fill_work, work);
 
+	/* The read counts against the VMM's io.max, as its own would. */
+	vmpf_charge_io(fw->rst->mm);
 	if (fw->owned || !test_and_set_bit_lock(fw->idx, fw->rst->inflight))
 		vmpf_restore_fill(fw->rst, fw->idx, 1, true);
+	kthread_associate_blkcg(NULL);
 	fput(fw->file);
 	kfree(fw);
 }
@@ -257,7 +268,7 @@ static bool vmpf_queue_fill(struct vmpf_restore *rst, struct file *file, u64 idx
 	fw->file = get_file(file);
 	fw->idx = idx;
 	fw->owned = owned;
-	queue_work(system_unbound_wq, &fw->work);
+	queue_work(vmpf_wq, &fw->work);
 	return true;
 }
 
@@ -271,12 +282,17 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, struct file *file, u64 
 	int ret = 0;
 
 	atomic_inc(&rst->demand_waiting);
-	if (!test_and_set_bit_lock(idx, rst->inflight) &&
-	    !(rst->read_in_worker && vmpf_queue_fill(rst, file, idx, true, GFP_KERNEL)))
-		ret = vmpf_restore_fill(rst, idx, 1, true);
-	else
+	if (test_and_set_bit_lock(idx, rst->inflight) ||
+	    (rst->read_in_worker && vmpf_queue_fill(rst, file, idx, true, GFP_KERNEL))) {
 		ret = wait_var_event_killable(&rst->pages[idx],
 					      !test_bit_acquire(idx, rst->inflight));
+	} else if (rst->read_in_worker) {
+		/* No work item: not the filesystem's locks in here either. */
+		vmpf_restore_unlock(rst, idx);
+		ret = -ENOMEM;
+	} else {
+		ret = vmpf_restore_fill(rst, idx, 1, true);
+	}
 	ns = ktime_get_ns() - start;
 	trace_vmpf_fault(idx, ns, ret);
 	us = div_u64(ns, NSEC_PER_USEC);

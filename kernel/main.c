@@ -5,6 +5,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/workqueue.h>
 
 #include "vmpf.h"
 
@@ -24,6 +25,13 @@ static struct miscdevice vmpf_misc = {
 	.fops	= &vmpf_fops,
 };
 
+/*
+ * Restore reads handed over by faults (fault.c): they can block for as
+ * long as the storage's retries (seconds), so not on a queue the whole
+ * kernel shares.  Flushed and destroyed at unload, after every file.
+ */
+struct workqueue_struct *vmpf_wq;
+
 static int __init vmpf_init(void)
 {
 	int ret;
@@ -35,9 +43,13 @@ static int __init vmpf_init(void)
 	}
 	vmpf_misc.mode = dev_mode;
 
+	vmpf_wq = alloc_workqueue("vmpagefile", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!vmpf_wq)
+		return -ENOMEM;
 	ret = misc_register(&vmpf_misc);
 	if (ret) {
 		pr_err("cannot register /dev/vmpagefile: %d\n", ret);
+		destroy_workqueue(vmpf_wq);
 		return ret;
 	}
 
@@ -49,6 +61,7 @@ static int __init vmpf_init(void)
 static void __exit vmpf_exit(void)
 {
 	misc_deregister(&vmpf_misc);
+	destroy_workqueue(vmpf_wq);
 	pr_info("version %s unloaded\n", VMPF_VERSION_STR);
 }
 

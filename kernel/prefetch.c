@@ -128,7 +128,7 @@ int vmpf_prefetch_thread(void *arg)
 {
 	struct vmpf_restore *rst = arg;
 	unsigned long *rounds;
-	u64 start = ktime_get_ns(), done = 0, idx, left;
+	u64 start = ktime_get_ns(), done = 0, idx, filled;
 	long r;
 
 	set_user_nice(current, MAX_NICE);
@@ -157,10 +157,12 @@ int vmpf_prefetch_thread(void *arg)
 	 * Sweep again until every page is in or refused, pausing between
 	 * sweeps that brought nothing.
 	 */
-	while (!kthread_should_stop() && (left = vmpf_prefetch_left(rst))) {
+	while (!kthread_should_stop() && vmpf_prefetch_left(rst)) {
+		filled = atomic64_read(&rst->prefetched);
 		if (!vmpf_prefetch_pass(rst, ~0ULL, &start, &done))
 			break;
-		if (vmpf_prefetch_left(rst) == left)
+		/* This sweep brought nothing in itself: not at once again. */
+		if (atomic64_read(&rst->prefetched) == filled)
 			wait_event_interruptible_timeout(rst->wq, kthread_should_stop(), HZ);
 	}
 	kthread_associate_blkcg(NULL);

@@ -131,7 +131,7 @@ int vmpf_smm_slots(struct kvm *kvm)
 {
 	int as, n = 0;
 
-	for (as = 1; as < KVM_MAX_NR_ADDRESS_SPACES; as++)
+	for (as = 1; as < kvm_arch_nr_memslot_as_ids(kvm); as++)
 		n += !kvm_memslots_empty(__kvm_memslots(kvm, as));
 	return n;
 }
@@ -297,6 +297,11 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	kvm = src->vm_file->private_data;
 	if (kvm->mm != current->mm) {
 		ret = -EPERM;
+		goto err_src;
+	}
+	/* Memory private to the guest (guest_memfd) cannot be read from here. */
+	if (kvm_arch_has_private_mem(kvm)) {
+		ret = -EMEDIUMTYPE;
 		goto err_src;
 	}
 	ret = vmpf_source_claim_vm(src, kvm);

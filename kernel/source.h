@@ -41,7 +41,8 @@ struct vmpf_sregion {
 	u64 first_page;		/* index in the page file */
 	bool logging;		/* worker: dirty logging turned on by us */
 	bool log_known;		/* worker: @log_crc holds for KVM's snapshot */
-	u32 log_crc;		/* worker: crc32c of our last harvest (no manual protection) */
+	u32 log_crc;		/* worker: crc32c of @log_len bytes of KVM's snapshot */
+	size_t log_len;		/* worker: what our last harvest or clear left there */
 	unsigned long *pending;	/* worker: pages still to copy */
 	unsigned long *marked;	/* VMPF_IOC_MARK_DIRTY, atomic bit ops */
 };
@@ -97,7 +98,8 @@ struct vmpf_source {
 	unsigned long *harvest;		/* one region's dirty log */
 	struct page *io_pages[VMPF_IO_PAGES];
 	void __user *scratch;		/* KVM ioctls' arguments, read-only to the VMM */
-	struct page *args_page;		/* the page mapped there */
+	struct page *args_page;		/* the page mapped there (our reference) */
+	struct file *args_file;		/* whose mappings hold the page */
 	void __user *log_area;		/* KVM_GET_DIRTY_LOG's output, in the VMM */
 	size_t log_len;
 	u64 generation;

@@ -53,6 +53,7 @@ struct vmpf_counters {
 
 extern struct vmpf_counters vmpf_counters;
 extern const struct file_operations vmpf_fops;
+extern struct workqueue_struct *vmpf_wq;	/* main.c: restore reads for faults */
 
 struct vmpf_source;
 

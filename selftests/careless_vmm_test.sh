@@ -116,7 +116,8 @@ if [ $rc = 1 ] && has "$out" "dirty ring with KVM_DIRTY_LOG_INITIALLY_SET" &&
 else notok ring_initially_set_refused "vmm rc=$rc" "$out"; fi
 
 # 11. The page through which the session hands KVM its arguments cannot be
-# made writable or written by the VMM (mprotect, /proc/self/mem).
+# made writable or written by the VMM (mprotect, /proc/self/mem), moved
+# (mremap) or handed to a child (MADV_DOFORK).
 careless scribble --manual-protect
 committed args_page_not_writable
 

@@ -239,6 +239,11 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			 "%s: the VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET, which would miss writes; use one or the other",
 			 name);
 		break;
+	case EMEDIUMTYPE:
+		snprintf(buf, len,
+			 "%s: the VM's memory is private to the guest (SEV-SNP or TDX): it cannot be copied",
+			 name);
+		break;
 	case ESTALE:
 		snprintf(buf, len,
 			 "%s: the memslots changed under the migration", name);

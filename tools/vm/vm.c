@@ -1006,6 +1006,9 @@ int vm_scribble_args(void)
 	if (!start)
 		return -ENOENT;
 	bad |= !mprotect((void *)start, 4096, PROT_READ | PROT_WRITE);
+	/* Nor moved away (the session would lose it) nor copied into a child. */
+	bad |= mremap((void *)start, 4096, 4096, MREMAP_MAYMOVE) != MAP_FAILED;
+	bad |= !madvise((void *)start, 4096, MADV_DOFORK);
 	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 	if (mem >= 0) {
 		bad |= pwrite(mem, &junk, sizeof(junk), (off_t)start) == sizeof(junk);

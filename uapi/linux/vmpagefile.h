@@ -171,7 +171,8 @@ struct vmpf_region {
  * VMPF_FEATURE_SOURCE; EXDEV the VM has memslots in another address space
  * (x86: SMM's SMRAM; writes there would not be tracked); ENOPROTOOPT the
  * VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET (KVM then
- * never write-protects, so the ring would miss writes).
+ * never write-protects, so the ring would miss writes); EMEDIUMTYPE the
+ * VM's memory is private to the guest (SEV-SNP, TDX: guest_memfd).
  *
  * What the VMM must not do during a migration, and what happens if it does
  * (never a commit with stale pages):
@@ -183,13 +184,15 @@ struct vmpf_region {
  *  - add memslots in another address space (SMM): fails with EXDEV;
  *  - harvest the dirty rings itself (read and reset entries): fails with
  *    EBUSY, naming the vCPU;
- *  - harvest a registered memslot's dirty bitmap itself (KVM_GET_DIRTY_LOG
- *    without manual protection): fails with EBUSY when it took pages the
- *    session had not seen, unless it happened in the instant between the
- *    session's check and its own harvest; with manual protection a
- *    foreign KVM_GET_DIRTY_LOG takes nothing, but a foreign
- *    KVM_CLEAR_DIRTY_LOG can and is NOT detected: do not clear the log of
- *    a registered memslot during a migration.
+ *  - harvest a registered memslot's dirty bitmap itself: KVM_GET_DIRTY_LOG
+ *    without manual protection, or KVM_CLEAR_DIRTY_LOG: fails with EBUSY
+ *    (KVM leaves a copy of what either took in memory the session checks
+ *    before each of its own harvests and clears), unless the VMM cleared
+ *    exactly the mask the session cleared last; with manual protection a
+ *    foreign KVM_GET_DIRTY_LOG takes nothing.  Do not clear the log of a
+ *    registered memslot during a migration;
+ *  - turn on KVM_DIRTY_LOG_INITIALLY_SET with the dirty ring: fails with
+ *    ENOPROTOOPT.
  *
  * The other session ioctls fail with ENOENT on a descriptor without a
  * session, EINVAL in a phase where they mean nothing, and EPERM for
