@@ -301,6 +301,8 @@ out:
 		src->regions[i].log_known = false;
 	}
 	src->slot_changes++;
+	pr_info_ratelimited("%s: the VM's memslots changed under the migration (%llu times): copying all of its memory again\n",
+			    current->comm, src->slot_changes);
 	return 1;
 }
 
