@@ -65,8 +65,8 @@ static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb
  */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
 #define KVM_MAX_NR_ADDRESS_SPACES		KVM_ADDRESS_SPACE_NUM
-#define kvm_arch_nr_memslot_as_ids(kvm)		KVM_ADDRESS_SPACE_NUM
-#define kvm_arch_has_private_mem(kvm)		false
+#define kvm_arch_nr_memslot_as_ids(kvm)		((void)(kvm), KVM_ADDRESS_SPACE_NUM)
+#define kvm_arch_has_private_mem(kvm)		((void)(kvm), false)
 #endif
 
 /*

@@ -85,7 +85,7 @@ recopied slot_recreated_recopied
 # 4. The VMM reads the dirty log itself (no manual protection: that clears
 # it): the session cannot trust what is left.
 careless harvest
-refused foreign_harvest_fails "somebody else harvested the dirty log of memslot"
+refused foreign_harvest_fails "somebody else harvested or cleared the dirty log of memslot"
 
 # 5. The same with manual protection, as QEMU runs: a read takes nothing.
 careless harvest --manual-protect

@@ -994,6 +994,7 @@ int vm_scribble_args(void)
 	unsigned long start = 0, end;
 	FILE *maps = fopen("/proc/self/maps", "r");
 	uint64_t junk = ~0ULL;
+	void *elsewhere, *moved;
 	int mem, bad = 0;
 
 	if (!maps)
@@ -1007,7 +1008,13 @@ int vm_scribble_args(void)
 		return -ENOENT;
 	bad |= !mprotect((void *)start, 4096, PROT_READ | PROT_WRITE);
 	/* Nor moved away (the session would lose it) nor copied into a child. */
-	bad |= mremap((void *)start, 4096, 4096, MREMAP_MAYMOVE) != MAP_FAILED;
+	elsewhere = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (elsewhere != MAP_FAILED) {
+		moved = mremap((void *)start, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+			       elsewhere);
+		bad |= moved != MAP_FAILED;
+		munmap(moved != MAP_FAILED ? (void *)start : elsewhere, 4096);
+	}
 	bad |= !madvise((void *)start, 4096, MADV_DOFORK);
 	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 	if (mem >= 0) {
