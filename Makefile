@@ -34,8 +34,8 @@ VM_HDR = tools/vm/vm.h tools/vm/vm_abi.h
 GUEST_CFLAGS = -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables \
 	-fcf-protection=none -nostdlib -static -no-pie -Wall -Wextra
-LIB_SRC = tools/lib/vmpf.c tools/lib/ctl_util.c tools/lib/pagefile.c tools/lib/cgroup.c
-LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h tools/lib/cgroup.h uapi/linux/vmpagefile.h
+LIB_SRC = tools/lib/vmpf.c tools/lib/ctl_util.c tools/lib/pagefile.c tools/lib/cgroup.c tools/lib/qmp.c
+LIB_HDR = tools/lib/vmpf.h tools/lib/ctl_util.h tools/lib/pagefile.h tools/lib/cgroup.h tools/lib/qmp.h uapi/linux/vmpagefile.h
 TESTS = $(patsubst %.c,%,$(wildcard selftests/*_test.c))
 HOST_TESTS = $(patsubst %.c,%,$(wildcard selftests/host/*_test.c))
 
@@ -54,8 +54,8 @@ clean-module:
 
 tools: $(TOOLS)
 
-tools/vmpf-ctl: tools/vmpf-ctl.c $(LIB_SRC) $(LIB_HDR)
-	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(STATIC) -o $@ tools/vmpf-ctl.c $(LIB_SRC) $(LDFLAGS)
+tools/vmpf-ctl: tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_qemu.h $(LIB_SRC) $(LIB_HDR)
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools $(STATIC) -o $@ tools/vmpf-ctl.c tools/ctl_qemu.c $(LIB_SRC) $(LDFLAGS)
 
 tools/vmpf-vm: tools/vmpf-vm.c $(VM_SRC) $(VM_HDR) $(LIB_SRC) $(LIB_HDR)
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools/vm $(STATIC) -pthread -o $@ tools/vmpf-vm.c $(VM_SRC) $(LIB_SRC) $(LDFLAGS)

@@ -97,4 +97,17 @@ static inline void vmpf_charge_io(struct mm_struct *mm)
 #endif
 }
 
+/*
+ * A reference to @file unless its last one is gone (its release has
+ * begun).  The caller must know the struct itself is still allocated.
+ * 6.1 to 6.12 count with f_count; 6.13 moved to file_ref_t and
+ * get_file_active().
+ */
+#include <linux/fs.h>
+
+static inline bool vmpf_file_tryget(struct file *file)
+{
+	return atomic_long_inc_not_zero(&file->f_count);
+}
+
 #endif /* _VMPF_COMPAT_H */

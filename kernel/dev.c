@@ -33,6 +33,9 @@ static_assert(sizeof(struct vmpf_restore_info) == 64);
 static_assert(sizeof(struct vmpf_restore_region) == 48);
 static_assert(sizeof(struct vmpf_prefetch) == 32);
 static_assert(sizeof(struct vmpf_restore_status) == 416);
+static_assert(sizeof(struct vmpf_memslot) == 48);
+static_assert(sizeof(struct vmpf_vm_memslots) == 64);
+static_assert(sizeof(struct vmpf_restore_node) == 104);
 
 typedef long (*vmpf_ioctl_fn)(struct vmpf_file *vf, void __user *uarg);
 
@@ -61,6 +64,9 @@ static const struct vmpf_ioctl_desc {
 	{ VMPF_IOC_SET_THROTTLE,	VMPF_FEATURE_SOURCE, vmpf_source_set_throttle },
 	{ VMPF_IOC_VCPU_THROTTLE,	VMPF_FEATURE_SOURCE, vmpf_source_vcpu_throttle },
 	{ VMPF_IOC_ROUND_POLICY,	VMPF_FEATURE_SOURCE, vmpf_source_round_policy },
+	{ VMPF_IOC_VM_MEMSLOTS,		VMPF_FEATURE_EXTERNAL, vmpf_vm_memslots },
+	{ VMPF_IOC_RESTORE_NODE,	VMPF_FEATURE_RESTORE | VMPF_FEATURE_EXTERNAL,
+					vmpf_restore_node },
 };
 
 /* The ioctls a descriptor accepts once the handshake agreed on @features. */
@@ -162,6 +168,7 @@ static int vmpf_open(struct inode *inode, struct file *file)
 	mutex_init(&vf->lock);
 	init_waitqueue_head(&vf->wq);
 	vf->writable = file->f_mode & FMODE_WRITE;
+	vf->file = file;
 
 	file->private_data = vf;
 	atomic64_inc(&vmpf_counters.open_files);
@@ -199,6 +206,8 @@ static int vmpf_release(struct inode *inode, struct file *file)
 	struct vmpf_file *vf = file->private_data;
 
 	/* No ioctl can run any more: the session goes with the descriptor. */
+	if (vf->node)
+		vmpf_node_remove(vf->node);
 	if (vf->src)
 		vmpf_source_release(vf->src);
 	if (vf->rst)

@@ -273,6 +273,8 @@ int vmpf_dirty_check_slots(struct vmpf_source *src, bool first)
 	for (i = 0; moved && i < src->nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];
 
+		if (r->untracked)
+			continue;
 		if (!vmpf_slot_matches(id_to_memslot(slots, r->slot), r,
 				       r->orig_flags | KVM_MEM_LOG_DIRTY_PAGES)) {
 			bad = r;

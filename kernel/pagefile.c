@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The page-file format, version 1 (uapi/linux/vmpagefile.h and
+ * The page-file format, versions 1 and 2 (uapi/linux/vmpagefile.h and
  * docs/pagefile-format.md): layout, superblock and commit record.
  *
  * Commit ordering, which makes the file crash-consistent: the superblock
@@ -45,7 +45,11 @@ void vmpf_pf_fill_super(struct vmpf_source *src, struct vmpf_pf_super *sb)
 
 	memset(sb, 0, sizeof(*sb));
 	memcpy(sb->magic, VMPF_PF_MAGIC, sizeof(sb->magic));
-	sb->version = cpu_to_le32(VMPF_PF_VERSION);
+	/* Version 1 when every region is a memslot: older readers read it. */
+	sb->version = cpu_to_le32(VMPF_PF_VERSION_MIN);
+	for (i = 0; i < src->nr_regions; i++)
+		if (src->regions[i].untracked)
+			sb->version = cpu_to_le32(VMPF_PF_VERSION);
 	sb->page_size = cpu_to_le32(VMPF_PF_PAGE_SIZE);
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
 	sb->generation = cpu_to_le64(src->generation);
@@ -100,24 +104,33 @@ void vmpf_pf_fill_commit(struct vmpf_source *src, struct vmpf_pf_commit *c,
 /*
  * The regions become the restored VM's memslots: each page aligned and not
  * wrapping around, with a slot id the source could have had, and no two
- * sharing a slot or guest-physical pages.  Region sizes are checked first.
+ * sharing a slot or guest-physical pages.  Version 2 adds regions no
+ * memslot mapped (VMPF_PF_SLOT_NONE, guest-physical address 0), which a
+ * VMM maps but gives no memslot.  Region sizes are checked first.
  */
 static int vmpf_pf_check_regions(const struct vmpf_pf_super *sb, u32 n)
 {
+	bool v2 = le32_to_cpu(sb->version) >= 2;
 	u64 gpa, end, b_gpa, b_end;
 	u32 i, j;
 
 	for (i = 0; i < n; i++) {
 		const struct vmpf_pf_region *a = &sb->regions[i];
+		bool none = le32_to_cpu(a->slot) == VMPF_PF_SLOT_NONE;
 
 		gpa = le64_to_cpu(a->gpa);
 		end = gpa + le64_to_cpu(a->pages) * VMPF_PF_PAGE_SIZE;
 		if (!IS_ALIGNED(gpa, VMPF_PF_PAGE_SIZE) || end <= gpa ||
-		    le32_to_cpu(a->slot) > SHRT_MAX)
+		    (le32_to_cpu(a->slot) > SHRT_MAX && !none) ||
+		    (none && (!v2 || gpa || a->flags)))
 			return -EINVAL;
+		if (none)
+			continue;
 		for (j = 0; j < i; j++) {
 			const struct vmpf_pf_region *b = &sb->regions[j];
 
+			if (le32_to_cpu(b->slot) == VMPF_PF_SLOT_NONE)
+				continue;
 			b_gpa = le64_to_cpu(b->gpa);
 			b_end = b_gpa + le64_to_cpu(b->pages) * VMPF_PF_PAGE_SIZE;
 			if (a->slot == b->slot || (gpa < b_end && b_gpa < end))
@@ -146,7 +159,8 @@ int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size)
 	copy.crc = 0;
 	if (vmpf_crc32c(&copy, sizeof(copy)) != le32_to_cpu(sb->crc))
 		return -EBADMSG;
-	if (le32_to_cpu(sb->version) != VMPF_PF_VERSION)
+	if (le32_to_cpu(sb->version) < VMPF_PF_VERSION_MIN ||
+	    le32_to_cpu(sb->version) > VMPF_PF_VERSION)
 		return -EPROTONOSUPPORT;
 	n = le32_to_cpu(sb->nr_regions);
 	pages = le64_to_cpu(sb->total_pages);

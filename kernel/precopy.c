@@ -183,7 +183,8 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 {
 	/* With the guest paused, nothing needs protecting. */
 	u64 run_first = 0, i = 0;
-	u64 protected = (src->manual_protect && !src->vcpus && !final) ? 0 : r->npages;
+	u64 protected = (src->manual_protect && !src->vcpus && !final && !r->untracked) ?
+			0 : r->npages;
 	unsigned int n = 0;
 	int ret;
 
@@ -330,6 +331,8 @@ static long vmpf_harvest_all(struct vmpf_source *src)
 	 */
 	src->manual_protect = READ_ONCE(kvm->manual_dirty_log_protect);
 	for (i = 0; i < src->nr_regions; i++) {
+		if (src->regions[i].untracked)
+			continue;
 		n = vmpf_dirty_harvest(src, &src->regions[i]);
 		if (n < 0) {
 			/* The first reason wins: a foreign harvest already said why. */
@@ -624,10 +627,58 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 	}
 }
 
+/* Give every memslot we log its own flags back; say which we could not. */
+static void vmpf_logging_off(struct vmpf_source *src)
+{
+	unsigned int i;
+
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+
+		if (r->logging && vmpf_dirty_set_logging(src, r, false))
+			pr_warn("memslot %u changed under the migration or KVM refused it: left as it is\n",
+				r->slot);
+	}
+}
+
+/*
+ * VMPF_FINISH_PAGES: the pages and the table are written, the VMM saves
+ * its device state next, and may then change memslots and harvest logs
+ * as it likes (QEMU's migration does both): give the memslots back and
+ * look at KVM no more; then wait, in STATE_WAIT, for VMPF_FINISH_STATE or
+ * an abort.  The caller keeps the vCPUs paused throughout.
+ */
+static int vmpf_state_wait(struct vmpf_source *src, struct vmpf_round *rs)
+{
+	enum vmpf_cmd cmd;
+	int ret;
+
+	vmpf_logging_off(src);
+	ret = vmpf_write_table(src);
+	if (ret)
+		return ret;
+	spin_lock(&src->lock);
+	src->result.final_pages = rs->dirty;
+	src->result.switchover_ns = ktime_get_ns() - src->finish_ns;
+	src->result.bytes_written = src->bytes_written;
+	src->result.rounds = src->nr_rounds;
+	spin_unlock(&src->lock);
+	vmpf_set_phase(src, VMPF_PHASE_STATE_WAIT);
+	/* Interruptible for the hung-task detector only, as in pre-copy. */
+	for (;;) {
+		cmd = vmpf_cmd(src);
+		if (cmd != VMPF_CMD_FINISH)
+			break;
+		wait_event_interruptible_timeout(src->wq, vmpf_cmd(src) != VMPF_CMD_FINISH, HZ);
+	}
+	return cmd == VMPF_CMD_STATE ? 0 : -ECANCELED;
+}
+
 /* The switch-over: the guest is paused, copy the rest and commit. */
 static int vmpf_final_round(struct vmpf_source *src)
 {
 	struct vmpf_round rs = { 0 };
+	unsigned int i;
 	long dirty;
 	int ret;
 
@@ -640,6 +691,10 @@ static int vmpf_final_round(struct vmpf_source *src)
 	dirty = vmpf_harvest_all(src);
 	if (dirty < 0)
 		return dirty;
+	/* Nothing tracks what no memslot maps: copy it again, paused. */
+	for (i = 0; i < src->nr_regions; i++)
+		if (src->regions[i].untracked)
+			bitmap_fill(src->regions[i].pending, src->regions[i].npages);
 	ret = vmpf_copy_all(src, &rs, true);
 	if (ret)
 		return ret < 0 ? ret : -ECANCELED;	/* 1: aborted */
@@ -665,6 +720,11 @@ static int vmpf_final_round(struct vmpf_source *src)
 	vmpf_round_done(src, &rs, 0);
 	src->final_pages = rs.dirty;
 
+	if (src->state_later) {
+		ret = vmpf_state_wait(src, &rs);
+		if (ret)
+			return ret;
+	}
 	ret = vmpf_commit(src);
 	if (ret)
 		return ret;
@@ -705,6 +765,8 @@ static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 		goto out;
 	}
 	for (i = 0; i < src->nr_regions; i++) {
+		if (src->regions[i].untracked)
+			continue;
 		ret = vmpf_dirty_set_logging(src, &src->regions[i], true);
 		if (ret) {
 			vmpf_source_fail(src, -ret,
@@ -733,13 +795,7 @@ static enum vmpf_phase vmpf_precopy_run(struct vmpf_source *src)
 
 out:
 	/* Leave the memslots as the VMM set them, whatever happened. */
-	for (i = 0; i < src->nr_regions; i++) {
-		struct vmpf_sregion *r = &src->regions[i];
-
-		if (r->logging && vmpf_dirty_set_logging(src, r, false))
-			pr_warn("memslot %u changed under the migration or KVM refused it: left as it is\n",
-				r->slot);
-	}
+	vmpf_logging_off(src);
 	vmpf_dirty_exit(src);
 	return done;
 }

@@ -242,7 +242,8 @@ long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg)
 	for (i = 0; i < n; i++) {
 		const struct vmpf_pf_region *r = &rst->sb.regions[i];
 		struct vmpf_restore_region out = {
-			.slot = le32_to_cpu(r->slot),
+			.slot = le32_to_cpu(r->slot) == VMPF_PF_SLOT_NONE ?
+				VMPF_SLOT_NONE : le32_to_cpu(r->slot),
 			.gpa = le64_to_cpu(r->gpa),
 			.size = le64_to_cpu(r->pages) * VMPF_PF_PAGE_SIZE,
 			.offset = le64_to_cpu(r->first_page) * VMPF_PF_PAGE_SIZE,

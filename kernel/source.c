@@ -109,6 +109,8 @@ static void vmpf_source_free(struct vmpf_source *src)
 		fput(src->vm_file);
 	if (src->mm)
 		mmdrop(src->mm);
+	if (src->ctl_mm)
+		mmdrop(src->ctl_mm);
 	atomic64_sub(src->mem_bytes, &vmpf_counters.mem_bytes);
 	kvfree(src);
 }
@@ -134,6 +136,91 @@ int vmpf_smm_slots(struct kvm *kvm)
 	for (as = 1; as < kvm_arch_nr_memslot_as_ids(kvm); as++)
 		n += !kvm_memslots_empty(__kvm_memslots(kvm, as));
 	return n;
+}
+
+/*
+ * May the caller work on @kvm?  Its own VM; or, if the handshake asked for
+ * VMPF_FEATURE_EXTERNAL, any VM when the caller has CAP_SYS_PTRACE: the
+ * session reads and tracks the memory of the VM's process, which only who
+ * may ptrace that process should do, and ptrace_may_access() is not
+ * exported; the capability is what passes it for every process.
+ */
+static int vmpf_vm_access(struct vmpf_file *vf, struct kvm *kvm)
+{
+	if (kvm->mm == current->mm)
+		return 0;
+	if (!(vf->features & VMPF_FEATURE_EXTERNAL) || !capable(CAP_SYS_PTRACE))
+		return -EPERM;
+	return 0;
+}
+
+/* FINISH and MARK_DIRTY: the VM's process, or the one that attached it. */
+static bool vmpf_source_caller_ok(struct vmpf_source *src)
+{
+	return current->mm == src->mm || (src->ctl_mm && current->mm == src->ctl_mm);
+}
+
+long vmpf_vm_memslots(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_vm_memslots m;
+	struct vmpf_memslot *out;
+	struct kvm_memory_slot *ms;
+	struct kvm_memslots *slots;
+	struct file *vm_file;
+	struct kvm *kvm;
+	u64 cap, n = 0;
+	int as, bkt;
+	long ret;
+
+	if (copy_from_user(&m, uarg, sizeof(m)))
+		return -EFAULT;
+	if (m.flags || m.reserved[0] || m.reserved[1] || m.vm_fd > INT_MAX ||
+	    (m.slots_cap && !m.slots))
+		return -EINVAL;
+	cap = min_t(u64, m.slots_cap, VMPF_MAX_MEMSLOTS);
+	vm_file = fget(m.vm_fd);
+	if (!vm_file)
+		return -EBADF;
+	ret = -EINVAL;
+	if (!file_is_kvm(vm_file))
+		goto out_file;
+	kvm = vm_file->private_data;
+	ret = vmpf_vm_access(vf, kvm);
+	if (ret)
+		goto out_file;
+	out = kvcalloc(max_t(u64, cap, 1), sizeof(*out), GFP_KERNEL_ACCOUNT);
+	ret = -ENOMEM;
+	if (!out)
+		goto out_file;
+
+	mutex_lock(&kvm->slots_lock);
+	for (as = 0; as < kvm_arch_nr_memslot_as_ids(kvm); as++) {
+		slots = __kvm_memslots(kvm, as);
+		if (!as)
+			m.generation = slots->generation;
+		kvm_for_each_memslot(ms, bkt, slots) {
+			if (n < cap)
+				out[n] = (struct vmpf_memslot){
+					.slot = (u64)as << 16 | ms->id,
+					.gpa = ms->base_gfn << PAGE_SHIFT,
+					.size = ms->npages << PAGE_SHIFT,
+					.uaddr = ms->userspace_addr,
+					.flags = ms->flags,
+				};
+			n++;
+		}
+	}
+	mutex_unlock(&kvm->slots_lock);
+
+	m.nr_slots = n;
+	ret = 0;
+	if (copy_to_user(u64_to_user_ptr(m.slots), out, min(n, cap) * sizeof(*out)) ||
+	    copy_to_user(uarg, &m, sizeof(m)))
+		ret = -EFAULT;
+	kvfree(out);
+out_file:
+	fput(vm_file);
+	return ret;
 }
 
 /* The region must be exactly one of the VM's memslots, not yet logging. */
@@ -175,28 +262,41 @@ bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 fl
 	return ret;
 }
 
-static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n)
+/*
+ * Regions page aligned, not wrapping, no two with one slot or sharing
+ * guest-physical pages.  Untracked ones (VMPF_SLOT_NONE, @external only)
+ * have no guest-physical address; at least one region must be a memslot.
+ */
+static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n,
+			      bool external)
 {
-	unsigned int i, j;
+	unsigned int i, j, slots = 0;
 
 	for (i = 0; i < n; i++) {
 		const struct vmpf_region *a = &regs[i];
+		bool none = a->slot == VMPF_SLOT_NONE;
 
 		if (!a->size || a->size > VMPF_LIMIT_REGION_BYTES ||
 		    !PAGE_ALIGNED(a->gpa) || !PAGE_ALIGNED(a->size) ||
-		    !PAGE_ALIGNED(a->uaddr) || a->slot > SHRT_MAX ||
+		    !PAGE_ALIGNED(a->uaddr) || (a->slot > SHRT_MAX && !none) ||
+		    (none && (!external || a->gpa)) ||
 		    a->gpa + a->size < a->gpa || a->uaddr + a->size < a->uaddr ||
 		    a->uaddr + a->size > TASK_SIZE)
 			return -EINVAL;
+		if (none)
+			continue;
+		slots++;
 		for (j = 0; j < i; j++) {
 			const struct vmpf_region *b = &regs[j];
 
+			if (b->slot == VMPF_SLOT_NONE)
+				continue;
 			if (a->slot == b->slot ||
 			    (a->gpa < b->gpa + b->size && b->gpa < a->gpa + a->size))
 				return -EINVAL;
 		}
 	}
-	return 0;
+	return slots ? 0 : -EINVAL;
 }
 
 static int vmpf_source_alloc(struct vmpf_source *src)
@@ -265,7 +365,8 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		ret = -EFAULT;
 		goto err_regs;
 	}
-	ret = vmpf_check_regions(regs, a.nr_regions);
+	ret = vmpf_check_regions(regs, a.nr_regions,
+				 vf->features & VMPF_FEATURE_EXTERNAL);
 	if (ret)
 		goto err_regs;
 
@@ -295,10 +396,9 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		goto err_src;
 	}
 	kvm = src->vm_file->private_data;
-	if (kvm->mm != current->mm) {
-		ret = -EPERM;
+	ret = vmpf_vm_access(vf, kvm);
+	if (ret)
 		goto err_src;
-	}
 	/* Memory private to the guest (guest_memfd) cannot be read from here. */
 	if (kvm_arch_has_private_mem(kvm)) {
 		ret = -EMEDIUMTYPE;
@@ -312,14 +412,15 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	for (i = 0; i < a.nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];
 
-		r->slot = regs[i].slot;
+		r->untracked = regs[i].slot == VMPF_SLOT_NONE;
+		r->slot = r->untracked ? VMPF_PF_SLOT_NONE : regs[i].slot;
 		r->gpa = regs[i].gpa;
 		r->npages = regs[i].size >> PAGE_SHIFT;
 		r->uaddr = regs[i].uaddr;
 		r->first_page = pages;
 		pages += r->npages;
 		src->max_region_pages = max(src->max_region_pages, r->npages);
-		ret = vmpf_match_memslot(kvm, r);
+		ret = r->untracked ? 0 : vmpf_match_memslot(kvm, r);
 		if (ret)
 			goto err_src;
 	}
@@ -371,8 +472,13 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 	ret = vmpf_source_alloc(src);
 	if (ret)
 		goto err_src;
-	mmgrab(current->mm);
-	src->mm = current->mm;
+	/* The VM's process, which the worker works in; and who attached. */
+	mmgrab(kvm->mm);
+	src->mm = kvm->mm;
+	if (kvm->mm != current->mm) {
+		mmgrab(current->mm);
+		src->ctl_mm = current->mm;
+	}
 
 	mutex_lock(&vf->lock);
 	if (vf->src || vf->rst) {
@@ -650,49 +756,68 @@ long vmpf_source_request_finish(struct vmpf_file *vf, void __user *uarg)
 long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 {
 	struct vmpf_source *src = vmpf_source_get(vf);
+	enum vmpf_phase from = VMPF_PHASE_PRECOPY;
+	enum vmpf_cmd cmd_from = VMPF_CMD_NONE;
+	enum vmpf_cmd cmd = VMPF_CMD_FINISH;
 	struct vmpf_finish f;
-	void *state;
+	void *state = NULL;
 	long ret;
 
 	if (copy_from_user(&f, uarg, sizeof(f)))
 		return -EFAULT;
-	if (f.flags || f.reserved[0] || f.reserved[1] || f.reserved[2])
+	if ((f.flags & ~VMPF_FINISH_FLAGS_ALL) ||
+	    f.flags == VMPF_FINISH_FLAGS_ALL ||
+	    (f.flags && !(vf->features & VMPF_FEATURE_EXTERNAL)) ||
+	    ((f.flags & VMPF_FINISH_PAGES) && (f.state || f.state_len)) ||
+	    f.reserved[0] || f.reserved[1] || f.reserved[2])
 		return -EINVAL;
 	if (!src)
 		return -ENOENT;
-	if (current->mm != src->mm)
+	if (!vmpf_source_caller_ok(src))
 		return -EPERM;
 	if (f.state_len > src->layout.state_max || (f.state_len && !f.state))
 		return -EINVAL;
+	if (f.flags & VMPF_FINISH_STATE) {
+		/* The second step: the worker waits in STATE_WAIT for it. */
+		from = VMPF_PHASE_STATE_WAIT;
+		cmd_from = VMPF_CMD_FINISH;
+		cmd = VMPF_CMD_STATE;
+	}
 
-	state = kvmalloc(max_t(u64, f.state_len, 1), GFP_KERNEL_ACCOUNT);
-	if (!state)
-		return -ENOMEM;
-	if (copy_from_user(state, u64_to_user_ptr(f.state), f.state_len)) {
-		kvfree(state);
-		return -EFAULT;
+	if (!(f.flags & VMPF_FINISH_PAGES)) {
+		state = kvmalloc(max_t(u64, f.state_len, 1), GFP_KERNEL_ACCOUNT);
+		if (!state)
+			return -ENOMEM;
+		if (copy_from_user(state, u64_to_user_ptr(f.state), f.state_len)) {
+			kvfree(state);
+			return -EFAULT;
+		}
 	}
 
 	spin_lock(&src->lock);
-	if (src->phase != VMPF_PHASE_PRECOPY || src->cmd != VMPF_CMD_NONE) {
+	if (src->phase != from || src->cmd != cmd_from) {
 		spin_unlock(&src->lock);
 		kvfree(state);
 		return -EINVAL;
 	}
 	src->state = state;
-	src->state_len = f.state_len;
-	src->cmd = VMPF_CMD_FINISH;
+	src->state_len = state ? f.state_len : 0;
+	src->cmd = cmd;
 	src->phase = VMPF_PHASE_FINISHING;
-	src->finish_ns = ktime_get_ns();
+	if (cmd == VMPF_CMD_FINISH) {
+		src->state_later = f.flags & VMPF_FINISH_PAGES;
+		src->finish_ns = ktime_get_ns();
+	}
 	spin_unlock(&src->lock);
 	vmpf_source_wake(src);
 
-	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)));
+	ret = wait_event_killable(src->wq, vmpf_phase_done(READ_ONCE(src->phase)) ||
+				  READ_ONCE(src->phase) == VMPF_PHASE_STATE_WAIT);
 	if (ret)
 		return ret;
 
 	spin_lock(&src->lock);
-	if (src->phase == VMPF_PHASE_COMMITTED) {
+	if (src->phase == VMPF_PHASE_COMMITTED || src->phase == VMPF_PHASE_STATE_WAIT) {
 		f.final_pages = src->result.final_pages;
 		f.switchover_ns = src->result.switchover_ns;
 		f.bytes_written = src->result.bytes_written;
@@ -755,10 +880,12 @@ long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg)
 		return -EINVAL;
 	if (!src)
 		return -ENOENT;
-	if (current->mm != src->mm)
+	if (!vmpf_source_caller_ok(src))
 		return -EPERM;
 
 	for (i = 0; i < src->nr_regions; i++) {
+		if (src->regions[i].untracked)
+			continue;
 		end = src->regions[i].gpa + (src->regions[i].npages << PAGE_SHIFT);
 		if (m.gpa >= src->regions[i].gpa && m.gpa + m.len <= end) {
 			r = &src->regions[i];

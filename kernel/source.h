@@ -31,7 +31,10 @@
 struct kvm;
 struct kvm_memory_slot;
 
-/* One registered memslot. */
+/*
+ * One registered memslot; or, @untracked, VMM memory no memslot maps
+ * (@slot VMPF_PF_SLOT_NONE), copied whole in the first and final rounds.
+ */
 struct vmpf_sregion {
 	u32 slot;
 	u32 orig_flags;		/* the memslot's flags before logging */
@@ -39,6 +42,7 @@ struct vmpf_sregion {
 	u64 npages;
 	u64 uaddr;
 	u64 first_page;		/* index in the page file */
+	bool untracked;		/* no memslot: never logged, harvested or checked */
 	bool logging;		/* worker: dirty logging turned on by us */
 	bool log_known;		/* worker: @log_crc holds for KVM's snapshot */
 	u32 log_crc;		/* worker: crc32c of @log_len bytes of KVM's snapshot */
@@ -51,6 +55,7 @@ enum vmpf_cmd {
 	VMPF_CMD_NONE,
 	VMPF_CMD_FINISH,
 	VMPF_CMD_ABORT,
+	VMPF_CMD_STATE,		/* after VMPF_FINISH_PAGES: the state is there */
 };
 
 /*
@@ -77,6 +82,7 @@ struct vmpf_source {
 	struct file *vm_file;		/* holds the VM alive */
 	struct list_head vm_node;	/* in source.c's list of VMs with a session */
 	struct mm_struct *mm;		/* the VMM's, mmgrab()ed */
+	struct mm_struct *ctl_mm;	/* an external attacher's, mmgrab()ed, or NULL */
 	struct vmpf_store store;
 	struct vmpf_layout layout;
 	struct vmpf_sregion regions[VMPF_MAX_REGIONS];
@@ -140,6 +146,7 @@ struct vmpf_source {
 	char message[VMPF_MSG_LEN];
 	struct vmpf_round_stats stats[VMPF_STATS_KEPT];
 	struct vmpf_round_policy policy[VMPF_STATS_KEPT];	/* same slots as @stats */
+	bool state_later;		/* VMPF_FINISH_PAGES: the state comes with CMD_STATE */
 	void *state;			/* device state handed over by finish */
 	size_t state_len;
 	struct vmpf_finish result;	/* out fields of a successful finish */

@@ -18,6 +18,8 @@
  *   fault.c     the fault path: a guest page read from the page file, in
  *               the kernel, on first access
  *   prefetch.c  the background prefetch of the pages not yet touched
+ *   node.c      a device node per restore session, for VMMs that open
+ *               guest memory by path (QEMU)
  */
 #ifndef _VMPF_H
 #define _VMPF_H
@@ -56,6 +58,7 @@ extern const struct file_operations vmpf_fops;
 extern struct workqueue_struct *vmpf_wq;	/* main.c: restore reads for faults */
 
 struct vmpf_source;
+struct vmpf_node;
 
 /**
  * struct vmpf_file - state of one open file description of /dev/vmpagefile
@@ -71,6 +74,9 @@ struct vmpf_source;
  *		with acquire; freed only by release(), when no ioctl can run.
  * @rst:	the restore session, likewise.  A descriptor holds at most
  *		one session of either kind.
+ * @file:	the file description this is the private data of; constant.
+ * @node:	the restore session's device node, or NULL; set once under
+ *		@lock, removed by release().
  * @wq:		poll() waits here, always: woken when a session is
  *		published and on every change of a session that poll reports.
  *		(A poll registers its queues only on its first pass, so it
@@ -83,6 +89,8 @@ struct vmpf_file {
 	u64 features;
 	struct vmpf_source *src;
 	struct vmpf_restore *rst;
+	struct file *file;
+	struct vmpf_node *node;
 	wait_queue_head_t wq;
 };
 
@@ -113,6 +121,7 @@ long vmpf_source_mark_dirty(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_set_throttle(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_vcpu_throttle(struct vmpf_file *vf, void __user *uarg);
 long vmpf_source_round_policy(struct vmpf_file *vf, void __user *uarg);
+long vmpf_vm_memslots(struct vmpf_file *vf, void __user *uarg);
 /* What poll() reports; vmpf_poll() waits on the descriptor's queue. */
 __poll_t vmpf_source_poll(struct vmpf_source *src);
 void vmpf_source_release(struct vmpf_source *src);
@@ -167,5 +176,9 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg);
 int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
 __poll_t vmpf_restore_poll(struct vmpf_restore *rst);
 void vmpf_restore_release(struct vmpf_restore *rst);
+
+/* node.c */
+long vmpf_restore_node(struct vmpf_file *vf, void __user *uarg);
+void vmpf_node_remove(struct vmpf_node *node);
 
 #endif /* _VMPF_H */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "ctl_qemu.h"
 #include "ctl_util.h"
 #include "pagefile.h"
 #include "vmpf.h"
@@ -567,7 +568,11 @@ int main(int argc, char *argv[])
 	case CTL_CMD_VERIFY:
 		return cmd_pagefile(&o);
 	case CTL_CMD_RESTORE:
-		return cmd_restore(&o);
+		return o.qemu ? ctl_restore_qemu(&o) : cmd_restore(&o);
+	case CTL_CMD_MIGRATE:
+		return ctl_migrate_qemu(&o);
+	case CTL_CMD_QMP:
+		return ctl_qmp(&o);
 	default:
 		break;
 	}

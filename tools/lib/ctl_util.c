@@ -96,12 +96,53 @@ static const struct ctl_command {
 	{
 		"restore", CTL_CMD_RESTORE,
 		"watch and steer a restore: pages resident, faults, prefetch",
-		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]",
+		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]\n"
+		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] -- QEMU [ARGS...]",
 		"Shows the restore session held by process PID: pages resident, brought\n"
 		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
 		"histogram.  --run starts or resumes the background prefetch, --pause\n"
 		"pauses it (faults still bring pages in), --rate N limits it to N pages\n"
-		"per second (0: no limit).\n",
+		"per second (0: no limit).\n"
+		"\n"
+		"With --qemu, starts the guest a 'vmpf-ctl migrate' committed to\n"
+		"PAGEFILE in a new QEMU: QEMU [ARGS] is the source's command line (the\n"
+		"same machine and devices).  vmpf-ctl opens a restore session, gives it\n"
+		"a device node, replaces QEMU's RAM backend (the -object named by\n"
+		"-machine memory-backend=) with a memory-backend-file on that node,\n"
+		"adds -incoming defer and a QMP socket of its own, feeds QEMU the stored\n"
+		"device state, and the guest resumes (unless -S) before its RAM has\n"
+		"arrived: faults read pages from PAGEFILE in the kernel, the prefetch\n"
+		"reads the rest.  vmpf-ctl stays until QEMU exits, prints when all of\n"
+		"guest RAM is in memory, and exits with QEMU's status.\n",
+	},
+	{
+		"migrate", CTL_CMD_MIGRATE,
+		"live-migrate a running QEMU guest into a page file",
+		"vmpf-ctl migrate --qmp SOCKET PAGEFILE [--downtime MS] [--cgroup-throttle] [--json]",
+		"Migrates the guest of the QEMU whose QMP monitor listens on SOCKET\n"
+		"(-qmp unix:SOCKET,server=on,wait=off) into PAGEFILE (a block device, or\n"
+		"a file, created if missing, on a filesystem both hosts share).  QEMU\n"
+		"needs KVM, its guest RAM in one shared memory backend (-machine\n"
+		"memory-backend=ram0 -object memory-backend-memfd,id=ram0,share=on,size=N)\n"
+		"and no SMM (-machine smm=off).  vmpf-ctl takes QEMU's KVM descriptor\n"
+		"(pidfd_getfd, so run it as root), finds the memslots of that backend,\n"
+		"pre-copies while the guest runs, prints a line per round, and when the\n"
+		"estimated switch-over is under --downtime (default 300 ms) or pre-copy\n"
+		"stops converging: pauses QEMU (QMP stop), copies the last dirty pages,\n"
+		"has QEMU save its device state with x-ignore-shared into the page file\n"
+		"and commits.  Any failure before the commit resumes the guest where it\n"
+		"runs (QMP cont) and leaves the page file uncommitted; after the commit\n"
+		"QEMU stays paused, as after its own migration: quit it once the\n"
+		"destination runs.  --cgroup-throttle slows QEMU through its cgroup's\n"
+		"cpu.max when the guest dirties memory faster than it can be copied.\n"
+		"Interrupting vmpf-ctl (Ctrl-C) aborts.  Exits 0 once committed.\n",
+	},
+	{
+		"qmp", CTL_CMD_QMP,
+		"run one QMP command on a QEMU and print its answer",
+		"vmpf-ctl qmp --qmp SOCKET COMMAND [ARGUMENTS-JSON]",
+		"Sends COMMAND (with ARGUMENTS, a JSON object) to the QMP monitor at\n"
+		"SOCKET and prints QEMU's answer line.  Exits 1 with QEMU's error.\n",
 	},
 	{
 		"help", CTL_CMD_HELP,
@@ -142,6 +183,7 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	o->rate = -1;
+	o->downtime_ms = -1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -179,6 +221,36 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 				snprintf(err, errlen, "'%s' is not a valid rate", argv[i]);
 				return CTL_EXIT_USAGE;
 			}
+		} else if (!strcmp(a, "--qmp") || !strcmp(a, "--qemu")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				snprintf(err, errlen, "option '%s' needs a %s", a,
+					 a[3] == 'm' ? "QMP socket path" : "PAGEFILE");
+				return CTL_EXIT_USAGE;
+			}
+			if (a[3] == 'm')
+				o->qmp = argv[++i];
+			else
+				o->qemu = argv[++i];
+		} else if (!strcmp(a, "--downtime")) {
+			char *end;
+
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "option '--downtime' needs milliseconds");
+				return CTL_EXIT_USAGE;
+			}
+			o->downtime_ms = strtoll(argv[++i], &end, 10);
+			if (*end || end == argv[i] || o->downtime_ms <= 0 ||
+			    o->downtime_ms > 3600000) {
+				snprintf(err, errlen, "'%s' is not a valid downtime in milliseconds",
+					 argv[i]);
+				return CTL_EXIT_USAGE;
+			}
+		} else if (!strcmp(a, "--no-prefetch")) {
+			o->no_prefetch = 1;
+		} else if (!strcmp(a, "--") && o->cmd == CTL_CMD_RESTORE && o->qemu) {
+			o->qemu_argv = &argv[i + 1];
+			o->qemu_argc = argc - i - 1;
+			break;
 		} else if (!strcmp(a, "-w") || !strcmp(a, "--watch")) {
 			o->watch = 1;
 		} else if (!strcmp(a, "--when-ready")) {
@@ -217,8 +289,14 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 				return CTL_EXIT_USAGE;
 			}
 			o->cmd = c->cmd;
-		} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY) && !o->path) {
+		} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY ||
+			    o->cmd == CTL_CMD_MIGRATE) && !o->path) {
 			o->path = a;
+		} else if (o->cmd == CTL_CMD_QMP && (!o->qmp_cmd || !o->qmp_args)) {
+			if (!o->qmp_cmd)
+				o->qmp_cmd = a;
+			else
+				o->qmp_args = a;
 		} else if (o->cmd == CTL_CMD_HELP && o->topic == CTL_CMD_NONE) {
 			c = ctl_find(a);
 			if (!c) {
@@ -244,8 +322,20 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "%s needs a PAGEFILE; see 'vmpf-ctl help %s'",
 			 ctl_find_cmd(o->cmd)->name, ctl_find_cmd(o->cmd)->name);
 		return CTL_EXIT_USAGE;
+	} else if (o->cmd == CTL_CMD_MIGRATE && (!o->qmp || !o->path)) {
+		snprintf(err, errlen, "migrate needs --qmp SOCKET and a PAGEFILE; see 'vmpf-ctl help migrate'");
+		return CTL_EXIT_USAGE;
+	} else if (o->cmd == CTL_CMD_QMP && (!o->qmp || !o->qmp_cmd)) {
+		snprintf(err, errlen, "qmp needs --qmp SOCKET and a COMMAND; see 'vmpf-ctl help qmp'");
+		return CTL_EXIT_USAGE;
+	} else if (o->cmd == CTL_CMD_RESTORE && o->qemu && !o->qemu_argc) {
+		snprintf(err, errlen, "restore --qemu needs the QEMU command line after '--'; see 'vmpf-ctl help restore'");
+		return CTL_EXIT_USAGE;
+	} else if (o->cmd == CTL_CMD_RESTORE && o->qemu && o->pid) {
+		snprintf(err, errlen, "restore takes --pid (a running restore) or --qemu (a new one), not both");
+		return CTL_EXIT_USAGE;
 	} else if (((o->cmd >= CTL_CMD_START && o->cmd <= CTL_CMD_ABORT) ||
-		    o->cmd == CTL_CMD_RESTORE) && !o->pid) {
+		    (o->cmd == CTL_CMD_RESTORE && !o->qemu)) && !o->pid) {
 		snprintf(err, errlen, "%s needs --pid PID, the VMM holding the session",
 			 ctl_find_cmd(o->cmd)->name);
 		return CTL_EXIT_USAGE;
@@ -266,8 +356,21 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--history is for start only");
 		return CTL_EXIT_USAGE;
 	}
-	if (o->cgroup_throttle && o->cmd != CTL_CMD_START && o->cmd != CTL_CMD_STATUS) {
-		snprintf(err, errlen, "--cgroup-throttle is for start and status only");
+	if (o->cgroup_throttle && o->cmd != CTL_CMD_START && o->cmd != CTL_CMD_STATUS &&
+	    o->cmd != CTL_CMD_MIGRATE) {
+		snprintf(err, errlen, "--cgroup-throttle is for start, status and migrate only");
+		return CTL_EXIT_USAGE;
+	}
+	if (o->qmp && o->cmd != CTL_CMD_MIGRATE && o->cmd != CTL_CMD_QMP) {
+		snprintf(err, errlen, "--qmp is for migrate and qmp only");
+		return CTL_EXIT_USAGE;
+	}
+	if (o->downtime_ms >= 0 && o->cmd != CTL_CMD_MIGRATE) {
+		snprintf(err, errlen, "--downtime is for migrate only");
+		return CTL_EXIT_USAGE;
+	}
+	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || (o->no_prefetch && !o->qemu)) {
+		snprintf(err, errlen, "--qemu and --no-prefetch are for restore only");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;

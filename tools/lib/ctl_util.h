@@ -20,6 +20,8 @@ enum ctl_cmd {
 	CTL_CMD_INFO,
 	CTL_CMD_VERIFY,
 	CTL_CMD_RESTORE,
+	CTL_CMD_MIGRATE,
+	CTL_CMD_QMP,
 };
 
 struct ctl_opts {
@@ -37,6 +39,14 @@ struct ctl_opts {
 	const char *path;	/* PAGEFILE of info and verify */
 	int prefetch_op;	/* restore: --run or --pause, else 0 */
 	long long rate;		/* restore: --rate, or -1 */
+	const char *qmp;	/* migrate, qmp: --qmp SOCKET */
+	long long downtime_ms;	/* migrate: --downtime MS, or -1 */
+	const char *qemu;	/* restore --qemu PAGEFILE */
+	int no_prefetch;	/* restore --qemu: --no-prefetch */
+	char *const *qemu_argv;	/* restore --qemu: the QEMU command after -- */
+	int qemu_argc;
+	const char *qmp_cmd;	/* qmp: COMMAND [ARGUMENTS] */
+	const char *qmp_args;
 };
 
 /* Exit codes of vmpf-ctl. */

@@ -86,9 +86,9 @@ int pf_open(struct pf *pf, const char *path)
 	if (pf_crc32c(&sb, sizeof(sb)) != crc)
 		return why(pf, EBADMSG, "the superblock is corrupt (crc mismatch)");
 	sb.crc = htole32(crc);
-	if (le32toh(sb.version) != VMPF_PF_VERSION)
-		return why(pf, EPROTONOSUPPORT, "format version %u, this tool reads version %u",
-			   le32toh(sb.version), VMPF_PF_VERSION);
+	if (le32toh(sb.version) < VMPF_PF_VERSION_MIN || le32toh(sb.version) > VMPF_PF_VERSION)
+		return why(pf, EPROTONOSUPPORT, "format version %u, this tool reads versions %u to %u",
+			   le32toh(sb.version), VMPF_PF_VERSION_MIN, VMPF_PF_VERSION);
 	n = le32toh(sb.nr_regions);
 	pages = le64toh(sb.total_pages);
 	if (le32toh(sb.page_size) != VMPF_PF_PAGE_SIZE || !n || n > VMPF_MAX_REGIONS ||
@@ -99,16 +99,20 @@ int pf_open(struct pf *pf, const char *path)
 	for (i = 0; i < n; i++) {
 		const struct vmpf_pf_region *a = &sb.regions[i];
 		uint64_t gpa = le64toh(a->gpa), end = gpa + le64toh(a->pages) * VMPF_PF_PAGE_SIZE;
+		int none = le32toh(a->slot) == VMPF_PF_SLOT_NONE;
 		uint32_t j;
 
 		if (le64toh(a->first_page) != total || !le64toh(a->pages) ||
 		    le64toh(a->pages) > pages - total || gpa % VMPF_PF_PAGE_SIZE ||
-		    end <= gpa || le32toh(a->slot) > 0x7fff)
+		    end <= gpa || (le32toh(a->slot) > 0x7fff && !none) ||
+		    (none && (le32toh(sb.version) < 2 || gpa || a->flags)))
 			return why(pf, EINVAL, "the region table is inconsistent");
-		for (j = 0; j < i; j++) {
+		for (j = 0; !none && j < i; j++) {
 			const struct vmpf_pf_region *b = &sb.regions[j];
 			uint64_t bg = le64toh(b->gpa), be = bg + le64toh(b->pages) * VMPF_PF_PAGE_SIZE;
 
+			if (le32toh(b->slot) == VMPF_PF_SLOT_NONE)
+				continue;
 			if (a->slot == b->slot || (gpa < be && bg < end))
 				return why(pf, EINVAL, "the region table has overlapping regions");
 		}

@@ -65,6 +65,10 @@ static const struct {
 	{ VMPF_IOC_PREFETCH,	"VMPF_IOC_PREFETCH" },
 	{ VMPF_IOC_RESTORE_STATUS, "VMPF_IOC_RESTORE_STATUS" },
 	{ VMPF_IOC_SET_THROTTLE, "VMPF_IOC_SET_THROTTLE" },
+	{ VMPF_IOC_VCPU_THROTTLE, "VMPF_IOC_VCPU_THROTTLE" },
+	{ VMPF_IOC_ROUND_POLICY, "VMPF_IOC_ROUND_POLICY" },
+	{ VMPF_IOC_VM_MEMSLOTS, "VMPF_IOC_VM_MEMSLOTS" },
+	{ VMPF_IOC_RESTORE_NODE, "VMPF_IOC_RESTORE_NODE" },
 };
 
 const char *vmpf_ioctl_name(unsigned long cmd)
@@ -94,6 +98,8 @@ const char *vmpf_feature_name(unsigned int bit)
 		return "source";
 	case VMPF_FEATURE_RESTORE:
 		return "restore";
+	case VMPF_FEATURE_EXTERNAL:
+		return "external";
 	default:
 		return NULL;
 	}

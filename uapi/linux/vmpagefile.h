@@ -49,10 +49,17 @@
  * the ioctls that drive pre-copy, switch-over and abort).
  * VMPF_FEATURE_RESTORE: restore sessions (VMPF_IOC_RESTORE_OPEN, mmap of
  * guest RAM served by in-kernel faults, prefetch).
+ * VMPF_FEATURE_EXTERNAL: driving a VMM nobody adapted to the module (QEMU)
+ * from another process: VMPF_IOC_VM_MEMSLOTS, attaching to a VM of another
+ * process (CAP_SYS_PTRACE), regions no memslot maps (VMPF_SLOT_NONE), the
+ * switch-over in two steps (VMPF_FINISH_PAGES, VMPF_FINISH_STATE) and a
+ * device node per restore session (VMPF_IOC_RESTORE_NODE).
  */
 #define VMPF_FEATURE_SOURCE	_BITULL(0)
 #define VMPF_FEATURE_RESTORE	_BITULL(1)
-#define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE | VMPF_FEATURE_RESTORE)
+#define VMPF_FEATURE_EXTERNAL	_BITULL(2)
+#define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE | VMPF_FEATURE_RESTORE | \
+				 VMPF_FEATURE_EXTERNAL)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
 #define VMPF_IOCTL_MAGIC	0xBA
@@ -126,20 +133,39 @@ struct vmpf_dev_info {
  * small; the status says how the estimate and the throttle evolve.
  */
 
-/** struct vmpf_region - one KVM memslot of guest RAM, as the VMM set it */
+/**
+ * struct vmpf_region - one KVM memslot of guest RAM, as the VMM set it
+ *
+ * Or, with VMPF_FEATURE_EXTERNAL, @slot VMPF_SLOT_NONE and @gpa 0: memory
+ * of the VMM's RAM that no memslot maps (QEMU's RAM block has such holes,
+ * e.g. under the legacy VGA window).  The guest cannot write it, nothing
+ * tracks it: it is copied whole in the first round and again in the final
+ * round, with the guest paused.  The regions in the order given are the
+ * page file's pages in order, and the destination's mapping: a VMM that
+ * maps its RAM block from one file gives the regions in the block's order,
+ * holes included.
+ */
 struct vmpf_region {
-	__u64 slot;	/* KVM memslot id, address space 0 */
+	__u64 slot;	/* KVM memslot id, address space 0; or VMPF_SLOT_NONE */
 	__u64 gpa;	/* guest-physical start, page aligned */
 	__u64 size;	/* bytes, page aligned */
 	__u64 uaddr;	/* the VMM's address of the memory, page aligned */
 };
+
+#define VMPF_SLOT_NONE		(~0ULL)
 
 #define VMPF_MAX_REGIONS	32
 
 /**
  * struct vmpf_source_attach - VMPF_IOC_SOURCE_ATTACH
  * @vm_fd:	in: the KVM VM file descriptor; the VM must belong to the
- *		calling process's address space.
+ *		calling process's address space, or, with
+ *		VMPF_FEATURE_EXTERNAL, the caller must have CAP_SYS_PTRACE:
+ *		the session reads and tracks the memory of the VM's process,
+ *		which only who may ptrace it (or take its descriptors with
+ *		pidfd_getfd(2)) may do.  The kernel's ptrace check is not
+ *		available to modules, so the capability that passes it for
+ *		every process is required.
  * @target_fd:	in: the page file, a block device or a regular file opened
  *		O_RDWR | O_DIRECT, at least @required_bytes long.
  * @regions:	in: pointer to @nr_regions struct vmpf_region; each must
@@ -221,6 +247,7 @@ enum vmpf_phase {
 	VMPF_PHASE_COMMITTED = 4,	/* the page file is a complete image */
 	VMPF_PHASE_ABORTED = 5,		/* stopped on request; not committed */
 	VMPF_PHASE_FAILED = 6,		/* stopped by an error; not committed */
+	VMPF_PHASE_STATE_WAIT = 7,	/* final round done, waits for the state */
 };
 
 /* struct vmpf_status.flags */
@@ -439,17 +466,27 @@ struct vmpf_vcpu_throttle {
  * struct vmpf_finish - VMPF_IOC_FINISH, the switch-over
  * @state:	in: pointer to the VMM's device-state blob.
  * @state_len:	in: its length, at most the attach's state_max.
- * @flags:	in: none defined, must be zero.
+ * @flags:	in: 0, VMPF_FINISH_PAGES or VMPF_FINISH_STATE.
  * @reserved:	in: must be zero.
  * @final_pages: out: pages copied in the final round.
- * @switchover_ns: out: from the call until the commit record was durable.
+ * @switchover_ns: out: from the (first) call until the commit record was
+ *		durable, or with VMPF_FINISH_PAGES until the pages were.
  * @bytes_written: out: bytes written to the page file in all.
  * @rounds:	out: rounds including the final one.
  *
- * The caller (the VMM, in the VM's process) must have paused every vCPU
- * and stopped writing guest memory.  Returns once the page file is
- * committed, or with the error that stopped it (the session is then
- * FAILED and the VM untouched).
+ * The caller (the VMM in the VM's process, or the process that attached
+ * with VMPF_FEATURE_EXTERNAL) must have paused every vCPU and stopped
+ * writing guest memory.  Returns once the page file is committed, or with
+ * the error that stopped it (the session is then FAILED and the VM
+ * untouched).
+ *
+ * In two steps, for a VMM whose own device-state save touches the
+ * memslots (QEMU's migration turns dirty logging on for all of them and
+ * harvests it): VMPF_FINISH_PAGES (no state) does the final round, writes
+ * the table, gives the memslots their flags back and returns, the session
+ * in VMPF_PHASE_STATE_WAIT, no longer looking at KVM; then
+ * VMPF_FINISH_STATE with the state commits.  VMPF_IOC_ABORT in between
+ * leaves the file uncommitted.  Errors: EINVAL flags in the wrong phase.
  */
 struct vmpf_finish {
 	__u64 state;
@@ -461,6 +498,10 @@ struct vmpf_finish {
 	__u64 bytes_written;
 	__u64 rounds;
 };
+
+#define VMPF_FINISH_PAGES	_BITULL(0)	/* final round only, state later */
+#define VMPF_FINISH_STATE	_BITULL(1)	/* the state, after VMPF_FINISH_PAGES */
+#define VMPF_FINISH_FLAGS_ALL	(VMPF_FINISH_PAGES | VMPF_FINISH_STATE)
 
 /**
  * struct vmpf_mark_dirty - VMPF_IOC_MARK_DIRTY
@@ -531,8 +572,8 @@ struct vmpf_restore_open {
 
 /** struct vmpf_restore_region - one region of guest RAM to map */
 struct vmpf_restore_region {
-	__u64 slot;	/* the KVM memslot id it had on the source */
-	__u64 gpa;
+	__u64 slot;	/* the KVM memslot id it had on the source, or VMPF_SLOT_NONE */
+	__u64 gpa;	/* 0 with VMPF_SLOT_NONE */
 	__u64 size;	/* bytes */
 	__u64 offset;	/* mmap() offset of this region on the descriptor */
 	__u64 flags;	/* the memslot's KVM flags on the source */
@@ -632,6 +673,77 @@ struct vmpf_restore_status {
 	__u8 message[128];
 };
 
+/**
+ * struct vmpf_memslot - one KVM memslot, as VMPF_IOC_VM_MEMSLOTS reports it
+ * @slot:	KVM's id: address space << 16 | slot, as in
+ *		KVM_SET_USER_MEMORY_REGION.
+ * @gpa:	guest-physical start.
+ * @size:	bytes.
+ * @uaddr:	the VMM's address of the memory.
+ * @flags:	KVM_MEM_* as the VMM set them (KVM_MEM_LOG_DIRTY_PAGES: someone
+ *		logs its dirty pages now).
+ */
+struct vmpf_memslot {
+	__u64 slot;
+	__u64 gpa;
+	__u64 size;
+	__u64 uaddr;
+	__u64 flags;
+	__u64 reserved;
+};
+
+/**
+ * struct vmpf_vm_memslots - VMPF_IOC_VM_MEMSLOTS: a VM's memslots
+ * @vm_fd:	in: the KVM VM file descriptor (its own VM, or any with
+ *		CAP_SYS_PTRACE as for VMPF_IOC_SOURCE_ATTACH).
+ * @slots:	in: pointer to @slots_cap struct vmpf_memslot.
+ * @slots_cap:	in: room there; at most VMPF_MAX_MEMSLOTS are reported.
+ * @flags:	in: must be zero.
+ * @reserved:	in: must be zero.
+ * @nr_slots:	out: memslots the VM has, in all address spaces; those
+ *		that fit in @slots_cap were written, in no particular order.
+ * @generation:	out: KVM's memslot generation of address space 0; it
+ *		moves with every change.
+ *
+ * Needs VMPF_FEATURE_EXTERNAL.  Errors: EBADF, EINVAL not a KVM VM or bad
+ * fields; EPERM another process's VM without CAP_SYS_PTRACE.
+ */
+struct vmpf_vm_memslots {
+	__u64 vm_fd;
+	__u64 slots;
+	__u64 slots_cap;
+	__u64 flags;
+	__u64 reserved[2];
+	__u64 nr_slots;
+	__u64 generation;
+};
+
+#define VMPF_MAX_MEMSLOTS	4096
+
+/**
+ * struct vmpf_restore_node - VMPF_IOC_RESTORE_NODE
+ * @flags:	in: must be zero.
+ * @reserved:	in: must be zero.
+ * @dev:	out: the node's device number, major << 32 | minor.
+ * @name:	out: its name under /dev (devtmpfs creates it), NUL-terminated.
+ *
+ * Gives the restore session a character device node of its own, for a
+ * VMM that maps guest RAM from a path it opens itself (QEMU's
+ * memory-backend-file,mem-path=,share=on).  Opening the node gives a
+ * descriptor whose mmap() is that of the session's (offset 0 is the first
+ * region's first page); the mapping keeps the session alive as one of the
+ * session's descriptor would.  The node is mode 0600, root's (chown it
+ * for a VMM running as another user) and disappears with the session.
+ * Needs VMPF_FEATURE_RESTORE and VMPF_FEATURE_EXTERNAL.  Errors: ENOENT no
+ * restore session; EEXIST the session has a node; EINVAL bad fields.
+ */
+struct vmpf_restore_node {
+	__u64 flags;
+	__u64 reserved[3];
+	__u64 dev;
+	__u8 name[64];
+};
+
 #define VMPF_IOC_API		_IOWR(VMPF_IOCTL_MAGIC, 0x00, struct vmpf_api)
 #define VMPF_IOC_DEV_INFO	_IOR(VMPF_IOCTL_MAGIC, 0x01, struct vmpf_dev_info)
 #define VMPF_IOC_SOURCE_ATTACH	_IOWR(VMPF_IOCTL_MAGIC, 0x02, struct vmpf_source_attach)
@@ -651,9 +763,13 @@ struct vmpf_restore_status {
 #define VMPF_IOC_SET_THROTTLE	_IOW(VMPF_IOCTL_MAGIC, 0x0d, struct vmpf_throttle)
 #define VMPF_IOC_VCPU_THROTTLE	_IOWR(VMPF_IOCTL_MAGIC, 0x0e, struct vmpf_vcpu_throttle)
 #define VMPF_IOC_ROUND_POLICY	_IOWR(VMPF_IOCTL_MAGIC, 0x0f, struct vmpf_round_policies)
+#define VMPF_IOC_VM_MEMSLOTS	_IOWR(VMPF_IOCTL_MAGIC, 0x10, struct vmpf_vm_memslots)
+#define VMPF_IOC_RESTORE_NODE	_IOWR(VMPF_IOCTL_MAGIC, 0x11, struct vmpf_restore_node)
 
 /*
- * Page file format, version 1.  All fields little-endian; every structure
+ * Page file format, version 2 (version 1 is version 2 without regions
+ * that no memslot maps: a writer uses 1 when it has none, so that older
+ * readers still read it).  All fields little-endian; every structure
  * starts on a VMPF_PF_BLOCK boundary.  docs/pagefile-format.md explains it.
  *
  *   block 0            struct vmpf_pf_super
@@ -668,7 +784,8 @@ struct vmpf_restore_status {
  */
 #define VMPF_PF_MAGIC		"VMPFPAGE"
 #define VMPF_PF_COMMIT_MAGIC	"VMPFCMIT"
-#define VMPF_PF_VERSION		1
+#define VMPF_PF_VERSION		2
+#define VMPF_PF_VERSION_MIN	1
 #define VMPF_PF_BLOCK		4096
 #define VMPF_PF_PAGE_SIZE	4096
 
@@ -676,9 +793,12 @@ struct vmpf_pf_region {
 	__le64 gpa;
 	__le64 pages;
 	__le64 first_page;	/* its first page's index in table and data */
-	__le32 slot;
+	__le32 slot;		/* or VMPF_PF_SLOT_NONE (version 2) */
 	__le32 flags;		/* the memslot's KVM flags */
 };
+
+/* A region no memslot mapped on the source (struct vmpf_region's VMPF_SLOT_NONE). */
+#define VMPF_PF_SLOT_NONE	0xffffffffU
 
 struct vmpf_pf_super {
 	__u8 magic[8];
