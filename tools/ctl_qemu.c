@@ -332,6 +332,134 @@ static int attach(int dev, int vm_fd, const struct ctl_opts *o, struct vmpf_regi
 	return 0;
 }
 
+/*
+ * QEMU's own writes to guest RAM (device emulation, DMA into guest buffers,
+ * vhost) do not go through the guest's page tables: KVM's dirty log never
+ * sees them.  The kernel's soft-dirty bits do: clearing them (writing 4 to
+ * /proc/PID/clear_refs) write-protects every page of the process, and each
+ * write after that, by QEMU's threads, by KVM on the guest's behalf or a
+ * pinning O_DIRECT read, sets the page's bit in /proc/PID/pagemap (bit 55).
+ * Reading the bits and clearing them is not one atomic step, so it is done
+ * only while QEMU is stopped (QMP stop drains its I/O and stops its
+ * devices): nothing writes in between.  The pages found are handed to the
+ * session with VMPF_IOC_MARK_DIRTY.
+ */
+#define PM_SOFT_DIRTY	(1ULL << 55)
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int soft_dirty_bit(const volatile char *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t off = ((uintptr_t)p / 4096) * 8;
+
+	if (fd < 0 || pread(fd, &e, 8, off) != 8)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	return !!(e & PM_SOFT_DIRTY);
+}
+
+/* Does this kernel keep soft-dirty bits (CONFIG_MEM_SOFT_DIRTY)? */
+static int soft_dirty_works(void)
+{
+	static volatile char page[4096] __attribute__((aligned(4096)));
+	int clean;
+
+	page[0] = 1;
+	if (write_str("/proc/self/clear_refs", "4"))
+		return 0;
+	clean = !soft_dirty_bit(page);
+	page[0] = 2;
+	return clean && soft_dirty_bit(page);
+}
+
+static int mark_run(int dev, uint64_t gpa, uint64_t pages, char *why, size_t len)
+{
+	struct vmpf_mark_dirty m = { .gpa = gpa, .len = pages * 4096 };
+	int ret = __vmpf_ioctl(dev, VMPF_IOC_MARK_DIRTY, &m);
+
+	if (ret)
+		vmpf_ioctl_error(VMPF_IOC_MARK_DIRTY, -ret, why, len);
+	return ret;
+}
+
+/*
+ * With QEMU stopped: mark what was written since the last clear, then
+ * clear (unless @keep, at the switch-over: nothing runs until the end).
+ * Returns the pages marked, or -1 with @why.
+ */
+static long soft_dirty_sync(int dev, pid_t pid, const struct vmpf_region *regs,
+			    unsigned int nr, int keep, char *why, size_t len)
+{
+	static uint64_t ent[4096];
+	char path[64];
+	long marked = 0;
+	unsigned int r;
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (r = 0; r < nr; r++) {
+		uint64_t pages = regs[r].size / 4096, p, i, n, run = 0, run_len = 0;
+
+		if (regs[r].slot == VMPF_SLOT_NONE)
+			continue;	/* copied again at the pause anyway */
+		for (p = 0; p < pages; p += n) {
+			ssize_t got;
+
+			n = pages - p < 4096 ? pages - p : 4096;
+			got = pread(fd, ent, n * 8, (regs[r].uaddr / 4096 + p) * 8);
+			if (got != (ssize_t)(n * 8)) {
+				snprintf(why, len, "cannot read %s: %s", path,
+					 got < 0 ? strerror(errno) : "short read");
+				goto err;
+			}
+			for (i = 0; i < n; i++) {
+				if (ent[i] & PM_SOFT_DIRTY) {
+					if (!run_len++)
+						run = p + i;
+					continue;
+				}
+				if (run_len && mark_run(dev, regs[r].gpa + run * 4096, run_len,
+							why, len))
+					goto err;
+				marked += run_len;
+				run_len = 0;
+			}
+		}
+		if (run_len && mark_run(dev, regs[r].gpa + run * 4096, run_len, why, len))
+			goto err;
+		marked += run_len;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", pid);
+	ret = keep ? 0 : write_str(path, "4");
+	if (ret) {
+		snprintf(why, len, "cannot clear QEMU's soft-dirty bits: %s", strerror(-ret));
+		return -1;
+	}
+	return marked;
+err:
+	close(fd);
+	return -1;
+}
+
 static int get_status(int dev, struct vmpf_status *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -417,7 +545,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	struct qemu_map ram;
 	struct vmpf_api api;
 	char why[700], m[300], status[64];
-	uint64_t t_stop = 0, t_pages = 0, t_state = 0, t_commit;
+	uint64_t t_stop = 0, t_pages = 0, t_state = 0, t_commit, t_sync = 0;
+	uint64_t sd_pause_ns = 0, sd_pause_max = 0, sd_syncs = 0, sd_pages = 0;
+	unsigned long long synced_round = 0;
+	int was_running;
 	unsigned long long last_round = ~0ULL;
 	unsigned int nr = 0, i;
 	int dev = -1, vm_fd = -1, ret, paused = 0, rc = CTL_EXIT_FAIL;
@@ -436,8 +567,8 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			 qmp.pid);
 		goto out;
 	}
-	if (strcmp(qemu_status(status, sizeof(status)), "running") &&
-	    strcmp(status, "paused")) {
+	was_running = !strcmp(qemu_status(status, sizeof(status)), "running");
+	if (!was_running && strcmp(status, "paused")) {
 		snprintf(why, sizeof(why), "QEMU's guest is %s, not running or paused", status);
 		goto out;
 	}
@@ -478,15 +609,37 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		}
 		fflush(stdout);
 	}
+	if (!soft_dirty_works()) {
+		snprintf(why, sizeof(why), "this kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY): QEMU's own writes to guest RAM could not be tracked");
+		goto out;
+	}
 	if (o->cgroup_throttle &&
 	    (cg_throttle_open(&cg, qmp.pid, why, sizeof(why)) ||
 	     cg_throttle_guard(&cg, why, sizeof(why))))
 		goto out;
+	/* Soft-dirty from here on: cleared with QEMU's I/O drained. */
+	if (was_running) {
+		if (qmp_exec(&qmp, "stop", NULL, -1, why, sizeof(why)))
+			goto out;
+		paused = 1;
+	}
+	snprintf(m, sizeof(m), "/proc/%d/clear_refs", qmp.pid);
+	ret = write_str(m, "4");
+	if (ret) {
+		snprintf(why, sizeof(why), "cannot clear QEMU's soft-dirty bits: %s", strerror(-ret));
+		goto out;
+	}
 	ret = __vmpf_ioctl(dev, VMPF_IOC_START, NULL);
 	if (ret) {
 		vmpf_ioctl_error(VMPF_IOC_START, -ret, why, sizeof(why));
 		goto out;
 	}
+	if (paused) {
+		if (qmp_exec(&qmp, "cont", NULL, -1, why, sizeof(why)))
+			goto out;
+		paused = 0;
+	}
+	t_sync = now_ns();
 
 	/* Pre-copy, until the session says switch over (or fails). */
 	for (;;) {
@@ -520,6 +673,27 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		}
 		if (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT))
 			break;
+		/* A new round, at most once a second: what QEMU wrote meanwhile. */
+		if (st.round != synced_round && now_ns() - t_sync > 1000000000ULL && was_running) {
+			uint64_t t = now_ns();
+			long n;
+
+			if (qmp_exec(&qmp, "stop", NULL, -1, why, sizeof(why)))
+				goto out;
+			paused = 1;
+			n = soft_dirty_sync(dev, qmp.pid, regs, nr, 0, why, sizeof(why));
+			if (n < 0)
+				goto out;
+			if (qmp_exec(&qmp, "cont", NULL, -1, why, sizeof(why)))
+				goto out;
+			paused = 0;
+			t_sync = now_ns();
+			sd_pause_ns += t_sync - t;
+			sd_pause_max = t_sync - t > sd_pause_max ? t_sync - t : sd_pause_max;
+			sd_syncs++;
+			sd_pages += n;
+			synced_round = st.round;
+		}
 		nap_ms(o->cgroup_throttle ? 200 : 500);
 	}
 	if (o->cgroup_throttle)
@@ -532,9 +706,15 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	t_stop = now_ns();
-	if (qmp_exec(&qmp, "stop", NULL, -1, why, sizeof(why)))
+	if (was_running) {
+		if (qmp_exec(&qmp, "stop", NULL, -1, why, sizeof(why)))
+			goto out;
+		paused = 1;
+	}
+	ret = soft_dirty_sync(dev, qmp.pid, regs, nr, 1, why, sizeof(why));
+	if (ret < 0)
 		goto out;
-	paused = 1;
+	sd_pages += ret;
 	memset(&fin, 0, sizeof(fin));
 	fin.flags = VMPF_FINISH_PAGES;
 	ret = __vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin);
@@ -565,19 +745,23 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	t_commit = now_ns();
 	get_status(dev, &st);
 	if (o->json)
-		printf("{\"committed\":true,\"pagefile\":\"%s\",\"rounds\":%llu,\"final_pages\":%llu,\"state_bytes\":%ld,\"bytes_written\":%llu,\"switchover_ns\":%llu,\"final_round_ns\":%llu,\"state_save_ns\":%llu,\"commit_ns\":%llu}\n",
+		printf("{\"committed\":true,\"pagefile\":\"%s\",\"rounds\":%llu,\"final_pages\":%llu,\"state_bytes\":%ld,\"bytes_written\":%llu,\"switchover_ns\":%llu,\"final_round_ns\":%llu,\"state_save_ns\":%llu,\"commit_ns\":%llu,\"qemu_written_pages\":%llu,\"sync_pauses\":%llu,\"sync_pause_ns\":%llu,\"sync_pause_max_ns\":%llu}\n",
 		       o->path, (unsigned long long)fin.rounds, (unsigned long long)fin.final_pages,
 		       state_len, (unsigned long long)fin.bytes_written,
 		       (unsigned long long)(t_commit - t_stop), (unsigned long long)(t_pages - t_stop),
-		       (unsigned long long)(t_state - t_pages), (unsigned long long)(t_commit - t_state));
+		       (unsigned long long)(t_state - t_pages), (unsigned long long)(t_commit - t_state),
+		       (unsigned long long)sd_pages, (unsigned long long)sd_syncs,
+		       (unsigned long long)sd_pause_ns, (unsigned long long)sd_pause_max);
 	else
 		printf("committed  %s: %llu rounds, final round %llu pages, device state %ld bytes, %llu MiB written\n"
 		       "switch-over %.1f ms (pause to commit): final round %.1f ms, QEMU's device state %.1f ms, commit %.1f ms\n"
+		       "soft-dirty %llu pages written outside the guest's page tables marked; %llu pauses to read them, %.1f ms in all, longest %.1f ms\n"
 		       "qemu       process %d stays paused, as after its own migration: quit it once the destination runs\n",
 		       o->path, (unsigned long long)fin.rounds, (unsigned long long)fin.final_pages,
 		       state_len, (unsigned long long)fin.bytes_written >> 20,
 		       (t_commit - t_stop) / 1e6, (t_pages - t_stop) / 1e6, (t_state - t_pages) / 1e6,
-		       (t_commit - t_state) / 1e6, qmp.pid);
+		       (t_commit - t_state) / 1e6, (unsigned long long)sd_pages,
+		       (unsigned long long)sd_syncs, sd_pause_ns / 1e6, sd_pause_max / 1e6, qmp.pid);
 	rc = CTL_EXIT_OK;
 	paused = 0;
 out:

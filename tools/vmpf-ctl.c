@@ -493,12 +493,17 @@ static int cmd_pagefile(const struct ctl_opts *o)
 		else
 			printf("\"history\":null,");
 		printf("\"regions\":[");
-		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)
-			printf("%s{\"slot\":%u,\"gpa\":%llu,\"pages\":%llu,\"flags\":%u}",
-			       i ? "," : "", le32toh(pf.sb.regions[i].slot),
+		for (i = 0; i < le32toh(pf.sb.nr_regions); i++) {
+			char slot[16] = "null";
+
+			if (le32toh(pf.sb.regions[i].slot) != VMPF_PF_SLOT_NONE)
+				snprintf(slot, sizeof(slot), "%u", le32toh(pf.sb.regions[i].slot));
+			printf("%s{\"slot\":%s,\"gpa\":%llu,\"pages\":%llu,\"flags\":%u}",
+			       i ? "," : "", slot,
 			       (unsigned long long)le64toh(pf.sb.regions[i].gpa),
 			       (unsigned long long)le64toh(pf.sb.regions[i].pages),
 			       le32toh(pf.sb.regions[i].flags));
+		}
 		printf("]}\n");
 	} else {
 		printf("page file  %s, format version %u, uuid %s\n", o->path,
@@ -520,11 +525,15 @@ static int cmd_pagefile(const struct ctl_opts *o)
 		printf("size       %llu bytes for %llu pages\n",
 		       (unsigned long long)le64toh(pf.sb.file_size), pages);
 		for (i = 0; i < le32toh(pf.sb.nr_regions); i++)
-			printf("region %llu   slot %u, gpa %#llx, %llu pages, flags %#x\n", i,
-			       le32toh(pf.sb.regions[i].slot),
-			       (unsigned long long)le64toh(pf.sb.regions[i].gpa),
-			       (unsigned long long)le64toh(pf.sb.regions[i].pages),
-			       le32toh(pf.sb.regions[i].flags));
+			if (le32toh(pf.sb.regions[i].slot) == VMPF_PF_SLOT_NONE)
+				printf("region %llu   no memslot (memory of the VMM's RAM no memslot mapped), %llu pages\n",
+				       i, (unsigned long long)le64toh(pf.sb.regions[i].pages));
+			else
+				printf("region %llu   slot %u, gpa %#llx, %llu pages, flags %#x\n", i,
+				       le32toh(pf.sb.regions[i].slot),
+				       (unsigned long long)le64toh(pf.sb.regions[i].gpa),
+				       (unsigned long long)le64toh(pf.sb.regions[i].pages),
+				       le32toh(pf.sb.regions[i].flags));
 		if (table_ok)
 			printf("pages      %llu data, %llu zero, %llu never written\n",
 			       counts[2], counts[1], counts[0]);

@@ -542,6 +542,7 @@ static const char *phase_name(uint64_t phase)
 {
 	static const char *const names[] = {
 		"none", "attached", "precopy", "finishing", "committed", "aborted", "failed",
+		"state-wait",
 	};
 
 	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";

@@ -512,6 +512,7 @@ const char *ctl_phase_name(unsigned long long phase)
 {
 	static const char *const names[] = {
 		"none", "attached", "precopy", "finishing", "committed", "aborted", "failed",
+		"state-wait",
 	};
 
 	return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";

@@ -1,0 +1,213 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# An unmodified QEMU (the host's: Debian's 7.2) as the VMM, with KVM, inside
+# the test machine (busybox sh), migrated by vmpf-ctl through a page file:
+#   migrate   vmpf-ctl migrate --qmp pre-copies a guest that keeps dirtying
+#             memory and counting on its console, switches over (QMP stop,
+#             final round, QEMU's device state with x-ignore-shared) and
+#             commits; the source stays paused;
+#   restore   vmpf-ctl restore --qemu starts a second QEMU (-S) on the
+#             committed file; its guest RAM, read through QMP pmemsave
+#             (every page by fault from the page file), equals the source's
+#             at its pause; after cont the guest counts on from where it
+#             stopped and its own check of its memory passes;
+#   abort     Ctrl-C on vmpf-ctl mid-pre-copy: the guest runs on, the file
+#             stays uncommitted, and a second migration of the same QEMU
+#             works;
+#   memslots  QEMU changes memslots mid-pre-copy (system_reset: the firmware
+#             remaps its windows as it boots again): the migration fails
+#             saying so and the guest runs on, or it commits an image whose
+#             RAM equals the source's at its pause — never stale pages;
+#   refused   configurations vmpf-ctl cannot migrate are refused, each with
+#             its sentence: SMM on, RAM not in a shared backend.
+# Skipped (saying why) without the host's root at /host or /dev/kvm.
+# VMPF_QEMU_RAM: the guest's MiB (default 128).
+TAP_PREFIX=qemu
+. "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/qemu_vmm_lib.sh"
+
+RAM=${VMPF_QEMU_RAM:-128}
+PF=/dev/ram1
+t=/tmp/qemu_migrate
+mkdir -p $t
+tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on migrate_again memslots_changed refuse_smm refuse_private_ram"
+
+echo "TAP version 13"
+echo "1..12"
+if ! vq_usable; then
+	for x in $tests; do skip "$x" "$VQ_WHY"; done
+	exit 0
+fi
+
+now() { cut -d' ' -f1 /proc/uptime; }
+qmp() { vmpf-ctl qmp --qmp "$1/qmp.sock" "$2" ${3:+"$3"} 2>&1; }
+status_of() { qmp "$1" query-status | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p'; }
+last_count() { tr -d '\r' < "$1/serial.log" | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | tail -n 1; }
+diag() {
+	echo "qemu.log:"; tail -n 10 "$1/qemu.log" 2>/dev/null
+	echo "serial.log:"; tr -d '\r' < "$1/serial.log" 2>/dev/null | tail -n 8
+}
+# dump DIR FILE: the guest's RAM through QMP (reads every page)
+dump() {
+	rm -f "$2"
+	qmp "$1" pmemsave "{\"val\": 0, \"size\": $((RAM << 20)), \"filename\": \"$2\"}"
+}
+# src_start DIR: a source guest, up and dirtying
+src_start() {
+	VQ_APPEND="dirtier_mb=32" vq_start "$1" "$RAM" "$@"
+	vq_wait_for "$1/serial.log" "^vmpf-ready" 120 "$VQ_PID"
+	vq_wait_for "$1/serial.log" "^vmpf-count 5" 30 "$VQ_PID"
+}
+
+# --- migrate and restore -----------------------------------------------------
+S=$t/src D=$t/dst
+src_start $S
+spid=$VQ_PID
+t0=$(now)
+vmpf-ctl migrate --qmp $S/qmp.sock $PF --json > $t/mig.json 2> $t/mig.err
+rc=$?
+mig=$(cat $t/mig.json)
+echo "# migrate: $(tail -n 1 $t/mig.json)"
+echo "# took $(echo "$t0 $(now)" | awk '{ printf "%.1f", $2 - $1 }') s"
+if [ $rc = 0 ] && has "$mig" '"committed":true' && vmpf-ctl verify $PF > $t/verify 2>&1; then
+	ok migrate
+else notok migrate "rc=$rc" "$(cat $t/mig.err)" "$(tail -n 3 $t/mig.json)" "$(cat $t/verify)" "$(diag $S)"; fi
+
+st=$(status_of $S)
+stopped=$(last_count $S)
+if [ "$st" = postmigrate ] || [ "$st" = paused ]; then ok source_paused
+else notok source_paused "source QEMU is '$st' after the commit"; fi
+dump $S $t/src.mem > /dev/null
+
+# The destination: the same command line, -S to look before it runs.
+eval "set -- $(VQ_APPEND="dirtier_mb=32" vq_guest_args "$RAM")"
+mkdir -p $D
+rm -f $D/serial.log
+# shellcheck disable=SC2086
+vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:$D/serial.log \
+	-qmp unix:$D/qmp.sock,server=on,wait=off > $D/restore.out 2>&1 &
+rpid=$!
+vq_wait_for $D/restore.out "^resumed\|vmpf-ctl:" 60 $rpid
+if has "$(cat $D/restore.out)" "^resumed"; then ok restore_resumes
+else notok restore_resumes "$(cat $D/restore.out)"; fi
+echo "# $(grep '^resumed' $D/restore.out)"
+
+dump $D $t/dst.mem > /dev/null
+if [ -s $t/src.mem ] && cmp -s $t/src.mem $t/dst.mem; then ok ram_equal
+else notok ram_equal "$(ls -l $t/src.mem $t/dst.mem 2>&1)" \
+	"first differences (offset, bytes): $(cmp -l $t/src.mem $t/dst.mem 2>&1 | head -n 5)"; fi
+rm -f $t/src.mem $t/dst.mem
+
+qmp $D cont > /dev/null
+vq_wait_for $D/serial.log "^vmpf-count" 30
+vq_wait_for $D/serial.log "^vmpf-verify" 30
+first=$(tr -d '\r' < $D/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | head -n 1)
+if [ -n "$stopped" ] && [ -n "$first" ] && [ "$first" -gt "$stopped" ] &&
+   [ "$first" -le $((stopped + 2)) ] && ! grep -q "Linux version" $D/serial.log; then
+	ok counts_on
+else notok counts_on "source stopped at ${stopped:-?}, destination went on at ${first:-?}" "$(diag $D)"; fi
+if grep -q "^vmpf-verify ok" $D/serial.log && ! grep -q "vmpf-verify BAD" $D/serial.log; then
+	ok guest_verifies
+else notok guest_verifies "$(diag $D)"; fi
+
+r=$(vmpf-ctl restore --pid $rpid --json 2>&1)
+echo "# restore: $r"
+if [ -n "$(num "$r" demand_pages)" ] && [ "$(num "$r" bad_pages)" = 0 ]; then ok restore_status
+else notok restore_status "$r"; fi
+qmp $D quit > /dev/null
+wait $rpid
+echo "# $(tail -n 2 $D/restore.out | head -n 1)"
+qmp $S quit > /dev/null
+wait $spid
+
+# --- abort mid-pre-copy, then migrate the same QEMU again ---------------------
+A=$t/abort
+src_start $A
+apid=$VQ_PID
+vmpf-ctl migrate --qmp $A/qmp.sock $PF --downtime 1 > $t/abort.out 2>&1 &
+mpid=$!
+sleep 3
+c0=$(last_count $A)
+kill -INT $mpid
+wait $mpid
+rc=$?
+sleep 2
+c1=$(last_count $A)
+info=$(vmpf-ctl info $PF --json 2>&1)
+if [ $rc != 0 ] && has "$(cat $t/abort.out)" "aborted" && [ "$(status_of $A)" = running ] &&
+   [ -n "$c1" ] && [ "$c1" -gt "${c0:-0}" ] && has "$info" '"committed":false'; then
+	ok abort_runs_on
+else notok abort_runs_on "rc=$rc counts $c0 -> $c1, status $(status_of $A)" \
+	"$(tail -n 3 $t/abort.out)" "$info"; fi
+vmpf-ctl migrate --qmp $A/qmp.sock $PF > $t/again.out 2>&1
+rc=$?
+if [ $rc = 0 ] && vmpf-ctl verify $PF > /dev/null 2>&1; then ok migrate_again
+else notok migrate_again "rc=$rc" "$(tail -n 5 $t/again.out)"; fi
+qmp $A quit > /dev/null
+wait $apid
+
+# --- QEMU changes memslots during pre-copy ------------------------------------
+M=$t/memslots
+src_start $M
+mspid=$VQ_PID
+vmpf-ctl migrate --qmp $M/qmp.sock $PF --downtime 1 > $t/ms.out 2>&1 &
+mpid=$!
+sleep 2
+qmp $M system_reset > /dev/null
+wait $mpid
+rc=$?
+if [ $rc = 0 ]; then
+	dump $M $t/src.mem > /dev/null
+	qmp $M quit > /dev/null
+	wait $mspid
+	eval "set -- $(VQ_APPEND="dirtier_mb=32" vq_guest_args "$RAM")"
+	# shellcheck disable=SC2086
+	vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:$D/serial2.log \
+		-qmp unix:$D/qmp.sock,server=on,wait=off > $D/restore2.out 2>&1 &
+	rpid=$!
+	vq_wait_for $D/restore2.out "^resumed\|vmpf-ctl:" 60 $rpid
+	dump $D $t/dst.mem > /dev/null
+	if cmp -s $t/src.mem $t/dst.mem; then ok memslots_changed
+	else notok memslots_changed "committed, but the RAM differs:" \
+		"$(cmp -l $t/src.mem $t/dst.mem 2>&1 | head -n 5)" "$(cat $t/ms.out)"; fi
+	rm -f $t/src.mem $t/dst.mem
+	qmp $D quit > /dev/null
+	wait $rpid
+else
+	sleep 1
+	if has "$(cat $t/ms.out)" "memslot" && [ "$(status_of $M)" = running ] &&
+	   has "$(vmpf-ctl info $PF --json 2>&1)" '"committed":false'; then
+		ok memslots_changed
+	else notok memslots_changed "rc=$rc, status $(status_of $M)" "$(tail -n 5 $t/ms.out)"; fi
+	qmp $M quit > /dev/null
+	wait $mspid
+fi
+echo "# memslots: $(grep -i 'memslot\|committed' $t/ms.out | tail -n 2)"
+
+# --- configurations that cannot be migrated -----------------------------------
+R=$t/refuse
+vq_start $R "$RAM" -M pc,smm=on
+vq_wait_for $R/serial.log "^vmpf-ready" 120 "$VQ_PID"
+out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
+if [ $? != 0 ] && has "$out" "smm=off" && [ "$(status_of $R)" = running ]; then ok refuse_smm
+else notok refuse_smm "$out"; fi
+vq_stop $R
+
+# RAM without a shared backend: QEMU's default anonymous memory.
+mkdir -p $R
+rm -f $R/serial.log $R/qmp.sock
+# shellcheck disable=SC2086
+$VQ_QEMU -accel kvm -cpu host -M pc,smm=off -nodefaults -display none -no-reboot \
+	-m ${RAM}M -kernel "$VQ_KERNEL" -initrd "$VQ_INITRD" \
+	-append "console=ttyS0 rdinit=/init panic=-1 quiet" \
+	-serial file:$R/serial.log -qmp unix:$R/qmp.sock,server=on,wait=off > $R/qemu.log 2>&1 &
+ppid_=$!
+vq_wait_for $R/serial.log "^vmpf-ready" 120 $ppid_
+out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
+if [ $? != 0 ] && has "$out" "shared memory backend" && [ "$(status_of $R)" = running ]; then
+	ok refuse_private_ram
+else notok refuse_private_ram "$out" "$(diag $R)"; fi
+qmp $R quit > /dev/null
+wait $ppid_
+
+[ $fails = 0 ]
