@@ -23,7 +23,7 @@ t() { # t NAME EXPECTED_RC STDOUT_REGEX STDERR_REGEX -- ARGS...
 	fi
 }
 echo "TAP version 13"
-echo "1..16"
+echo "1..27"
 t help 0 'Usage: vmpf-ctl \[OPTIONS\]' '^$' -- --help
 t help_version 0 'Usage: vmpf-ctl version' '^$' -- help version
 t version_dash_help 0 'Usage: vmpf-ctl version' '^$' -- version --help
@@ -33,7 +33,18 @@ t when_ready_not_finish 2 '^$' 'when-ready is for finish only' -- status --when-
 t help_finish_when_ready 0 'finish --pid PID \[--fd N\] \[--when-ready\]' '^$' -- help finish
 t history_not_start 2 '^$' 'history is for start only' -- status --history /dev/null --pid 1
 t history_without_path 2 '^$' "option '--history' needs a PAGEFILE" -- start --pid 1 --history
-t cgroup_throttle_not_finish 2 '^$' 'cgroup-throttle is for start and status only' -- finish --cgroup-throttle --pid 1
+t cgroup_throttle_not_finish 2 '^$' 'cgroup-throttle is for start, status and migrate only' -- finish --cgroup-throttle --pid 1
+t migrate_without_qmp 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate /tmp/pf
+t migrate_without_pagefile 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate --qmp /tmp/s
+t migrate_bad_downtime 2 '^$' "'0' is not a valid downtime" -- migrate --qmp /tmp/s /tmp/pf --downtime 0
+t downtime_not_status 2 '^$' 'downtime is for migrate only' -- status --pid 1 --downtime 5
+t migrate_no_qemu 1 '^$' "cannot connect to QEMU's QMP socket /nonexistent/q.sock" -- migrate --qmp /nonexistent/q.sock /tmp/pf
+t qmp_without_command 2 '^$' 'qmp needs --qmp SOCKET and a COMMAND' -- qmp --qmp /tmp/s
+t restore_qemu_without_cmdline 2 '^$' "restore --qemu needs the QEMU command line after '--'" -- restore --qemu /tmp/pf
+t restore_qemu_and_pid 2 '^$' 'restore takes --pid \(a running restore\) or --qemu' -- restore --qemu /tmp/pf --pid 1 -- qemu
+t restore_qemu_no_backend 1 '^$' 'must name its RAM backend' -- restore --qemu /tmp/pf -- qemu-system-x86_64 -m 128
+t restore_qemu_backend_missing 1 '^$' "names RAM backend 'ram0' but no -object" -- restore --qemu /tmp/pf -- qemu-system-x86_64 -machine memory-backend=ram0
+t help_migrate 0 'vmpf-ctl migrate --qmp SOCKET PAGEFILE' '^$' -- help migrate
 t help_start_history 0 'start --pid PID \[--fd N\] \[--history PAGEFILE\] \[--cgroup-throttle\]' '^$' -- help start
 t unknown_option 2 '^$' "unknown option '--bogus'" -- version --bogus
 t device_without_path 2 '^$' 'needs a device path' -- version --device
