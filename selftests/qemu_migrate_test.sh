@@ -11,29 +11,39 @@
 #             (every page by fault from the page file), equals the source's
 #             at its pause; after cont the guest counts on from where it
 #             stopped and its own check of its memory passes;
-#   abort     Ctrl-C on vmpf-ctl mid-pre-copy: the guest runs on, the file
-#             stays uncommitted, and a second migration of the same QEMU
-#             works;
-#   memslots  QEMU changes memslots mid-pre-copy (system_reset: the firmware
-#             remaps its windows as it boots again): the migration fails
-#             saying so and the guest runs on, or it commits an image whose
-#             RAM equals the source's at its pause — never stale pages;
+#   abort     Ctrl-C on vmpf-ctl mid-pre-copy (--manual: it waits for
+#             'vmpf-ctl finish'): the guest runs on, the file stays
+#             uncommitted;
+#   memslots  a second migration of the same QEMU, during which QEMU
+#             changes memslots (system_reset: the firmware remaps its
+#             windows and reloads the kernel by DMA as the guest boots
+#             again): it fails saying so and the guest runs on, or it
+#             commits an image whose RAM equals the source's at its pause
+#             — never stale pages;
 #   refused   configurations vmpf-ctl cannot migrate are refused, each with
 #             its sentence: SMM on, RAM not in a shared backend.
+# Two guests boot (the source of each part); the destinations resume.
 # Skipped (saying why) without the host's root at /host or /dev/kvm.
+# KVM rewrites the guest's paravirtual clock records (struct
+# pvclock_vcpu_time_info, 32 bytes in 64-byte slots, version first) on the
+# destination when it loads the vCPUs, by design: the RAM comparison
+# accepts a difference confined to such a record whose version moved on,
+# even to even, and nothing else.  (Without kvmclock the nested guest is
+# too slow to use.)  Steal time, which KVM also writes, is off.
 # VMPF_QEMU_RAM: the guest's MiB (default 128).
 TAP_PREFIX=qemu
 . "$(dirname "$0")/tap.sh"
 . "$(dirname "$0")/qemu_vmm_lib.sh"
 
 RAM=${VMPF_QEMU_RAM:-128}
+GUEST="dirtier_mb=32 no-steal-acc"
 PF=/dev/ram1
 t=/tmp/qemu_migrate
 mkdir -p $t
-tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on migrate_again memslots_changed refuse_smm refuse_private_ram"
+tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_changed refuse_smm refuse_private_ram"
 
 echo "TAP version 13"
-echo "1..12"
+echo "1..11"
 if ! vq_usable; then
 	for x in $tests; do skip "$x" "$VQ_WHY"; done
 	exit 0
@@ -52,11 +62,42 @@ dump() {
 	rm -f "$2"
 	qmp "$1" pmemsave "{\"val\": 0, \"size\": $((RAM << 20)), \"filename\": \"$2\"}"
 }
+# same_ram A B: the dumps are equal but for KVM's clock records (above);
+# prints what it accepted
+same_ram() {
+	[ -s "$1" ] && [ -s "$2" ] || return 1
+	cmp -l "$1" "$2" | awk '
+		{ off = $1 - 1; rec = int(off / 64); at = off % 64
+		  if (at >= 32) bad++
+		  recs[rec] = 1
+		  if (at == 0) { v1[rec] = $2; v2[rec] = $3 } }
+		END {
+			for (r in recs) {
+				a = v1[r] + 0; b = v2[r] + 0
+				if (!(r in v1) || a % 2 || b % 2) bad++
+				else n++
+			}
+			if (n) printf "# accepted: %d clock record(s) KVM updated\n", n
+			exit bad ? 1 : 0
+		}'
+}
+# differ A B: where two dumps differ, and what the page file holds there
+differ() {
+	off=$(cmp "$1" "$2" 2>&1 | sed -n 's/.* char \([0-9]*\),.*/\1/p')
+	[ -n "$off" ] || { cmp "$1" "$2" 2>&1; return; }
+	page=$(( (off - 1) / 4096 ))
+	data=$(od -An -tu8 -j80 -N8 $PF | tr -d ' ')
+	echo "first difference at byte $((off - 1)), page $page ($(cmp -l "$1" "$2" | wc -l) bytes differ)"
+	echo "source:      $(od -An -tx1 -j$((page * 4096)) -N32 "$1")"
+	echo "destination: $(od -An -tx1 -j$((page * 4096)) -N32 "$2")"
+	echo "page file:   $(od -An -tx1 -j$((data + page * 4096)) -N32 $PF)"
+}
 # src_start DIR: a source guest, up and dirtying
 src_start() {
-	VQ_APPEND="dirtier_mb=32" vq_start "$1" "$RAM" "$@"
-	vq_wait_for "$1/serial.log" "^vmpf-ready" 120 "$VQ_PID"
-	vq_wait_for "$1/serial.log" "^vmpf-count 5" 30 "$VQ_PID"
+	VQ_APPEND="$GUEST" vq_start "$1" "$RAM"
+	vq_wait_for "$1/serial.log" "^vmpf-ready" 180 "$VQ_PID" ||
+		echo "# no vmpf-ready from the guest in $1: $(tail -n 3 "$1/serial.log")"
+	vq_wait_for "$1/serial.log" "^vmpf-count 5" 60 "$VQ_PID"
 }
 
 # --- migrate and restore -----------------------------------------------------
@@ -80,7 +121,7 @@ else notok source_paused "source QEMU is '$st' after the commit"; fi
 dump $S $t/src.mem > /dev/null
 
 # The destination: the same command line, -S to look before it runs.
-eval "set -- $(VQ_APPEND="dirtier_mb=32" vq_guest_args "$RAM")"
+eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM")"
 mkdir -p $D
 rm -f $D/serial.log
 # shellcheck disable=SC2086
@@ -93,14 +134,13 @@ else notok restore_resumes "$(cat $D/restore.out)"; fi
 echo "# $(grep '^resumed' $D/restore.out)"
 
 dump $D $t/dst.mem > /dev/null
-if [ -s $t/src.mem ] && cmp -s $t/src.mem $t/dst.mem; then ok ram_equal
-else notok ram_equal "$(ls -l $t/src.mem $t/dst.mem 2>&1)" \
-	"first differences (offset, bytes): $(cmp -l $t/src.mem $t/dst.mem 2>&1 | head -n 5)"; fi
+if same_ram $t/src.mem $t/dst.mem; then ok ram_equal
+else notok ram_equal "$(differ $t/src.mem $t/dst.mem)"; fi
 rm -f $t/src.mem $t/dst.mem
 
 qmp $D cont > /dev/null
-vq_wait_for $D/serial.log "^vmpf-count" 30
-vq_wait_for $D/serial.log "^vmpf-verify" 30
+vq_wait_for $D/serial.log "^vmpf-count" 60
+vq_wait_for $D/serial.log "^vmpf-verify" 120
 first=$(tr -d '\r' < $D/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | head -n 1)
 if [ -n "$stopped" ] && [ -n "$first" ] && [ "$first" -gt "$stopped" ] &&
    [ "$first" -le $((stopped + 2)) ] && ! grep -q "Linux version" $D/serial.log; then
@@ -120,11 +160,11 @@ echo "# $(tail -n 2 $D/restore.out | head -n 1)"
 qmp $S quit > /dev/null
 wait $spid
 
-# --- abort mid-pre-copy, then migrate the same QEMU again ---------------------
+# --- abort mid-pre-copy; then memslots changed during a second one ----------
 A=$t/abort
 src_start $A
 apid=$VQ_PID
-vmpf-ctl migrate --qmp $A/qmp.sock $PF --downtime 1 > $t/abort.out 2>&1 &
+vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/abort.out 2>&1 &
 mpid=$!
 sleep 3
 c0=$(last_count $A)
@@ -139,57 +179,52 @@ if [ $rc != 0 ] && has "$(cat $t/abort.out)" "aborted" && [ "$(status_of $A)" = 
 	ok abort_runs_on
 else notok abort_runs_on "rc=$rc counts $c0 -> $c1, status $(status_of $A)" \
 	"$(tail -n 3 $t/abort.out)" "$info"; fi
-vmpf-ctl migrate --qmp $A/qmp.sock $PF > $t/again.out 2>&1
-rc=$?
-if [ $rc = 0 ] && vmpf-ctl verify $PF > /dev/null 2>&1; then ok migrate_again
-else notok migrate_again "rc=$rc" "$(tail -n 5 $t/again.out)"; fi
-qmp $A quit > /dev/null
-wait $apid
 
-# --- QEMU changes memslots during pre-copy ------------------------------------
-M=$t/memslots
-src_start $M
-mspid=$VQ_PID
-vmpf-ctl migrate --qmp $M/qmp.sock $PF --downtime 1 > $t/ms.out 2>&1 &
+vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/ms.out 2>&1 &
 mpid=$!
 sleep 2
-qmp $M system_reset > /dev/null
+qmp $A system_reset > /dev/null
+vq_wait_for $A/serial.log "^vmpf-ready" 60 $apid	# the guest booted again
+sleep 1
+vmpf-ctl finish --pid $mpid > $t/fin.out 2>&1
 wait $mpid
 rc=$?
 if [ $rc = 0 ]; then
-	dump $M $t/src.mem > /dev/null
-	qmp $M quit > /dev/null
-	wait $mspid
-	eval "set -- $(VQ_APPEND="dirtier_mb=32" vq_guest_args "$RAM")"
+	dump $A $t/src.mem > $t/dump.out
+	qmp $A quit > /dev/null
+	wait $apid
+	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM")"
+	rm -f $D/qmp.sock
 	# shellcheck disable=SC2086
 	vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:$D/serial2.log \
 		-qmp unix:$D/qmp.sock,server=on,wait=off > $D/restore2.out 2>&1 &
 	rpid=$!
 	vq_wait_for $D/restore2.out "^resumed\|vmpf-ctl:" 60 $rpid
-	dump $D $t/dst.mem > /dev/null
-	if cmp -s $t/src.mem $t/dst.mem; then ok memslots_changed
+	dump $D $t/dst.mem >> $t/dump.out
+	if same_ram $t/src.mem $t/dst.mem; then ok memslots_changed
 	else notok memslots_changed "committed, but the RAM differs:" \
-		"$(cmp -l $t/src.mem $t/dst.mem 2>&1 | head -n 5)" "$(cat $t/ms.out)"; fi
+		"$(differ $t/src.mem $t/dst.mem)" "$(cat $t/dump.out)" "$(tail -n 4 $t/ms.out)"; fi
 	rm -f $t/src.mem $t/dst.mem
 	qmp $D quit > /dev/null
 	wait $rpid
 else
 	sleep 1
-	if has "$(cat $t/ms.out)" "memslot" && [ "$(status_of $M)" = running ] &&
+	if has "$(cat $t/ms.out)" "memslot" && [ "$(status_of $A)" = running ] &&
 	   has "$(vmpf-ctl info $PF --json 2>&1)" '"committed":false'; then
 		ok memslots_changed
-	else notok memslots_changed "rc=$rc, status $(status_of $M)" "$(tail -n 5 $t/ms.out)"; fi
-	qmp $M quit > /dev/null
-	wait $mspid
+	else notok memslots_changed "rc=$rc, status $(status_of $A)" "$(tail -n 5 $t/ms.out)"; fi
+	qmp $A quit > /dev/null
+	wait $apid
 fi
-echo "# memslots: $(grep -i 'memslot\|committed' $t/ms.out | tail -n 2)"
+echo "# memslots: $(grep -i 'changed\|committed\|soft-dirty' $t/ms.out | tail -n 3)"
 
 # --- configurations that cannot be migrated -----------------------------------
 R=$t/refuse
-vq_start $R "$RAM" -M pc,smm=on
-vq_wait_for $R/serial.log "^vmpf-ready" 120 "$VQ_PID"
+vq_start $R "$RAM" -M pc,smm=on -S
+i=0
+while [ ! -S $R/qmp.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
-if [ $? != 0 ] && has "$out" "smm=off" && [ "$(status_of $R)" = running ]; then ok refuse_smm
+if [ $? != 0 ] && has "$out" "smm=off" && [ "$(status_of $R)" = prelaunch ]; then ok refuse_smm
 else notok refuse_smm "$out"; fi
 vq_stop $R
 
@@ -199,12 +234,13 @@ rm -f $R/serial.log $R/qmp.sock
 # shellcheck disable=SC2086
 $VQ_QEMU -accel kvm -cpu host -M pc,smm=off -nodefaults -display none -no-reboot \
 	-m ${RAM}M -kernel "$VQ_KERNEL" -initrd "$VQ_INITRD" \
-	-append "console=ttyS0 rdinit=/init panic=-1 quiet" \
+	-append "console=ttyS0 rdinit=/init panic=-1 quiet" -S \
 	-serial file:$R/serial.log -qmp unix:$R/qmp.sock,server=on,wait=off > $R/qemu.log 2>&1 &
 ppid_=$!
-vq_wait_for $R/serial.log "^vmpf-ready" 120 $ppid_
+i=0
+while [ ! -S $R/qmp.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
-if [ $? != 0 ] && has "$out" "shared memory backend" && [ "$(status_of $R)" = running ]; then
+if [ $? != 0 ] && has "$out" "shared memory backend" && [ "$(status_of $R)" = prelaunch ]; then
 	ok refuse_private_ram
 else notok refuse_private_ram "$out" "$(diag $R)"; fi
 qmp $R quit > /dev/null

@@ -46,6 +46,8 @@
 #define KVM_MEM_LOG_DIRTY_PAGES	(1UL << 0)
 #define QEMU_STATE_MAX		(16ULL << 20)	/* room for QEMU's device state */
 #define QEMU_STATE_FD		200		/* -incoming fd: in the new QEMU */
+#define IGNORE_SHARED(on) \
+	"{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": " on "}]}"
 
 static struct qmp qmp;
 static volatile sig_atomic_t interrupted;
@@ -548,7 +550,7 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	uint64_t t_stop = 0, t_pages = 0, t_state = 0, t_commit, t_sync = 0;
 	uint64_t sd_pause_ns = 0, sd_pause_max = 0, sd_syncs = 0, sd_pages = 0;
 	unsigned long long synced_round = 0;
-	int was_running;
+	int was_running, caps_set = 0;
 	unsigned long long last_round = ~0ULL;
 	unsigned int nr = 0, i;
 	int dev = -1, vm_fd = -1, ret, paused = 0, rc = CTL_EXIT_FAIL;
@@ -568,15 +570,6 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	was_running = !strcmp(qemu_status(status, sizeof(status)), "running");
-	if (!was_running && strcmp(status, "paused")) {
-		snprintf(why, sizeof(why), "QEMU's guest is %s, not running or paused", status);
-		goto out;
-	}
-	if (qmp_exec(&qmp, "migrate-set-capabilities",
-		     "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}",
-		     -1, why, sizeof(why)))
-		goto out;
-
 	vm_fd = qemu_vm_fd(qmp.pid, why, sizeof(why));
 	if (vm_fd < 0)
 		goto out;
@@ -592,6 +585,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	}
 	if (qemu_regions(dev, vm_fd, qmp.pid, regs, &nr, &ram, why, sizeof(why)))
 		goto out;
+	if (!was_running && strcmp(status, "paused")) {
+		snprintf(why, sizeof(why), "QEMU's guest is %s, not running or paused", status);
+		goto out;
+	}
 	if (attach(dev, vm_fd, o, regs, nr, &a, why, sizeof(why)))
 		goto out;
 	if (!o->json) {
@@ -671,7 +668,9 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			snprintf(why, sizeof(why), "interrupted: the migration was aborted");
 			goto out;
 		}
-		if (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED | VMPF_STATUS_ROUND_LIMIT))
+		if (o->manual ? (st.flags & VMPF_STATUS_FINISH_REQUESTED) :
+		    (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED |
+				 VMPF_STATUS_ROUND_LIMIT | VMPF_STATUS_FINISH_REQUESTED)))
 			break;
 		/* A new round, at most once a second: what QEMU wrote meanwhile. */
 		if (st.round != synced_round && now_ns() - t_sync > 1000000000ULL && was_running) {
@@ -726,6 +725,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	t_pages = now_ns();
+	/* Only now, and put back if we fail: QEMU's own migrations need it off. */
+	if (qmp_exec(&qmp, "migrate-set-capabilities", IGNORE_SHARED("true"), -1, why, sizeof(why)))
+		goto out;
+	caps_set = 1;
 	state_len = qemu_save_state(state, QEMU_STATE_MAX, why, sizeof(why));
 	if (state_len < 0)
 		goto out;
@@ -764,7 +767,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		       (unsigned long long)sd_syncs, sd_pause_ns / 1e6, sd_pause_max / 1e6, qmp.pid);
 	rc = CTL_EXIT_OK;
 	paused = 0;
+	caps_set = 0;
 out:
+	if (caps_set)
+		qmp_exec(&qmp, "migrate-set-capabilities", IGNORE_SHARED("false"), -1, m, sizeof(m));
 	if (rc != CTL_EXIT_OK && dev >= 0) {
 		/* Nothing committed: the session goes, the memslots get their flags back. */
 		__vmpf_ioctl(dev, VMPF_IOC_ABORT, NULL);
@@ -963,9 +969,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 
 	if (qmp_open_wait(&qmp, sock, 60000, why, sizeof(why)))
 		goto out_kill;
-	if (qmp_exec(&qmp, "migrate-set-capabilities",
-		     "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}",
-		     -1, why, sizeof(why)))
+	if (qmp_exec(&qmp, "migrate-set-capabilities", IGNORE_SHARED("true"), -1, why,
+		     sizeof(why)))
 		goto out_kill;
 	snprintf(desc, sizeof(desc), "{\"uri\": \"fd:%d\"}", QEMU_STATE_FD);
 	if (qmp_exec(&qmp, "migrate-incoming", desc, -1, why, sizeof(why)))

@@ -37,7 +37,7 @@ t cgroup_throttle_not_finish 2 '^$' 'cgroup-throttle is for start, status and mi
 t migrate_without_qmp 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate /tmp/pf
 t migrate_without_pagefile 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate --qmp /tmp/s
 t migrate_bad_downtime 2 '^$' "'0' is not a valid downtime" -- migrate --qmp /tmp/s /tmp/pf --downtime 0
-t downtime_not_status 2 '^$' 'downtime is for migrate only' -- status --pid 1 --downtime 5
+t downtime_not_status 2 '^$' 'downtime and --manual are for migrate only' -- status --pid 1 --downtime 5
 t migrate_no_qemu 1 '^$' "cannot connect to QEMU's QMP socket /nonexistent/q.sock" -- migrate --qmp /nonexistent/q.sock /tmp/pf
 t qmp_without_command 2 '^$' 'qmp needs --qmp SOCKET and a COMMAND' -- qmp --qmp /tmp/s
 t restore_qemu_without_cmdline 2 '^$' "restore --qemu needs the QEMU command line after '--'" -- restore --qemu /tmp/pf

@@ -39,6 +39,15 @@ for m in $(cat /lib/modules/load.order); do
 	check "insmod $m" insmod /lib/modules/$m.ko $params
 done
 check "/dev/kvm present" test -c /dev/kvm
+# The host's root, read-only, when run-guest.sh shares it and the kernel
+# has 9p (qemu_vmm_lib.sh runs the host's QEMU from there).  Optional.
+mkdir -p /host
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host 2>/tmp/host.err; then
+	say "# /host: the host's root, read-only"
+else
+	say "# /host: not mounted $(cat /tmp/host.err 2>/dev/null)"
+	rmdir /host
+fi
 check "insmod vmpagefile" insmod /lib/modules/vmpagefile.ko
 check "load message logged" sh -c 'dmesg | grep -q "vmpagefile: version .* loaded"'
 

@@ -5,6 +5,10 @@
 # It holds busybox-static, the kvm/kvm-amd modules and their dependencies
 # from the kernel's own package (decompressed, in load order), the module
 # under test, /init (guest-init.sh) and the given files in /bin.
+# For QEMU as a VMM inside the test machine: the 9p modules (the host's
+# root, shared by run-guest.sh, mounted at /host by guest-init.sh; left out
+# when the kernel has none), /bin/qemu_vmm_lib.sh, and the inner guest's
+# initramfs (mkinner.sh) as /lib/vmpf-inner.cpio.gz.
 # VMPF_MODULES_DIR: take the modules from there instead of /lib/modules/KVER
 # (the debug-kernel lane's INSTALL_MOD_PATH tree).
 set -euo pipefail
@@ -21,6 +25,8 @@ mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$stage/bin/busybox"
 cp "$here/guest-init.sh" "$stage/init"
 cp "$here/demo-role.sh" "$stage/bin/demo-role.sh"
+cp "$here/../qemu_vmm_lib.sh" "$stage/bin/qemu_vmm_lib.sh"
+"$here/mkinner.sh" "$stage/lib/vmpf-inner.cpio.gz"
 chmod +x "$stage/init"
 cp "$module" "$stage/lib/modules/vmpagefile.ko"
 for f in "$@"; do
@@ -67,6 +73,15 @@ add_module() {
 # virtio-blk: the disk the two hosts of the demo share.
 for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey dm-delay virtio_blk virtio_pci sd_mod scsi_debug; do
 	add_module "$m"
+done
+# 9p over virtio: the host's root at /host.  Optional: a kernel built
+# without it (the debug lane's) boots without /host.
+for m in netfs 9pnet 9pnet_virtio 9p; do
+	if builtin "$m" || (find_module "$m" >/dev/null 2>&1); then
+		add_module "$m"
+	else
+		echo "mkinitramfs: no $m module in $moddir: no /host in the guest" >&2
+	fi
 done
 
 # dmsetup, a dynamic binary: bring its libraries and loader along.

@@ -18,10 +18,16 @@ kver=$1 initrd=$2 out=$3 limit=${4:-900}
 # /boot/vmlinuz-KVER: the debug-kernel lane's own build), VMPF_APPEND (more
 # kernel arguments), VMPF_SHARED_DISK (a raw
 # image attached as a virtio disk that another QEMU may share: no host
-# cache, no image locking, share-rw).
+# cache, no image locking, share-rw), VMPF_HOSTROOT=0 (do not share the
+# host's root: by default it is shared read-only over virtio-9p, tag
+# hostroot, which guest-init.sh mounts at /host; the tests run the host's
+# own QEMU from there).
 extra=()
+if [ "${VMPF_HOSTROOT:-1}" != 0 ]; then
+	extra+=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+fi
 if [ -n "${VMPF_SHARED_DISK:-}" ]; then
-	extra=(-drive "file=$VMPF_SHARED_DISK,if=none,id=d0,format=raw,cache=none,file.locking=off"
+	extra+=(-drive "file=$VMPF_SHARED_DISK,if=none,id=d0,format=raw,cache=none,file.locking=off"
 	       -device virtio-blk-pci,drive=d0,share-rw=on)
 fi
 mkdir -p "$out"

@@ -118,7 +118,7 @@ static const struct ctl_command {
 	{
 		"migrate", CTL_CMD_MIGRATE,
 		"live-migrate a running QEMU guest into a page file",
-		"vmpf-ctl migrate --qmp SOCKET PAGEFILE [--downtime MS] [--cgroup-throttle] [--json]",
+		"vmpf-ctl migrate --qmp SOCKET PAGEFILE [--downtime MS] [--manual] [--cgroup-throttle] [--json]",
 		"Migrates the guest of the QEMU whose QMP monitor listens on SOCKET\n"
 		"(-qmp unix:SOCKET,server=on,wait=off) into PAGEFILE (a block device, or\n"
 		"a file, created if missing, on a filesystem both hosts share).  QEMU\n"
@@ -135,7 +135,10 @@ static const struct ctl_command {
 		"QEMU stays paused, as after its own migration: quit it once the\n"
 		"destination runs.  --cgroup-throttle slows QEMU through its cgroup's\n"
 		"cpu.max when the guest dirties memory faster than it can be copied.\n"
-		"Interrupting vmpf-ctl (Ctrl-C) aborts.  Exits 0 once committed.\n",
+		"--manual keeps pre-copying until 'vmpf-ctl finish --pid PID' (PID:\n"
+		"this vmpf-ctl) asks for the switch-over.  'vmpf-ctl status --pid PID'\n"
+		"watches it.  Interrupting vmpf-ctl (Ctrl-C) aborts.  Exits 0 once\n"
+		"committed.\n",
 	},
 	{
 		"qmp", CTL_CMD_QMP,
@@ -245,6 +248,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 					 argv[i]);
 				return CTL_EXIT_USAGE;
 			}
+		} else if (!strcmp(a, "--manual")) {
+			o->manual = 1;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;
 		} else if (!strcmp(a, "--") && o->cmd == CTL_CMD_RESTORE && o->qemu) {
@@ -365,8 +370,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--qmp is for migrate and qmp only");
 		return CTL_EXIT_USAGE;
 	}
-	if (o->downtime_ms >= 0 && o->cmd != CTL_CMD_MIGRATE) {
-		snprintf(err, errlen, "--downtime is for migrate only");
+	if ((o->downtime_ms >= 0 || o->manual) && o->cmd != CTL_CMD_MIGRATE) {
+		snprintf(err, errlen, "--downtime and --manual are for migrate only");
 		return CTL_EXIT_USAGE;
 	}
 	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || (o->no_prefetch && !o->qemu)) {

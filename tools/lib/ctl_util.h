@@ -41,6 +41,7 @@ struct ctl_opts {
 	long long rate;		/* restore: --rate, or -1 */
 	const char *qmp;	/* migrate, qmp: --qmp SOCKET */
 	long long downtime_ms;	/* migrate: --downtime MS, or -1 */
+	int manual;		/* migrate --manual: switch over on 'finish' only */
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
 	char *const *qemu_argv;	/* restore --qemu: the QEMU command after -- */
