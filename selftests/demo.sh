@@ -7,11 +7,19 @@
 # disk; host B waits for the commit, restores the VM lazily and resumes it
 # while its memory arrives, then checks every page.  No network at all: the
 # commit record on the shared disk is the hand-off.
-#   VMPF_DEMO_RAM  guest RAM (default 256M)
+#   VMPF_DEMO_RAM  guest RAM (default 256M; 128M with QEMU)
+#   VMPF_DEMO_VMM  vmpf-vm (default), or qemu: an unmodified QEMU (the
+#                  host's, run inside each host with KVM) migrated by
+#                  vmpf-ctl migrate --qmp and restore --qemu
 # Exits non-zero if the migration or the verification fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RAM=${VMPF_DEMO_RAM:-256M}
+VMM=${VMPF_DEMO_VMM:-vmpf-vm}
+case $VMM in
+vmpf-vm) RAM=${VMPF_DEMO_RAM:-256M} ;;
+qemu) RAM=${VMPF_DEMO_RAM:-128M} ;;
+*) echo "demo: VMPF_DEMO_VMM=$VMM: say vmpf-vm or qemu" >&2; exit 2 ;;
+esac
 OUT=build/demo
 mkdir -p "$OUT"
 
@@ -21,7 +29,7 @@ num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
 kernels=$(selftests/deps.sh) || die "installing what the demo needs failed"
 k=$(echo "$kernels" | tr ' ' '\n' | grep '^6\.12' | tail -n 1)
 [ -n "$k" ] || k=$(echo "$kernels" | awk '{print $NF}')
-echo "demo: kernel $k, guest RAM $RAM"
+echo "demo: kernel $k, guest RAM $RAM, VMM $VMM"
 
 make -s tools >/dev/null || die "building the tools failed"
 rm -rf "$OUT/mod" && mkdir -p "$OUT/mod" && cp -r Kbuild Makefile dkms.conf kernel uapi "$OUT/mod/"
@@ -35,21 +43,79 @@ ram_mb=$(( $(numfmt --from=iec "$RAM") / 1048576 ))
 disk=$OUT/shared.img
 rm -f "$disk"
 truncate -s $(( (ram_mb + ram_mb / 32 + 2 + 8 + 16) * 1048576 )) "$disk"
+if [ "$VMM" = qemu ]; then
+	# QEMU's device-state room (16 MiB), and A's dump of guest RAM at pause.
+	truncate -s $(( (2 * ram_mb + ram_mb / 32 + 2 + 16 + 16) * 1048576 )) "$disk"
+	exec_qemu_demo=1
+fi
 
 echo "demo: booting host A (source) and host B (destination) on one shared disk"
 # Each host holds the guest's RAM once or twice (VMM and restore mapping).
 export VMPF_GUEST_MEM=$(( 768 + 2 * ram_mb ))
-VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=source,$RAM" \
-	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 900 &
+roles="source dest"
+if [ "${exec_qemu_demo:-0}" = 1 ]; then
+	# QEMU's RAM, the dumps at pause and on the destination.
+	export VMPF_GUEST_MEM=$(( 768 + 4 * ram_mb ))
+	roles="qemu-source qemu-dest"
+fi
+VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=${roles% *},$RAM" \
+	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 1200 &
 a=$!
-VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=dest,$RAM" \
-	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-b" 900 &
+VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=${roles#* },$RAM" \
+	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-b" 1200 &
 b=$!
 wait $a
 wait $b
 
 res_a=$(tr -d '\r' < "$OUT/host-a/result.log")
 res_b=$(tr -d '\r' < "$OUT/host-b/result.log")
+
+if [ "$VMM" = qemu ]; then
+	src=$(echo "$res_a" | sed -n 's/^VMPF-DEMO qemu-source {/{/p')
+	dst=$(echo "$res_b" | sed -n 's/^VMPF-DEMO qemu-dest {/{/p')
+	ok=1
+	echo
+	echo "=== host A: QEMU, pre-copy and switch-over (vmpf-ctl migrate --qmp) ==="
+	if echo "$src" | grep -q '"committed":true'; then
+		echo "rounds             $(num "$src" rounds)"
+		echo "switch-over        $(awk "BEGIN{printf \"%.1f\", $(num "$src" switchover_ns)/1e6}") ms from QMP stop to commit: final round $(awk "BEGIN{printf \"%.1f\", $(num "$src" final_round_ns)/1e6}") ms ($(num "$src" final_pages) pages), QEMU's device state $(awk "BEGIN{printf \"%.1f\", $(num "$src" state_save_ns)/1e6}") ms, commit $(awk "BEGIN{printf \"%.1f\", $(num "$src" commit_ns)/1e6}") ms"
+		echo "device state       $(num "$src" state_bytes) bytes (QEMU's stream, x-ignore-shared)"
+		echo "QEMU's own writes  $(num "$src" qemu_written_pages) pages (soft-dirty), $(num "$src" sync_pauses) pauses to read them"
+		echo "bytes written      $(num "$src" bytes_written)"
+	else
+		ok=0
+		echo "migration FAILED:"
+		echo "$res_a" | grep '^VMPF-DEMO' | sed 's/^/  /'
+	fi
+	echo
+	echo "=== host B: QEMU, lazy restore (vmpf-ctl restore --qemu) ==="
+	if echo "$dst" | grep -q '"ram_equal":true'; then
+		echo "QEMU resumed       $(num "$dst" resumed_ms | head -n 1) ms after the restore session opened (QEMU start included)"
+		echo "  on demand        $(num "$dst" demand_pages) pages (faults served in the kernel)"
+		echo "  prefetched       $(num "$dst" prefetched) pages ($(num "$dst" zero_pages) zero, no I/O)"
+		echo "  fully resident   after $(awk "BEGIN{printf \"%.1f\", $(num "$dst" complete_ns)/1e6}") ms"
+		echo "verification       guest RAM equals A's at its pause (QMP pmemsave on both)"
+		echo "guest              counted on from $(num "$dst" dest_first_count) (A stopped at $(num "$dst" source_count)); its own check: $(echo "$dst" | sed -n 's/.*"guest_check":"\([^"]*\)".*/\1/p')"
+	else
+		ok=0
+		echo "restore FAILED:"
+		echo "$res_b" | grep '^VMPF-DEMO' | sed 's/^/  /'
+	fi
+	grep -q '^VMPF-DEMO-DONE dest 0' <<< "$res_b" || ok=0
+	for h in host-a host-b; do
+		if grep -aEq 'WARNING:|BUG:|Oops|Call Trace:|Kernel panic' "$OUT/$h/console.log"; then
+			ok=0
+			echo "$h: the kernel log has a warning or oops: $OUT/$h/console.log"
+		fi
+	done
+	echo
+	if [ $ok = 1 ]; then
+		echo "demo: QEMU migration through the shared disk succeeded"
+		exit 0
+	fi
+	echo "demo: FAILED (logs in $OUT/host-a and $OUT/host-b)"
+	exit 1
+fi
 src=$(echo "$res_a" | sed -n 's/^VMPF-DEMO source {/{/p')
 dst=$(echo "$res_b" | sed -n 's/^VMPF-DEMO dest {/{/p')
 ver=$(echo "$res_b" | sed -n 's/^VMPF-DEMO verify {/{/p')

@@ -21,15 +21,13 @@
 #             commits an image whose RAM equals the source's at its pause
 #             — never stale pages;
 #   refused   configurations vmpf-ctl cannot migrate are refused, each with
-#             its sentence: SMM on, RAM not in a shared backend.
+#             its sentence: SMM on, RAM not in a shared backend, RAM in
+#             two backends (NUMA nodes).
 # Two guests boot (the source of each part); the destinations resume.
 # Skipped (saying why) without the host's root at /host or /dev/kvm.
-# KVM rewrites the guest's paravirtual clock records (struct
-# pvclock_vcpu_time_info, 32 bytes in 64-byte slots, version first) on the
-# destination when it loads the vCPUs, by design: the RAM comparison
-# accepts a difference confined to such a record whose version moved on,
-# even to even, and nothing else.  (Without kvmclock the nested guest is
-# too slow to use.)  Steal time, which KVM also writes, is off.
+# The RAM comparison (vq_same_ram) accepts one difference only: KVM's
+# paravirtual clock records, which KVM rewrites on the destination when it
+# loads the vCPUs.  Steal time, which KVM also writes, is off.
 # VMPF_QEMU_RAM: the guest's MiB (default 128).
 TAP_PREFIX=qemu
 . "$(dirname "$0")/tap.sh"
@@ -40,10 +38,10 @@ GUEST="dirtier_mb=32 no-steal-acc"
 PF=/dev/ram1
 t=/tmp/qemu_migrate
 mkdir -p $t
-tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_changed refuse_smm refuse_private_ram"
+tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_changed refuse_smm refuse_private_ram refuse_two_backends"
 
 echo "TAP version 13"
-echo "1..11"
+echo "1..12"
 if ! vq_usable; then
 	for x in $tests; do skip "$x" "$VQ_WHY"; done
 	exit 0
@@ -61,25 +59,6 @@ diag() {
 dump() {
 	rm -f "$2"
 	qmp "$1" pmemsave "{\"val\": 0, \"size\": $((RAM << 20)), \"filename\": \"$2\"}"
-}
-# same_ram A B: the dumps are equal but for KVM's clock records (above);
-# prints what it accepted
-same_ram() {
-	[ -s "$1" ] && [ -s "$2" ] || return 1
-	cmp -l "$1" "$2" | awk '
-		{ off = $1 - 1; rec = int(off / 64); at = off % 64
-		  if (at >= 32) bad++
-		  recs[rec] = 1
-		  if (at == 0) { v1[rec] = $2; v2[rec] = $3 } }
-		END {
-			for (r in recs) {
-				a = v1[r] + 0; b = v2[r] + 0
-				if (!(r in v1) || a % 2 || b % 2) bad++
-				else n++
-			}
-			if (n) printf "# accepted: %d clock record(s) KVM updated\n", n
-			exit bad ? 1 : 0
-		}'
 }
 # differ A B: where two dumps differ, and what the page file holds there
 differ() {
@@ -134,7 +113,7 @@ else notok restore_resumes "$(cat $D/restore.out)"; fi
 echo "# $(grep '^resumed' $D/restore.out)"
 
 dump $D $t/dst.mem > /dev/null
-if same_ram $t/src.mem $t/dst.mem; then ok ram_equal
+if vq_same_ram $t/src.mem $t/dst.mem; then ok ram_equal
 else notok ram_equal "$(differ $t/src.mem $t/dst.mem)"; fi
 rm -f $t/src.mem $t/dst.mem
 
@@ -201,7 +180,7 @@ if [ $rc = 0 ]; then
 	rpid=$!
 	vq_wait_for $D/restore2.out "^resumed\|vmpf-ctl:" 60 $rpid
 	dump $D $t/dst.mem >> $t/dump.out
-	if same_ram $t/src.mem $t/dst.mem; then ok memslots_changed
+	if vq_same_ram $t/src.mem $t/dst.mem; then ok memslots_changed
 	else notok memslots_changed "committed, but the RAM differs:" \
 		"$(differ $t/src.mem $t/dst.mem)" "$(cat $t/dump.out)" "$(tail -n 4 $t/ms.out)"; fi
 	rm -f $t/src.mem $t/dst.mem
@@ -243,6 +222,24 @@ out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
 if [ $? != 0 ] && has "$out" "shared memory backend" && [ "$(status_of $R)" = prelaunch ]; then
 	ok refuse_private_ram
 else notok refuse_private_ram "$out" "$(diag $R)"; fi
+qmp $R quit > /dev/null
+wait $ppid_
+
+# Two NUMA nodes, a backend each: the second would not be migrated.
+rm -f $R/serial.log $R/qmp.sock
+# shellcheck disable=SC2086
+$VQ_QEMU -accel kvm -cpu host -M pc,smm=off -nodefaults -display none -m ${RAM}M \
+	-object memory-backend-memfd,id=m0,share=on,size=$((RAM / 2))M \
+	-object memory-backend-memfd,id=m1,share=on,size=$((RAM / 2))M \
+	-numa node,memdev=m0 -numa node,memdev=m1 -S \
+	-qmp unix:$R/qmp.sock,server=on,wait=off > $R/qemu.log 2>&1 &
+ppid_=$!
+i=0
+while [ ! -S $R/qmp.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+out=$(vmpf-ctl migrate --qmp $R/qmp.sock $PF 2>&1)
+if [ $? != 0 ] && has "$out" "more than one shared backend" && [ "$(status_of $R)" = prelaunch ]; then
+	ok refuse_two_backends
+else notok refuse_two_backends "$out" "$(diag $R)"; fi
 qmp $R quit > /dev/null
 wait $ppid_
 

@@ -196,6 +196,49 @@ static int qemu_find_map(pid_t pid, unsigned long addr, struct qemu_map *out)
 	return 0;
 }
 
+/*
+ * Guest RAM outside the backend being migrated: a memslot on another
+ * shared mapping (a second backend: NUMA nodes, a hot-plugged DIMM) would
+ * not be in the page file.  QEMU's private RAM (firmware, ROMs) is carried
+ * by its own migration stream.
+ */
+static int other_shared_ram(const struct vmpf_memslot *slots, unsigned long long n, pid_t pid,
+			    const struct qemu_map *ram, char *why, size_t len)
+{
+	unsigned long long i;
+	struct qemu_map m;
+
+	for (i = 0; i < n; i++) {
+		if (slots[i].slot >> 16 ||
+		    (slots[i].uaddr >= ram->start && slots[i].uaddr < ram->end))
+			continue;
+		if (!qemu_find_map(pid, slots[i].uaddr, &m)) {
+			snprintf(why, len, "QEMU's guest RAM is in more than one shared backend (memslot %llu, guest address %#llx, is in %s: NUMA nodes or hot-plugged memory); vmpf-ctl migrates one",
+				 (unsigned long long)slots[i].slot, (unsigned long long)slots[i].gpa,
+				 m.name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* At the switch-over, with QEMU stopped: no backend added meanwhile. */
+static int still_one_backend(int dev, int vm_fd, pid_t pid, const struct qemu_map *ram,
+			     char *why, size_t len)
+{
+	static struct vmpf_memslot slots[VMPF_MAX_MEMSLOTS];
+	struct vmpf_vm_memslots m = { .vm_fd = vm_fd, .slots = (uintptr_t)slots,
+				      .slots_cap = VMPF_MAX_MEMSLOTS };
+	int ret = __vmpf_ioctl(dev, VMPF_IOC_VM_MEMSLOTS, &m);
+
+	if (ret) {
+		vmpf_ioctl_error(VMPF_IOC_VM_MEMSLOTS, -ret, why, len);
+		return -1;
+	}
+	return other_shared_ram(slots, m.nr_slots < VMPF_MAX_MEMSLOTS ? m.nr_slots :
+				VMPF_MAX_MEMSLOTS, pid, ram, why, len);
+}
+
 static int cmp_slot_uaddr(const void *a, const void *b)
 {
 	const struct vmpf_memslot *x = a, *y = b;
@@ -247,6 +290,8 @@ static int qemu_regions(int dev, int vm_fd, pid_t pid, struct vmpf_region *regs,
 		return -1;
 	}
 	/* The backend's memslots, in its order; the others are QEMU's own. */
+	if (other_shared_ram(slots, n, pid, ram, why, len))
+		return -1;
 	qsort(slots, n, sizeof(slots[0]), cmp_slot_uaddr);
 	pos = ram->start;
 	for (i = 0; i < n; i++) {
@@ -710,6 +755,8 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			goto out;
 		paused = 1;
 	}
+	if (still_one_backend(dev, vm_fd, qmp.pid, &ram, why, sizeof(why)))
+		goto out;
 	ret = soft_dirty_sync(dev, qmp.pid, regs, nr, 1, why, sizeof(why));
 	if (ret < 0)
 		goto out;
