@@ -14,12 +14,13 @@
 #   abort     Ctrl-C on vmpf-ctl mid-pre-copy (--manual: it waits for
 #             'vmpf-ctl finish'): the guest runs on, the file stays
 #             uncommitted;
-#   memslots  a second migration of the same QEMU, during which QEMU
-#             changes memslots (system_reset: the firmware remaps its
-#             windows and reloads the kernel by DMA as the guest boots
-#             again): it fails saying so and the guest runs on, or it
-#             commits an image whose RAM equals the source's at its pause
-#             — never stale pages;
+#   memslots  migrations of the same QEMU during which it changes memslots:
+#             system_reset (the firmware remaps its windows and QEMU loads
+#             the kernel by DMA as the guest boots again): it fails saying
+#             so and the guest runs on, or it commits an image whose RAM
+#             equals the source's at its pause; memory hot-plugged (a DIMM
+#             on a second backend): refused at the switch-over, the guest
+#             runs on — never stale pages;
 #   refused   configurations vmpf-ctl cannot migrate are refused, each with
 #             its sentence: SMM on, RAM not in a shared backend, RAM in
 #             two backends (NUMA nodes).
@@ -38,10 +39,10 @@ GUEST="dirtier_mb=32 no-steal-acc"
 PF=/dev/ram1
 t=/tmp/qemu_migrate
 mkdir -p $t
-tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_changed refuse_smm refuse_private_ram refuse_two_backends"
+tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_reset memslots_hotplug refuse_smm refuse_private_ram refuse_two_backends"
 
 echo "TAP version 13"
-echo "1..12"
+echo "1..13"
 if ! vq_usable; then
 	for x in $tests; do skip "$x" "$VQ_WHY"; done
 	exit 0
@@ -73,10 +74,12 @@ differ() {
 }
 # src_start DIR: a source guest, up and dirtying
 src_start() {
-	VQ_APPEND="$GUEST" vq_start "$1" "$RAM"
-	vq_wait_for "$1/serial.log" "^vmpf-ready" 180 "$VQ_PID" ||
-		echo "# no vmpf-ready from the guest in $1: $(tail -n 3 "$1/serial.log")"
-	vq_wait_for "$1/serial.log" "^vmpf-count 5" 60 "$VQ_PID"
+	_d=$1
+	shift
+	VQ_APPEND="$GUEST" vq_start "$_d" "$RAM" "$@"
+	vq_wait_for "$_d/serial.log" "^vmpf-ready" 180 "$VQ_PID" ||
+		echo "# no vmpf-ready from the guest in $_d: $(tail -n 3 "$_d/serial.log")"
+	vq_wait_for "$_d/serial.log" "^vmpf-count 5" 60 "$VQ_PID"
 }
 
 # --- migrate and restore -----------------------------------------------------
@@ -141,7 +144,8 @@ wait $spid
 
 # --- abort mid-pre-copy; then memslots changed during a second one ----------
 A=$t/abort
-src_start $A
+# Resets reset (not exit), and room for a DIMM.
+src_start $A -action reboot=reset -m "${RAM}M,slots=2,maxmem=$((RAM * 2))M"
 apid=$VQ_PID
 vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/abort.out 2>&1 &
 mpid=$!
@@ -163,16 +167,15 @@ vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/ms.out 2>&1 &
 mpid=$!
 sleep 2
 qmp $A system_reset > /dev/null
-vq_wait_for $A/serial.log "^vmpf-ready" 60 $apid	# the guest booted again
+vq_wait_for $A/serial.log "^vmpf-ready" 90 $apid	# the guest booted again
 sleep 1
 vmpf-ctl finish --pid $mpid > $t/fin.out 2>&1
 wait $mpid
 rc=$?
 if [ $rc = 0 ]; then
 	dump $A $t/src.mem > $t/dump.out
-	qmp $A quit > /dev/null
-	wait $apid
-	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM")"
+	qmp $A cont > /dev/null		# it goes on, for the next case
+	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM" -m "${RAM}M,slots=2,maxmem=$((RAM * 2))M")"
 	rm -f $D/qmp.sock
 	# shellcheck disable=SC2086
 	vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:$D/serial2.log \
@@ -180,9 +183,10 @@ if [ $rc = 0 ]; then
 	rpid=$!
 	vq_wait_for $D/restore2.out "^resumed\|vmpf-ctl:" 60 $rpid
 	dump $D $t/dst.mem >> $t/dump.out
-	if vq_same_ram $t/src.mem $t/dst.mem; then ok memslots_changed
-	else notok memslots_changed "committed, but the RAM differs:" \
-		"$(differ $t/src.mem $t/dst.mem)" "$(cat $t/dump.out)" "$(tail -n 4 $t/ms.out)"; fi
+	if vq_same_ram $t/src.mem $t/dst.mem; then ok memslots_reset
+	else notok memslots_reset "committed, but the RAM differs:" \
+		"$(differ $t/src.mem $t/dst.mem)" "$(cat $t/dump.out)" "$(tail -n 4 $t/ms.out)" \
+		"$(tail -n 3 $D/restore2.out)"; fi
 	rm -f $t/src.mem $t/dst.mem
 	qmp $D quit > /dev/null
 	wait $rpid
@@ -190,12 +194,30 @@ else
 	sleep 1
 	if has "$(cat $t/ms.out)" "memslot" && [ "$(status_of $A)" = running ] &&
 	   has "$(vmpf-ctl info $PF --json 2>&1)" '"committed":false'; then
-		ok memslots_changed
-	else notok memslots_changed "rc=$rc, status $(status_of $A)" "$(tail -n 5 $t/ms.out)"; fi
-	qmp $A quit > /dev/null
-	wait $apid
+		ok memslots_reset
+	else notok memslots_reset "rc=$rc, status $(status_of $A)" "$(tail -n 5 $t/ms.out)"; fi
 fi
-echo "# memslots: $(grep -i 'changed\|committed\|soft-dirty' $t/ms.out | tail -n 3)"
+echo "# reset: $(grep -i 'changed\|committed\|soft-dirty' $t/ms.out | tail -n 3)"
+
+# A DIMM on a second backend, plugged mid-pre-copy.
+vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/hp.out 2>&1 &
+mpid=$!
+sleep 2
+qmp $A object-add '{"qom-type": "memory-backend-memfd", "id": "hp0", "size": 33554432, "share": true}' > $t/hp.qmp
+qmp $A device_add '{"driver": "pc-dimm", "id": "dimm0", "memdev": "hp0"}' >> $t/hp.qmp
+sleep 1
+vmpf-ctl finish --pid $mpid > $t/fin.out 2>&1
+wait $mpid
+rc=$?
+sleep 1
+if [ $rc != 0 ] && has "$(cat $t/hp.out)" "more than one shared backend" &&
+   [ "$(status_of $A)" = running ] &&
+   has "$(vmpf-ctl info $PF --json 2>&1)" '"committed":false'; then
+	ok memslots_hotplug
+else notok memslots_hotplug "rc=$rc, status $(status_of $A)" "$(cat $t/hp.qmp)" \
+	"$(tail -n 5 $t/hp.out)"; fi
+qmp $A quit > /dev/null
+wait $apid
 
 # --- configurations that cannot be migrated -----------------------------------
 R=$t/refuse

@@ -14,6 +14,9 @@
 set -uo pipefail
 
 kver=$1 initrd=$2 out=$3 limit=${4:-900}
+# VMPF_GUEST_MEM: MiB (default 2048: the RAM disks hold up to 512 MiB,
+# and qemu_migrate_test.sh runs two inner guests and keeps two dumps of
+# guest RAM).
 # Optional: VMPF_KERNEL_IMAGE (boot this image instead of
 # /boot/vmlinuz-KVER: the debug-kernel lane's own build), VMPF_APPEND (more
 # kernel arguments), VMPF_SHARED_DISK (a raw
@@ -34,7 +37,7 @@ mkdir -p "$out"
 rm -f "$out/console.log" "$out/result.log"
 
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-1024}" -smp 2 \
+	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-2048}" -smp 2 \
 	-nodefaults -display none -no-reboot \
 	-kernel "${VMPF_KERNEL_IMAGE:-/boot/vmlinuz-$kver}" -initrd "$initrd" \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \
