@@ -124,10 +124,6 @@ _vq_quote() {
 # with the inner initramfs, the console on the first serial port.  The
 # caller adds -serial and -qmp.  Kernel arguments: dirtier_mb=N (default
 # 32), dirtier_pps=N (pages per second, default 0: no limit), VQ_APPEND.
-# no-kvmapf: in a 6.1 test machine, inner guests using KVM's asynchronous
-# page faults hung now and then right after their init started (a vCPU
-# spinning with interrupts off; seen about one boot in three, never on
-# 6.12); a guest that does not ask for them never did.
 vq_guest_args() {
 	_vq_ram=$1
 	shift
@@ -135,7 +131,7 @@ vq_guest_args() {
 		-no-reboot -m "${_vq_ram}M" -machine memory-backend=ram0 \
 		-object "memory-backend-memfd,id=ram0,share=on,size=${_vq_ram}M" \
 		-kernel "$VQ_KERNEL" -initrd "$VQ_INITRD" -append
-	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet no-kvmapf${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
+	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
 	echo
 }
 
