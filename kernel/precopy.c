@@ -627,18 +627,25 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 	}
 }
 
-/* Give every memslot we log its own flags back; say which we could not. */
-static void vmpf_logging_off(struct vmpf_source *src)
+/*
+ * Give every memslot we log its own flags back; say which we could not.
+ * Returns the first such region, or NULL.
+ */
+static struct vmpf_sregion *vmpf_logging_off(struct vmpf_source *src)
 {
+	struct vmpf_sregion *bad = NULL;
 	unsigned int i;
 
 	for (i = 0; i < src->nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];
 
-		if (r->logging && vmpf_dirty_set_logging(src, r, false))
+		if (r->logging && vmpf_dirty_set_logging(src, r, false)) {
 			pr_warn("memslot %u changed under the migration or KVM refused it: left as it is\n",
 				r->slot);
+			bad = bad ?: r;
+		}
 	}
+	return bad;
 }
 
 /*
@@ -650,10 +657,22 @@ static void vmpf_logging_off(struct vmpf_source *src)
  */
 static int vmpf_state_wait(struct vmpf_source *src, struct vmpf_round *rs)
 {
+	struct vmpf_sregion *bad;
 	enum vmpf_cmd cmd;
 	int ret;
 
-	vmpf_logging_off(src);
+	/*
+	 * A memslot we cannot give back changed after the final check: fail
+	 * rather than leave it to the VMM's save half logged (and rather than
+	 * turn off, at the end, logging the VMM turned on itself).
+	 */
+	bad = vmpf_logging_off(src);
+	if (bad) {
+		bad->logging = false;
+		vmpf_source_fail(src, ESTALE,
+				 "memslot %u changed during the switch-over", bad->slot);
+		return -ESTALE;
+	}
 	ret = vmpf_write_table(src);
 	if (ret)
 		return ret;

@@ -817,7 +817,10 @@ long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 		return ret;
 
 	spin_lock(&src->lock);
-	if (src->phase == VMPF_PHASE_COMMITTED || src->phase == VMPF_PHASE_STATE_WAIT) {
+	/* After the pages step, a concurrent state step may have moved on. */
+	if (src->phase == VMPF_PHASE_COMMITTED || src->phase == VMPF_PHASE_STATE_WAIT ||
+	    (cmd == VMPF_CMD_FINISH && src->state_later && src->phase == VMPF_PHASE_FINISHING &&
+	     src->cmd == VMPF_CMD_STATE)) {
 		f.final_pages = src->result.final_pages;
 		f.switchover_ns = src->result.switchover_ns;
 		f.bytes_written = src->result.bytes_written;
