@@ -182,10 +182,11 @@ rc=$?
 if [ $rc = 0 ]; then
 	dump $A $t/src.mem > $t/dump.out
 	qmp $A cont > /dev/null		# it goes on, for the next case
-	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM" -m "${RAM}M,slots=2,maxmem=$((RAM * 2))M")"
+	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM")"
 	rm -f $D/qmp.sock
 	# shellcheck disable=SC2086
-	vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:$D/serial2.log \
+	vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -m "${RAM}M,slots=2,maxmem=$((RAM * 2))M" \
+		-S -serial file:$D/serial2.log \
 		-qmp unix:$D/qmp.sock,server=on,wait=off > $D/restore2.out 2>&1 &
 	rpid=$!
 	vq_wait_for $D/restore2.out "^resumed\|vmpf-ctl:" 60 $rpid
