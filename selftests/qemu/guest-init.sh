@@ -34,6 +34,8 @@ say "# guest kernel $(uname -r)"
 for m in $(cat /lib/modules/load.order); do
 	case $m in
 	brd) params="rd_nr=2 rd_size=262144" ;;	# /dev/ram0, /dev/ram1: 256 MiB each
+	kvm) params=${VMPF_KVM_PARAMS:-} ;;		# e.g. VMPF_KVM_PARAMS=tdp_mmu=0
+	kvm-amd) params=${VMPF_KVM_AMD_PARAMS:-} ;;
 	*) params= ;;
 	esac
 	check "insmod $m" insmod /lib/modules/$m.ko $params
