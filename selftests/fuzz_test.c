@@ -895,8 +895,19 @@ static int child_checks(void)
 	struct vmpf_region reg = { 0, 0, S0_PAGES * 4096, (uint64_t)guest[0] };
 	struct vmpf_source_attach a = { .vm_fd = vm_fd, .target_fd = target_rw,
 					.regions = (uint64_t)&reg, .nr_regions = 1 };
+	struct { __u32 version; int pid; } hdr = { 0x20080522, 0 };
+	struct { __u32 effective, permitted, inheritable; } caps[2];
 	int i, k, r, bad = 0;
 
+	/*
+	 * Without CAP_SYS_PTRACE: with it (and VMPF_FEATURE_EXTERNAL), root
+	 * may attach to another process's VM on purpose.
+	 */
+	if (syscall(SYS_capget, &hdr, caps))
+		return 16;
+	caps[0].effective &= ~(1U << 19);	/* CAP_SYS_PTRACE */
+	if (syscall(SYS_capset, &hdr, caps))
+		return 16;
 	for (k = 0; k < 8; k++) {
 		int fd = slots[rn(NSLOTS)];
 
@@ -937,7 +948,7 @@ static void fuzz_fork(void)
 		return;
 	}
 	add(&fork_failures, 1);
-	violation("fork child: status %#x (bits: 1 FINISH, 2 MARK_DIRTY, 4 ATTACH not refused, 8 inherited mapping)",
+	violation("fork child: status %#x (bits: 1 FINISH, 2 MARK_DIRTY, 4 ATTACH not refused, 8 inherited mapping, 16 capset)",
 		  status);
 }
 

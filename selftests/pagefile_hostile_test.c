@@ -73,7 +73,7 @@ static void make_valid(struct img *im)
 
 	memset(im, 0, sizeof(*im));
 	memcpy(sb->magic, VMPF_PF_MAGIC, 8);
-	sb->version = htole32(VMPF_PF_VERSION);
+	sb->version = htole32(VMPF_PF_VERSION_MIN);
 	sb->page_size = htole32(VMPF_PF_PAGE_SIZE);
 	memset(sb->uuid, 0x5a, sizeof(sb->uuid));
 	sb->generation = htole64(GENERATION);
@@ -203,7 +203,26 @@ static void m_none(struct img *im) { }
 static void m_magic(struct img *im) { memcpy(SB(im)->magic, "VMPFPAGF", 8); }
 static void m_super_crc(struct img *im) { SB(im)->uuid[3] ^= 1; }
 static void m_super_crc_field(struct img *im) { SB(im)->crc ^= htole32(0x100); }
+static void m_version_3(struct img *im) { SB(im)->version = htole32(3); }
 static void m_version_2(struct img *im) { SB(im)->version = htole32(2); }
+/* Version 2's region without a memslot: gpa and flags 0, no memslot checks. */
+static void m_v2_no_slot(struct img *im)
+{
+	SB(im)->version = htole32(2);
+	SB(im)->regions[1].slot = htole32(VMPF_PF_SLOT_NONE);
+	SB(im)->regions[1].gpa = 0;
+}
+static void m_v1_no_slot(struct img *im) { m_v2_no_slot(im); SB(im)->version = htole32(1); }
+static void m_v2_no_slot_gpa(struct img *im)
+{
+	m_v2_no_slot(im);
+	SB(im)->regions[1].gpa = htole64(R1_GPA);
+}
+static void m_v2_no_slot_flags(struct img *im)
+{
+	m_v2_no_slot(im);
+	SB(im)->regions[1].flags = htole32(1);
+}
 static void m_version_0(struct img *im) { SB(im)->version = 0; }
 static void m_version_huge(struct img *im) { SB(im)->version = htole32(0xffffffff); }
 static void m_page_size_8k(struct img *im) { SB(im)->page_size = htole32(8192); }
@@ -371,7 +390,12 @@ CASE(table_padding_ignored, m_table_padding, SIGN_AFTER, 0, R_ACCEPT);
 CASE(bad_magic, m_magic, SIGN_AFTER, EINVAL, R_REFUSE);
 CASE(super_crc, m_super_crc, SIGN_BEFORE, EBADMSG, R_REFUSE);
 CASE(super_crc_field, m_super_crc_field, SIGN_BEFORE, EBADMSG, R_REFUSE);
-CASE(version_2, m_version_2, SIGN_AFTER, EPROTONOSUPPORT, R_REFUSE);
+CASE(version_3, m_version_3, SIGN_AFTER, EPROTONOSUPPORT, R_REFUSE);
+CASE(version_2, m_version_2, SIGN_AFTER, 0, R_ACCEPT);
+CASE(v2_region_without_memslot, m_v2_no_slot, SIGN_AFTER, 0, R_ACCEPT);
+CASE(v1_region_without_memslot, m_v1_no_slot, SIGN_AFTER, EINVAL, R_REFUSE);
+CASE(v2_no_memslot_with_gpa, m_v2_no_slot_gpa, SIGN_AFTER, EINVAL, R_REFUSE);
+CASE(v2_no_memslot_with_flags, m_v2_no_slot_flags, SIGN_AFTER, EINVAL, R_REFUSE);
 CASE(version_0, m_version_0, SIGN_AFTER, EPROTONOSUPPORT, R_REFUSE);
 CASE(version_huge, m_version_huge, SIGN_AFTER, EPROTONOSUPPORT, R_REFUSE);
 CASE(page_size_8k, m_page_size_8k, SIGN_AFTER, EINVAL, R_REFUSE);

@@ -81,7 +81,9 @@ src_start() {
 	_d=$1
 	shift
 	for _try in 1 2 3; do
-		VQ_APPEND="$GUEST" vq_start "$_d" "$RAM" "$@"
+		# ctl.sock for vmpf-ctl, qmp.sock for the test: one client each.
+		VQ_APPEND="$GUEST" vq_start "$_d" "$RAM" "$@" \
+			-qmp "unix:$_d/ctl.sock,server=on,wait=off"
 		vq_wait_for "$_d/serial.log" "^vmpf-count 5" 90 "$VQ_PID" && return 0
 		echo "# boot $_try of the guest in $_d hung: $(tr -d '\r' < "$_d/serial.log" | tail -n 2 | tr '\n' ' ')"
 		vq_stop "$_d"
@@ -94,7 +96,7 @@ S=$t/src D=$t/dst
 part_migrate() {
 	spid=$VQ_PID
 	t0=$(now)
-	vmpf-ctl migrate --qmp $S/qmp.sock $PF --json > $t/mig.json 2> $t/mig.err
+	vmpf-ctl migrate --qmp $S/ctl.sock $PF --json > $t/mig.json 2> $t/mig.err
 	rc=$?
 	mig=$(cat $t/mig.json)
 	echo "# migrate: $(tail -n 1 $t/mig.json)"
@@ -166,14 +168,18 @@ fi
 A=$t/abort
 part_abort() {
 	apid=$VQ_PID
-	vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/abort.out 2>&1 &
+	vmpf-ctl migrate --qmp $A/ctl.sock $PF --manual > $t/abort.out 2>&1 &
 	mpid=$!
 	sleep 3
 	c0=$(last_count $A)
 	kill -INT $mpid
 	wait $mpid
 	rc=$?
-	sleep 2
+	i=0	# the guest counts on (slowly, nested, after soft-dirty's clears)
+	while c1=$(last_count $A) && [ "${c1:-0}" -le "${c0:-0}" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
 	c1=$(last_count $A)
 	info=$(vmpf-ctl info $PF --json 2>&1)
 	if [ $rc != 0 ] && has "$(cat $t/abort.out)" "aborted" && [ "$(status_of $A)" = running ] &&
@@ -182,11 +188,16 @@ part_abort() {
 	else notok abort_runs_on "rc=$rc counts $c0 -> $c1, status $(status_of $A)" \
 		"$(tail -n 3 $t/abort.out)" "$info"; fi
 
-	vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/ms.out 2>&1 &
+	vmpf-ctl migrate --qmp $A/ctl.sock $PF --manual > $t/ms.out 2>&1 &
 	mpid=$!
 	sleep 2
-	qmp $A system_reset > /dev/null
-	vq_wait_for $A/serial.log "^vmpf-ready" 90 $apid	# the guest booted again
+	qmp $A system_reset > $t/reset.qmp
+	i=0	# until the guest booted again: a second vmpf-ready
+	while [ "$(grep -c '^vmpf-ready' $A/serial.log)" -lt 2 ] && [ $i -lt 900 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "# reset: $(cat $t/reset.qmp), $(grep -c '^vmpf-ready' $A/serial.log) boots seen"
 	sleep 1
 	vmpf-ctl finish --pid $mpid > $t/fin.out 2>&1
 	wait $mpid
@@ -220,7 +231,7 @@ part_abort() {
 	echo "# reset: $(grep -i 'changed\|committed\|soft-dirty' $t/ms.out | tail -n 3)"
 
 	# A DIMM on a second backend, plugged mid-pre-copy.
-	vmpf-ctl migrate --qmp $A/qmp.sock $PF --manual > $t/hp.out 2>&1 &
+	vmpf-ctl migrate --qmp $A/ctl.sock $PF --manual > $t/hp.out 2>&1 &
 	mpid=$!
 	sleep 2
 	qmp $A object-add '{"qom-type": "memory-backend-memfd", "id": "hp0", "size": 33554432, "share": true}' > $t/hp.qmp

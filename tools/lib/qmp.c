@@ -18,9 +18,10 @@
 #include "qmp.h"
 
 #define QMP_TIMEOUT_MS	60000
+#define QMP_GREETING_MS	10000
 
-/* One line from QEMU into @q->reply; 0, or -errno. */
-static int qmp_line(struct qmp *q)
+/* One line from QEMU into @q->reply, waiting @ms at most; 0, or -errno. */
+static int qmp_line_wait(struct qmp *q, int ms)
 {
 	for (;;) {
 		char *nl = memchr(q->buf, '\n', q->len);
@@ -39,7 +40,7 @@ static int qmp_line(struct qmp *q)
 		}
 		if (q->len == sizeof(q->buf))
 			return -E2BIG;
-		n = poll(&p, 1, QMP_TIMEOUT_MS);
+		n = poll(&p, 1, ms);
 		if (n == 0)
 			return -ETIMEDOUT;
 		if (n < 0) {
@@ -57,6 +58,11 @@ static int qmp_line(struct qmp *q)
 		}
 		q->len += n;
 	}
+}
+
+static int qmp_line(struct qmp *q)
+{
+	return qmp_line_wait(q, QMP_TIMEOUT_MS);
 }
 
 static const char *qmp_skip_ws(const char *p)
@@ -210,7 +216,14 @@ int qmp_open(struct qmp *q, const char *path, char *why, size_t len)
 		return -1;
 	}
 	q->pid = cred.pid;
-	ret = qmp_line(q);
+	/* QEMU greets one client per -qmp socket: another may hold it. */
+	ret = qmp_line_wait(q, QMP_GREETING_MS);
+	if (ret == -ETIMEDOUT) {
+		snprintf(why, len, "QEMU did not greet on %s within %d s: another client holds that QMP socket (QEMU serves one per -qmp; give QEMU another -qmp for vmpf-ctl)",
+			 path, QMP_GREETING_MS / 1000);
+		qmp_close(q);
+		return -1;
+	}
 	if (ret || !qmp_json_find(q->reply, "QMP")) {
 		snprintf(why, len, "%s does not speak QMP (no greeting: %s)", path,
 			 ret ? strerror(-ret) : "unexpected text");
