@@ -55,6 +55,8 @@ last_count() { tr -d '\r' < "$1/serial.log" | sed -n 's/^vmpf-count \([0-9]*\)$/
 diag() {
 	echo "qemu.log:"; tail -n 10 "$1/qemu.log" 2>/dev/null
 	echo "serial.log:"; tr -d '\r' < "$1/serial.log" 2>/dev/null | tail -n 8
+	tr -d '\r' < "$1/serial.log" 2>/dev/null |
+		grep -a -m1 -A14 'BUG:\|Oops\|general protection\|double fault\|panic'
 }
 # dump DIR FILE: the guest's RAM through QMP (reads every page)
 dump() {
