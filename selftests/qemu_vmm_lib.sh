@@ -124,9 +124,6 @@ _vq_quote() {
 # with the inner initramfs, the console on the first serial port.  The
 # caller adds -serial and -qmp.  Kernel arguments: dirtier_mb=N (default
 # 32), dirtier_pps=N (pages per second, default 0: no limit), VQ_APPEND.
-# nmi_watchdog=0: the watchdog's perf counters are not there (pmu=off; the
-# test machine's KVM logs "Unhandled WRMSR(0xc0010007)"), and a restored
-# guest once died of a fault on an exception stack right after it resumed.
 vq_guest_args() {
 	_vq_ram=$1
 	shift
@@ -134,7 +131,7 @@ vq_guest_args() {
 		-no-reboot -m "${_vq_ram}M" -machine memory-backend=ram0 \
 		-object "memory-backend-memfd,id=ram0,share=on,size=${_vq_ram}M" \
 		-kernel "$VQ_KERNEL" -initrd "$VQ_INITRD" -append
-	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet nmi_watchdog=0${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
+	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
 	echo
 }
 
