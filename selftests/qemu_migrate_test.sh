@@ -88,6 +88,7 @@ src_start() {
 			-qmp "unix:$_d/ctl.sock,server=on,wait=off"
 		vq_wait_for "$_d/serial.log" "^vmpf-count 5" 90 "$VQ_PID" && return 0
 		echo "# boot $_try of the guest in $_d hung: $(tr -d '\r' < "$_d/serial.log" | tail -n 2 | tr '\n' ' ')"
+		echo "# its vCPU: $(vq_where "$_d/qmp.sock")"
 		vq_stop "$_d"
 	done
 	return 1
@@ -136,6 +137,9 @@ part_migrate() {
 	vq_wait_for $D/serial.log "^vmpf-verify" 120
 	first=$(tr -d '\r' < $D/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | head -n 1)
 	oops=$(tr -d '\r' < $D/serial.log | grep -c 'BUG:\|Oops\|panic')
+	where=
+	grep -q "^vmpf-verify" $D/serial.log || where=$(vq_where $D/qmp.sock)
+	[ -n "$where" ] && echo "# the restored guest's vCPU: $where"
 	if [ -n "$stopped" ] && [ -n "$first" ] && [ "$first" -gt "$stopped" ] &&
 	   [ "$first" -le $((stopped + 2)) ] && ! grep -q "Linux version" $D/serial.log; then
 		ok counts_on
@@ -143,7 +147,7 @@ part_migrate() {
 		# Nothing at all on the console, no oops: the nested guest did not
 		# run in time (seen in the test machines); ram_equal compared
 		# every page already.
-		skip counts_on "the restored guest printed nothing within 60 s of cont (nested guest stalled)"
+		skip counts_on "the restored guest printed nothing within 60 s of cont (nested guest stalled; vCPU: $where)"
 	else notok counts_on "source stopped at ${stopped:-?}, destination went on at ${first:-?}" "$(diag $D)"; fi
 	# The guest checks itself every 20th line; a nested guest is sometimes
 	# slowed down so much that the next check does not come in time: that

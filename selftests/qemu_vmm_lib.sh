@@ -131,7 +131,32 @@ vq_guest_args() {
 		-no-reboot -m "${_vq_ram}M" -machine memory-backend=ram0 \
 		-object "memory-backend-memfd,id=ram0,share=on,size=${_vq_ram}M" \
 		-kernel "$VQ_KERNEL" -initrd "$VQ_INITRD" -append
-	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
+	_vq_quote "console=ttyS0 rdinit=/init panic=-1 quiet nokaslr${VQ_APPEND:+ $VQ_APPEND}${*:+ $*}"
+	echo
+}
+
+# vq_where SOCK: where the inner guest's vCPU is, for a guest that hangs:
+# its RIP three times a second apart (QMP on SOCK), each with the symbol
+# when the inner kernel is the running kernel's build (nokaslr: its
+# addresses are this kernel's /proc/kallsyms less the KASLR offset).
+vq_where() {
+	_vq_text=$(grep ' _text$' /proc/kallsyms | cut -d' ' -f1)
+	_vq_same=0
+	case $VQ_KERNEL in *"/vmlinuz-$(uname -r)") _vq_same=1 ;; esac
+	for _vq_i in 1 2 3; do
+		_vq_rip=$(vmpf-ctl qmp --qmp "$1" human-monitor-command \
+			'{"command-line": "info registers"}' 2>/dev/null |
+			grep -o 'RIP=[0-9a-f]*' | head -n 1 | cut -d= -f2)
+		[ -n "$_vq_rip" ] || { printf 'RIP unknown '; break; }
+		printf 'RIP %s' "$_vq_rip"
+		if [ $_vq_same = 1 ] && [ -n "$_vq_text" ]; then
+			_vq_x=$(printf '%016x' $((0x$_vq_text + 0x$_vq_rip - 0xffffffff81000000)))
+			sort /proc/kallsyms | awk -v x="$_vq_x" '$1 <= x { s = $3; a = $1 }
+				END { printf " (%s)", s }'
+		fi
+		printf ' '
+		sleep 1
+	done
 	echo
 }
 

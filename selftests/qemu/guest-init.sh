@@ -5,6 +5,7 @@
 # (/dev/ttyS1), which the host reads:
 #   VMPF-CHECK ok|fail NAME      one check made by this script
 #   VMPF-BEGIN NAME ... VMPF-END NAME RC   a test program's TAP output
+#   # time NAME N s              how long (seconds) a test program took
 #   VMPF-DONE                    the run completed
 /bin/busybox mkdir -p /proc /sys /dev /tmp
 /bin/busybox --install -s /bin
@@ -74,8 +75,10 @@ for t in /bin/*_test /bin/*_test.sh; do
 	[ -x "$t" ] || continue
 	name=${t##*/}
 	say "VMPF-BEGIN $name"
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	"$t" > $R 2>&1
 	say "VMPF-END $name $?"
+	say "# time $name $(echo "$t0 $(cut -d' ' -f1 /proc/uptime)" | awk '{ printf "%.0f", $2 - $1 }') s"
 done
 
 # Bits W (warning), D (oops), B (bad page), L (soft lockup).

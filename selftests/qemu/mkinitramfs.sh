@@ -8,7 +8,8 @@
 # For QEMU as a VMM inside the test machine: the 9p modules (the host's
 # root, shared by run-guest.sh, mounted at /host by guest-init.sh; left out
 # when the kernel has none), /bin/qemu_vmm_lib.sh, and the inner guest's
-# initramfs (mkinner.sh) as /lib/vmpf-inner.cpio.gz.
+# initramfs (mkinner.sh) as /lib/vmpf-inner.cpio.gz.  And selftests/crash_tool
+# (make selftests builds it) for crash_test.sh.
 # VMPF_MODULES_DIR: take the modules from there instead of /lib/modules/KVER
 # (the debug-kernel lane's INSTALL_MOD_PATH tree).
 set -euo pipefail
@@ -26,6 +27,8 @@ cp /bin/busybox "$stage/bin/busybox"
 cp "$here/guest-init.sh" "$stage/init"
 cp "$here/demo-role.sh" "$stage/bin/demo-role.sh"
 cp "$here/../qemu_vmm_lib.sh" "$stage/bin/qemu_vmm_lib.sh"
+# crash_test.sh's replayer, corrupter and lazy-restore checker.
+[ -x "$here/../crash_tool" ] && cp "$here/../crash_tool" "$stage/bin/crash_tool"
 "$here/mkinner.sh" "$stage/lib/vmpf-inner.cpio.gz"
 chmod +x "$stage/init"
 cp "$module" "$stage/lib/modules/vmpagefile.ko"
@@ -68,10 +71,10 @@ add_module() {
 # KVM, and what the tests use for page files: RAM disks (brd) and a
 # filesystem on them (ext4 mounts the ext2 that busybox's mke2fs makes;
 # it wants the crc32c crypto driver even then).
-# Device-mapper, for storage fault injection (the error target, dm-flakey)
-# and slow storage (dm-delay).
+# Device-mapper, for storage fault injection (the error target, dm-flakey),
+# slow storage (dm-delay) and the log of every write (dm-log-writes).
 # virtio-blk: the disk the two hosts of the demo share.
-for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey dm-delay virtio_blk virtio_pci sd_mod scsi_debug; do
+for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey dm-delay dm-log-writes virtio_blk virtio_pci sd_mod scsi_debug; do
 	add_module "$m"
 done
 # 9p over virtio: the host's root at /host.  Optional: a kernel built

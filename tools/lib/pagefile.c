@@ -76,6 +76,12 @@ int pf_open(struct pf *pf, const char *path)
 	pf->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pf->fd < 0)
 		return why(pf, errno, "cannot open %s: %s", path, strerror(errno));
+	/*
+	 * The file is read through the page cache, which may still hold what
+	 * this host read before another host (the source, on shared storage)
+	 * wrote a new image: drop it, so that every read comes from the disk.
+	 */
+	posix_fadvise(pf->fd, 0, 0, POSIX_FADV_DONTNEED);
 	ret = pread_all(pf->fd, &sb, sizeof(sb), 0);
 	if (ret)
 		return why(pf, -ret, "cannot read the superblock: %s", strerror(-ret));
