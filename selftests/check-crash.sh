@@ -26,8 +26,11 @@ if ! KERNELS=$(selftests/deps.sh 2> "$LOGS/deps.log"); then
 	summary
 	exit 1
 fi
-make -s tools selftests > "$LOGS/build.log" 2>&1 ||
+if make -s tools selftests > "$LOGS/build.log" 2>&1; then
+	result ok "build the tools and selftests"
+else
 	result fail "build the tools and selftests" "$(tail -n 15 "$LOGS/build.log")"
+fi
 finish_section
 seed=${VMPF_CRASH_SEED:-$(date +%s)}
 t0=$(date +%s)
@@ -47,6 +50,21 @@ for k in $KERNELS; do
 	grep '^# ' "$LOGS/crash-$k.tap"
 	ingest_tap "$k: " < "$LOGS/crash-$k.tap" || result fail "$k: crash_test.sh printed no result" \
 		"$(tail -n 15 "$LOGS/$k.log")"
+	if grep -q '^VMPF-DONE' "$LOGS/result-$k.log" &&
+	   ! grep -q '^VMPF-CHECK fail' "$LOGS/result-$k.log"; then
+		result ok "$k: guest ran to the end, its checks passed (untainted, rmmod)"
+	else
+		result fail "$k: guest ran to the end, its checks passed (untainted, rmmod)" \
+			"$(grep 'VMPF-CHECK fail' "$LOGS/result-$k.log"; tail -n 5 "build/some-$k/console.log")"
+	fi
+	bad='WARNING:|BUG:|Oops|general protection fault|Kernel panic|Call Trace:|'
+	bad+='possible circular locking|inconsistent lock state|UBSAN:|KASAN:|blocked for more than|soft lockup'
+	if grep -aEq "$bad" "build/some-$k/console.log"; then
+		result fail "$k: kernel log free of warnings, oopses and splats" \
+			"$(grep -aE -A3 "$bad" "build/some-$k/console.log" | tr -d '\r' | head -n 15)"
+	else
+		result ok "$k: kernel log free of warnings, oopses and splats"
+	fi
 	finish_section
 done
 echo "# took $(( $(date +%s) - t0 )) s"

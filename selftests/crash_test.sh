@@ -76,6 +76,12 @@ dmsetup create crash-base --table "0 $S linear /dev/ram0 0"
 dmsetup create crash-replay --table "0 $S linear /dev/ram0 $S"
 dd if=/dev/zero of=$BASE bs=1M count=24 2>/dev/null
 dd if=/dev/zero of=$REPLAY bs=1M count=24 2>/dev/null
+# Another process keeps BASE open (as a second host's multipathd or VMM
+# would a shared LUN), so its page cache lives on: what it read now (the
+# zeros) is still cached after the migration wrote underneath.  vmpf-ctl
+# must read the new image all the same.
+exec 7< $BASE
+dd if=$BASE of=/dev/null bs=4096 count=16 2>/dev/null
 gen() { vmpf-ctl info "$1" --json 2>/dev/null | sed -n 's/.*"generation":\([0-9]*\).*/\1/p'; }
 
 # logged_migration SUMS VMPF-VM-ARGS...: a migration onto BASE through
@@ -123,8 +129,8 @@ if logged_migration $t/s1 --working-set 8M --seconds 0.2 --max-rounds 4 --downti
 	else notok replay_empty_device "rc=$rc" "$(grep 'bad' $t/empty.replay | head -n 5)" \
 		"$(tail -n 3 $t/empty.replay)"; fi
 	# The whole log replayed is the device the migration wrote.  (The
-	# page cache still holds dd's zeros under what dm-log-writes wrote;
-	# vmpf-ctl, which drops it itself, read the migration's generation.)
+	# page cache still holds the zeros read above; vmpf-ctl, which drops
+	# it itself, read the migration's generation.)
 	blockdev --flushbufs $BASE
 	if cmp $BASE $REPLAY > $t/cmp 2>&1; then ok replayer_reproduces_the_device
 	else notok replayer_reproduces_the_device "$(cat $t/cmp)"; fi
@@ -208,6 +214,7 @@ echo "# cycles: $i, unreclaimable slab $s0 -> $s1 kB"
 if [ -z "$bad" ] && [ $grow -lt $((1024 + CYCLES * 16)) ]; then ok load_unload_cycles
 else notok load_unload_cycles "${bad:-slab grew by $grow kB over $CYCLES cycles}"; fi
 
+exec 7<&-
 dmsetup remove crash-base
 dmsetup remove crash-replay
 dd if=/dev/zero of=$LOG bs=4096 count=1 2>/dev/null
