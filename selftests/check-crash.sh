@@ -34,36 +34,30 @@ fi
 finish_section
 seed=${VMPF_CRASH_SEED:-$(date +%s)}
 t0=$(date +%s)
+GUEST_TIMEOUT=${VMPF_GUEST_TIMEOUT:-5400}
 for k in $KERNELS; do
-	VMPF_GUEST_TIMEOUT=${VMPF_GUEST_TIMEOUT:-5400} selftests/run-some.sh "$k" crash_test.sh \
+	# Nothing of an earlier run may be read as this one's.
+	rm -f "build/some-$k/result.log" "build/some-$k/console.log"
+	(VMPF_GUEST_TIMEOUT=$GUEST_TIMEOUT selftests/run-some.sh "$k" crash_test.sh \
 		"VMPF_CRASH_POINTS=${VMPF_CRASH_POINTS:-100}" \
 		"VMPF_CRASH_CORRUPT=${VMPF_CRASH_CORRUPT:-1000}" \
 		"VMPF_CRASH_CYCLES=${VMPF_CRASH_CYCLES:-100}" "VMPF_CRASH_SEED=$seed" \
-		> "$LOGS/$k.log" 2>&1 &
+		> "$LOGS/$k.log" 2>&1
+	 echo $? > "$LOGS/$k.rc") &
 done
 wait
 for k in $KERNELS; do
 	section "kernel $k: crash_test.sh"
-	tr -d '\r' < "build/some-$k/result.log" > "$LOGS/result-$k.log" 2>/dev/null
-	sed -n '/^VMPF-BEGIN crash_test.sh/,/^VMPF-END/p' "$LOGS/result-$k.log" |
-		grep -v '^VMPF-' > "$LOGS/crash-$k.tap"
-	grep '^# ' "$LOGS/crash-$k.tap"
-	ingest_tap "$k: " < "$LOGS/crash-$k.tap" || result fail "$k: crash_test.sh printed no result" \
-		"$(tail -n 15 "$LOGS/$k.log")"
-	if grep -q '^VMPF-DONE' "$LOGS/result-$k.log" &&
-	   ! grep -q '^VMPF-CHECK fail' "$LOGS/result-$k.log"; then
-		result ok "$k: guest ran to the end, its checks passed (untainted, rmmod)"
+	dir=build/some-$k
+	tr -d '\r' < "$dir/result.log" > "$LOGS/result-$k.log" 2>/dev/null
+	grep '^# ' "$LOGS/result-$k.log" | grep -v '^#   '
+	if [ ! -s "$dir/result.log" ]; then
+		result fail "$k: booted" "$(tail -n 15 "$LOGS/$k.log")"
 	else
-		result fail "$k: guest ran to the end, its checks passed (untainted, rmmod)" \
-			"$(grep 'VMPF-CHECK fail' "$LOGS/result-$k.log"; tail -n 5 "build/some-$k/console.log")"
-	fi
-	bad='WARNING:|BUG:|Oops|general protection fault|Kernel panic|Call Trace:|'
-	bad+='possible circular locking|inconsistent lock state|UBSAN:|KASAN:|blocked for more than|soft lockup'
-	if grep -aEq "$bad" "build/some-$k/console.log"; then
-		result fail "$k: kernel log free of warnings, oopses and splats" \
-			"$(grep -aE -A3 "$bad" "build/some-$k/console.log" | tr -d '\r' | head -n 15)"
-	else
-		result ok "$k: kernel log free of warnings, oopses and splats"
+		# run-some.sh's status is QEMU's only when it got as far.
+		ingest_guest "$k: " "$dir" 0
+		[ "$(cat "$LOGS/$k.rc" 2>/dev/null)" = 0 ] ||
+			result fail "$k: run-some.sh" "$(tail -n 15 "$LOGS/$k.log")"
 	fi
 	finish_section
 done

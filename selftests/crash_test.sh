@@ -33,16 +33,20 @@ if [ "${1:-}" = --check ]; then
 	if [ -n "$g" ] && [ "$g" = "$CRASH_NEW_G" ]; then label=new; fi
 	k=$(crash_tool lazycheck "$2" "$sums" 2>&1)
 	v=$(echo "$v" | tail -n 1)
-	if [ $vrc != 0 ]; then
+	if [ $vrc = 1 ]; then
 		case $k in
-		refused*) echo "refused: vmpf-ctl: ${v#vmpf-ctl: }; kernel: ${k#refused }" ;;
+		"refused No data available:"*|"refused Bad message:"*|"refused Invalid argument:"*)
+			echo "refused: vmpf-ctl: ${v#vmpf-ctl: }; kernel: ${k#refused }" ;;
+		refused*) echo "bad: the kernel refused it with an unexpected error: $k" ;;
 		*) echo "bad: vmpf-ctl refused it ($v), the kernel opened it: $k" ;;
 		esac
+	elif [ $vrc != 0 ]; then
+		echo "bad: vmpf-ctl verify failed (exit $vrc): $v"
 	elif [ $label = unknown ]; then
 		echo "bad: a generation ($g) that no migration committed: $v; $k"
 	else
 		case $k in
-		"opened generation $g: "*", refused 0, mismatched 0")
+		"opened generation $g: 4096 pages, refused 0, mismatched 0")
 			echo "$label generation, every page verified" ;;
 		*) echo "bad: vmpf-ctl verified it, the kernel: $k" ;;
 		esac
@@ -69,6 +73,14 @@ if ! command -v dmsetup >/dev/null || ! dmsetup version >/dev/null 2>&1 ||
 fi
 
 t=$(mktemp -d)
+cleanup() {
+	exec 7<&-
+	for d in crash-lw crash-base crash-replay; do
+		dmsetup resume $d 2>/dev/null
+		dmsetup remove $d 2>/dev/null
+	done
+}
+trap cleanup EXIT
 S=49152					# 24 MiB: a 16 MiB guest's page file
 BASE=/dev/mapper/crash-base REPLAY=/dev/mapper/crash-replay LW=/dev/mapper/crash-lw
 LOG=/dev/ram1
@@ -144,6 +156,9 @@ fi
 # that ran on must never be restored from its older image), then
 # refused, then the new image.
 export CRASH_OLD_G=$CRASH_NEW_G CRASH_OLD_S=$t/s1
+# The replay starts from what BASE holds now, whatever the first replay did.
+blockdev --flushbufs $BASE
+dd if=$BASE of=$REPLAY bs=1M 2>/dev/null
 if [ -n "$CRASH_OLD_G" ] && logged_migration $t/s2 --working-set 4M --rate 20000 --seconds 0.3 \
 	--max-rounds 3 --target-pages 1; then
 	CRASH_NEW_G=$(gen $BASE) CRASH_NEW_S=$t/s2
@@ -176,16 +191,20 @@ dmesg -c > /dev/null
 crash_tool lazycheck $BASE $t/s2 --hold > $t/outage 2>&1 &
 pid=$!
 wait_for $t/outage mapped
-dmsetup suspend crash-base && echo "0 $S error" | dmsetup reload crash-base && dmsetup resume crash-base
+# swap TABLE: crash-base's table now; it is resumed whatever happens.
+swap() {
+	dmsetup suspend crash-base && echo "$1" | dmsetup reload crash-base
+	dmsetup resume crash-base
+}
+swap "0 $S error"
 kill -USR1 $pid
 sleep 6
-dmsetup suspend crash-base && echo "0 $S linear /dev/ram0 0" | dmsetup reload crash-base &&
-	dmsetup resume crash-base
+swap "0 $S linear /dev/ram0 0"
 wait $pid
 o=$(tail -n 1 $t/outage)
 refused=$(echo "$o" | sed -n 's/.*refused \([0-9]*\).*/\1/p')
 first=$(echo "$o" | sed -n 's/.*refused [0-9]* (first \([0-9]*\)).*/\1/p')
-if has "$o" "^opened generation .*, mismatched 0" && [ "${refused:-0}" -ge 1 ] &&
+if has "$o" "^opened generation .*, mismatched 0$" && [ "${refused:-0}" -ge 1 ] &&
    [ "$refused" -le 16 ] &&
    dmesg | grep -q "restore: page $first: reading the page file failed (error -5); not mapped" &&
    dmesg | grep -q "retry 1 of 5"; then
@@ -202,7 +221,7 @@ while [ $i -lt "$CYCLES" ]; do
 	vmpf-vm --ram 4M --seconds 0.05 --migrate-to $BASE --checksums $t/sc > $t/cyc 2>&1 ||
 		{ bad="migration in cycle $i: $(tail -n 2 $t/cyc)"; break; }
 	k=$(crash_tool lazycheck $BASE $t/sc 2>&1)
-	has "$k" "refused 0, mismatched 0" || { bad="restore in cycle $i: $k"; break; }
+	has "$k" "refused 0, mismatched 0$" || { bad="restore in cycle $i: $k"; break; }
 	v=$(vmpf-ctl version --json 2>&1)
 	has "$v" '"open_files":1,"sessions":0,' || { bad="counters in cycle $i: $v"; break; }
 	i=$((i + 1))
@@ -214,9 +233,8 @@ echo "# cycles: $i, unreclaimable slab $s0 -> $s1 kB"
 if [ -z "$bad" ] && [ $grow -lt $((1024 + CYCLES * 16)) ]; then ok load_unload_cycles
 else notok load_unload_cycles "${bad:-slab grew by $grow kB over $CYCLES cycles}"; fi
 
-exec 7<&-
-dmsetup remove crash-base
-dmsetup remove crash-replay
+cleanup
+trap - EXIT
 dd if=/dev/zero of=$LOG bs=4096 count=1 2>/dev/null
 rm -rf $t
 [ $fails = 0 ]

@@ -11,7 +11,10 @@
  *	the state of every flush point in turn (every write logged before a
  *	flush is on the media), and of N random points between two flushes
  *	(the writes logged after the last flush partly applied: a random
- *	subset, some torn at a sector boundary), and CMD runs each time (sh -c,
+ *	subset, some torn at a sector boundary; and in an interval of a few
+ *	writes, such as the superblock's and the commit record's, every
+ *	state: each write absent, whole, or torn keeping any prefix or suffix
+ *	of its sectors), and CMD runs each time (sh -c,
  *	with VMPF_POINT describing the point).  CMD's first output word
  *	classifies the point; "bad..." is a failure.  Prints one line per
  *	point ("POINT => CMD's line") and the counts per class.  Exit 0 if no point was bad.
@@ -211,12 +214,24 @@ static void *entry_data(const struct entry *e, uint64_t nr)
 	return databuf;
 }
 
-/* Apply the first @nr sectors of entry @e; with @u, keep what was there. */
-static void apply(const struct entry *e, uint64_t nr, struct undo *u)
+/*
+ * The model: a write logged before a FLUSH entry is on the media once the
+ * flush is; one logged after it may or may not be, in part or whole.  A
+ * flush that carries data (REQ_PREFLUSH with a payload) is treated as if
+ * its data were durable with it; the module never issues one (vfs_fsync()
+ * sends an empty flush), and FUA writes, which it does not issue either,
+ * are treated as any other write of their interval.
+ */
+
+/*
+ * Apply sectors @first .. @first + @nr - 1 of entry @e (a torn write keeps
+ * a prefix or a suffix); with @u, keep what was there.
+ */
+static void apply_part(const struct entry *e, uint64_t first, uint64_t nr, struct undo *u)
 {
-	off_t off = e->sector * ssize;
+	off_t off = (e->sector + first) * ssize;
 	size_t len = nr * ssize;
-	void *data;
+	char *data;
 
 	if (!len)
 		return;
@@ -228,8 +243,21 @@ static void apply(const struct entry *e, uint64_t nr, struct undo *u)
 			die("out of memory");
 		xpread(tgt_fd, u->old, len, off, "the target");
 	}
-	data = entry_data(e, nr);
-	xpwrite(tgt_fd, data, len, off, "the target");
+	data = entry_data(e, first + nr);
+	xpwrite(tgt_fd, data + first * ssize, len, off, "the target");
+}
+
+static void apply(const struct entry *e, uint64_t nr, struct undo *u)
+{
+	apply_part(e, 0, nr, u);
+}
+
+static void undo_all(struct undo *u, uint64_t nu)
+{
+	while (nu--) {
+		xpwrite(tgt_fd, u[nu].old, u[nu].len, u[nu].off, "the target");
+		free(u[nu].old);
+	}
 }
 
 struct classes {
@@ -240,7 +268,7 @@ struct classes {
 
 static void classify(struct classes *c, const char *what)
 {
-	char line[512] = "", word[24];
+	char line[512] = "", word[24] = "";
 	unsigned int i;
 	FILE *p;
 
@@ -258,7 +286,8 @@ static void classify(struct classes *c, const char *what)
 	line[strcspn(line, "\n")] = 0;
 	printf("%s => %s\n", what, line);
 	fflush(stdout);
-	sscanf(line, "%23[^ :]", word);
+	if (sscanf(line, "%23[^ :]", word) != 1 || !word[0])
+		snprintf(word, sizeof(word), "bad");
 	c->points++;
 	if (!strncmp(word, "bad", 3))
 		c->bad++;
@@ -311,16 +340,77 @@ static void random_point(struct classes *c, uint64_t from, uint64_t to, const ch
 	snprintf(what, sizeof(what), "random %u %s: %" PRIu64 " of writes %" PRIu64 "-%" PRIu64
 		 " applied (%" PRIu64 " torn)", id, after, applied, from, to, torn);
 	classify(c, what);
-	while (nu--) {
-		xpwrite(tgt_fd, u[nu].old, u[nu].len, u[nu].off, "the target");
-		free(u[nu].old);
-	}
+	undo_all(u, nu);
 	free(u);
+}
+
+/*
+ * Every state a short interval can leave (the superblock's and the commit
+ * record's, which matter most): each write not applied, applied, or torn
+ * anywhere at a sector boundary keeping its first or its last sectors.
+ * Only for intervals with at most @max such states; returns how many.
+ */
+static unsigned int exhaustive(struct classes *c, uint64_t from, uint64_t to, const char *after,
+			       uint64_t max)
+{
+	uint64_t idx[8], ways[8], i, n = 0, total = 1, state, rest;
+	unsigned int points = 0;
+	char what[200];
+	int len;
+
+	for (i = from; i < to; i++) {
+		if ((ents[i].flags & LW_MARK) || !ents[i].nr)
+			continue;
+		if (n == 8)
+			return 0;
+		idx[n] = i;
+		/* none, whole, prefix of 1..nr-1, suffix of 1..nr-1 */
+		ways[n] = 2 + 2 * (ents[i].nr - 1);
+		if (total > max / ways[n])
+			return 0;
+		total *= ways[n++];
+	}
+	for (state = 1; state < total; state++) {	/* 0: nothing applied, the flush state */
+		struct undo u[8];
+		uint64_t nu = 0;
+
+		rest = state;
+		len = snprintf(what, sizeof(what), "every state %s:", after);
+		for (i = 0; i < n; i++) {
+			const struct entry *e = &ents[idx[i]];
+			uint64_t w = rest % ways[i], nr = e->nr;
+
+			rest /= ways[i];
+			if (!w)
+				continue;
+			if (w == 1) {
+				apply(e, nr, &u[nu++]);
+				len += snprintf(what + len, sizeof(what) - len, " write %" PRIu64, idx[i]);
+			} else if (w <= nr) {
+				apply_part(e, 0, w - 1, &u[nu++]);
+				len += snprintf(what + len, sizeof(what) - len,
+						" write %" PRIu64 " sectors 0-%" PRIu64, idx[i], w - 2);
+			} else {
+				uint64_t k = w - nr;	/* the last k sectors */
+
+				apply_part(e, nr - k, k, &u[nu++]);
+				len += snprintf(what + len, sizeof(what) - len,
+						" write %" PRIu64 " sectors %" PRIu64 "-%" PRIu64, idx[i],
+						nr - k, nr - 1);
+			}
+			if (len >= (int)sizeof(what))
+				len = sizeof(what) - 1;
+		}
+		classify(c, what);
+		undo_all(u, nu);
+		points++;
+	}
+	return points;
 }
 
 static int cmd_replay(int argc, char **argv)
 {
-	uint64_t *flushes, nflush = 0, *pick, i, k, next = 0, npoints = 0, p;
+	uint64_t *flushes, nflush = 0, *pick, i, k, next = 0, npoints = 0, p, nex = 0;
 	struct classes c = { 0 };
 	char what[160], after[64];
 	int a;
@@ -331,9 +421,9 @@ static int cmd_replay(int argc, char **argv)
 		if (!strcmp(argv[a], "--run") && a + 1 < argc)
 			run_cmd = argv[++a];
 		else if (!strcmp(argv[a], "--points") && a + 1 < argc)
-			npoints = strtoull(argv[++a], NULL, 0);
+			npoints = strtoull(argv[++a], NULL, 10);
 		else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
-			rnd_seed(strtoull(argv[++a], NULL, 0));
+			rnd_seed(strtoull(argv[++a], NULL, 10));
 		else
 			die("unknown argument %s", argv[a]);
 	}
@@ -382,6 +472,7 @@ static int cmd_replay(int argc, char **argv)
 			snprintf(after, sizeof(after), "after flush %" PRIu64, k);
 		else
 			snprintf(after, sizeof(after), "before the first flush");
+		nex += exhaustive(&c, next, end, after, 64);
 		for (; p < npoints && pick[p] == k; p++)
 			random_point(&c, next, end, after, (unsigned int)p + 1);
 		for (; next < end; next++)
@@ -397,8 +488,8 @@ static int cmd_replay(int argc, char **argv)
 	}
 	classify(&c, "end: the whole log applied");
 
-	printf("replay: %u points (%" PRIu64 " flush points, %" PRIu64 " random):", c.points,
-	       nflush, npoints);
+	printf("replay: %u points (%" PRIu64 " flush points, %" PRIu64
+	       " states of short intervals, %" PRIu64 " random):", c.points, nflush, nex, npoints);
 	for (i = 0; i < c.n; i++)
 		printf(" %s %u%s", c.name[i], c.count[i], i + 1 < c.n ? "," : "");
 	printf("; bad %u\n", c.bad);
@@ -486,8 +577,8 @@ static uint64_t sum_of(const struct sums *s, uint64_t gpa, int *found)
 }
 
 struct lazy {
-	int opened, err;
-	char why[200];
+	int opened, err, disagree;
+	char why[320];
 	uint64_t generation, pages, refused, first_refused, mismatched, first_mismatch;
 	uint64_t unlisted;
 };
@@ -534,9 +625,21 @@ static void lazy_check(const char *path, const struct sums *s, struct lazy *r, i
 	r->generation = ro.generation;
 	r->pages = ro.total_pages;
 
-	/* Page i of the mapping is the page of the region that holds it. */
-	if (pf_open(&pf, path))
-		die("%s opened in the kernel but not in userspace: %s", path, pf.why);
+	/*
+	 * Page i of the mapping is the page of the region that holds it: the
+	 * regions as userspace reads them, which must be the kernel's image.
+	 */
+	if (pf_open(&pf, path) || le64toh(pf.sb.generation) != r->generation ||
+	    le64toh(pf.sb.total_pages) != r->pages) {
+		r->disagree = 1;
+		snprintf(r->why, sizeof(r->why), "the kernel opened generation %" PRIu64
+			 " (%" PRIu64 " pages), userspace reads %s", r->generation, r->pages,
+			 pf.why[0] ? pf.why : "another superblock");
+		if (pf.fd > 0)
+			pf_close(&pf);
+		close(dev);
+		return;
+	}
 	map_gpa = calloc(r->pages, sizeof(*map_gpa));
 	if (!map_gpa)
 		die("out of memory");
@@ -592,6 +695,10 @@ static void lazy_check(const char *path, const struct sums *s, struct lazy *r, i
 
 static void print_lazy(const struct lazy *r)
 {
+	if (r->disagree) {
+		printf("bad: readers disagree: %s\n", r->why);
+		return;
+	}
 	if (!r->opened) {
 		printf("refused %s: %s\n", strerror(r->err), r->why);
 		return;
@@ -625,6 +732,17 @@ static int cmd_lazycheck(int argc, char **argv)
 }
 
 /* ---- corruption ----------------------------------------------------------- */
+
+/* The byte under test, put back if anything ends the program meanwhile. */
+static int corrupt_fd = -1;
+static off_t corrupt_off;
+static uint8_t corrupt_old;
+
+static void corrupt_restore(void)
+{
+	if (corrupt_fd >= 0 && pwrite(corrupt_fd, &corrupt_old, 1, corrupt_off) == 1)
+		fsync(corrupt_fd);
+}
 
 enum area { A_SUPER, A_COMMIT, A_TABLE, A_STATE, A_DATA, A_UNUSED, A_NR };
 static const char *const area_name[A_NR] = {
@@ -666,9 +784,9 @@ static int cmd_corrupt(int argc, char **argv)
 		die("usage: crash_tool corrupt PAGEFILE SUMS --count N [--seed S]");
 	for (a = 4; a < argc; a++) {
 		if (!strcmp(argv[a], "--count") && a + 1 < argc)
-			count = strtoull(argv[++a], NULL, 0);
+			count = strtoull(argv[++a], NULL, 10);
 		else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
-			rnd_seed(strtoull(argv[++a], NULL, 0));
+			rnd_seed(strtoull(argv[++a], NULL, 10));
 		else
 			die("unknown argument %s", argv[a]);
 	}
@@ -695,6 +813,7 @@ static int cmd_corrupt(int argc, char **argv)
 	fd = open(path, O_RDWR);
 	if (fd < 0)
 		die("cannot open %s: %s", path, strerror(errno));
+	atexit(corrupt_restore);
 
 	for (n = 0; n < count; n++) {
 		enum area ar = n % A_NR;
@@ -723,6 +842,8 @@ static int cmd_corrupt(int argc, char **argv)
 			off = state_off + rnd_below(state_len);
 			break;
 		case A_DATA:
+			if (!data_pages)
+				die("%s has no data page to corrupt", path);
 			page = datai[rnd_below(data_pages)];
 			off = data_off + page * PAGE + rnd_below(PAGE);
 			break;
@@ -745,6 +866,9 @@ static int cmd_corrupt(int argc, char **argv)
 		}
 		xpread(fd, &old, 1, off, path);
 		new = old ^ (uint8_t)(1 + rnd_below(255));
+		corrupt_off = off;
+		corrupt_old = old;
+		corrupt_fd = fd;
 		xpwrite(fd, &new, 1, off, path);
 		if (fsync(fd))
 			die("fsync: %s", strerror(errno));
@@ -760,7 +884,7 @@ static int cmd_corrupt(int argc, char **argv)
 				 page);
 			break;
 		case A_UNUSED:
-			ok = vrc == 0 && r.opened && !r.refused && !r.mismatched;
+			ok = vrc == 0 && r.opened && !r.disagree && !r.refused && !r.mismatched;
 			snprintf(expect, sizeof(expect), "opened, every page verified");
 			break;
 		default:
@@ -779,6 +903,7 @@ static int cmd_corrupt(int argc, char **argv)
 		} else {
 			caught[ar]++;
 		}
+		corrupt_fd = -1;
 		xpwrite(fd, &old, 1, off, path);
 		if (fsync(fd))
 			die("fsync: %s", strerror(errno));

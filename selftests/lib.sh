@@ -120,3 +120,19 @@ ingest_results() {
 		result fail "${p}guest ran to the end" "QEMU exit $rc; $(tail -n 10 "$con")"
 	fi
 }
+
+# ingest_guest PREFIX DIR RC: results of one boot, then its console.
+ingest_guest() {
+	local p=$1 dir=$2 rc=$3 con=$2/console.log
+	ingest_results "$p" "$dir" "$rc"
+	local bad='WARNING:|BUG:|Oops|general protection fault|Kernel panic|Call Trace:|'
+	bad+='possible circular locking|inconsistent lock state|possible recursive locking|'
+	bad+='UBSAN:|KASAN:|KFENCE:|kmemleak|blocked for more than|soft lockup|hard LOCKUP|'
+	bad+='rcu_sched self-detected stall|RCU stall|segfault at'
+	if grep -aEq "$bad" "$con"; then
+		result fail "${p}kernel log free of warnings, oopses and splats" \
+			"$(grep -aE -A3 "$bad" "$con" | tr -d '\r' | head -n 15)"
+	else
+		result ok "${p}kernel log free of warnings, oopses and splats"
+	fi
+}
