@@ -42,6 +42,7 @@ static int __init vmpf_init(void)
 		return -EINVAL;
 	}
 	vmpf_misc.mode = dev_mode;
+	vmpf_crc_select();
 
 	vmpf_wq = alloc_workqueue("vmpagefile", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!vmpf_wq)

@@ -12,7 +12,10 @@
  * torn or of another generation, which every reader refuses.
  */
 #include <linux/crc32.h>
+#include <linux/crc32c.h>
+#include <linux/gfp.h>
 #include <linux/kernel.h>
+#include <linux/math64.h>
 #include <linux/random.h>
 #include <linux/sizes.h>
 #include <linux/string.h>
@@ -21,9 +24,64 @@
 
 #include "source.h"
 
+/*
+ * Two crc32c implementations give the same result: libcrc32c, through the
+ * crypto API's fastest driver when it loaded (crc32c-intel: the SSE4.2
+ * instruction, and PCLMULQDQ with the FPU for long buffers), and
+ * lib/crc32.c's table-driven __crc32c_le().  Which one is faster depends on
+ * the machine, not only on the CPU flags: under an emulator (QEMU's TCG)
+ * saving the FPU state costs more than the tables.  So, as the kernel's xor
+ * and raid6 code pick their routines, vmpf_crc_select() times both on a
+ * page at load and keeps the faster one.
+ */
+static bool vmpf_crc_table __read_mostly;
+
+u32 vmpf_raw_crc32c(u32 seed, const void *p, size_t len)
+{
+	return vmpf_crc_table ? __crc32c_le(seed, p, len) : crc32c(seed, p, len);
+}
+
+/* Nanoseconds for the best of five runs of 16 page crcs. */
+static u64 vmpf_crc_time(const void *buf, bool table)
+{
+	u64 best = U64_MAX, t;
+	u32 crc = 0;
+	int run, i;
+
+	for (run = 0; run < 5; run++) {
+		t = ktime_get_ns();
+		for (i = 0; i < 16; i++)
+			crc = table ? __crc32c_le(crc, buf, PAGE_SIZE) :
+				      crc32c(crc, buf, PAGE_SIZE);
+		t = ktime_get_ns() - t;
+		best = min(best, t);
+	}
+	/* Keep the loops from being optimised away. */
+	OPTIMIZER_HIDE_VAR(crc);
+	return best ?: 1;
+}
+
+void vmpf_crc_select(void)
+{
+	void *buf = (void *)__get_free_page(GFP_KERNEL);
+	u64 lib, table;
+
+	if (!buf)
+		return;		/* libcrc32c, as when the tables lose */
+	get_random_bytes(buf, PAGE_SIZE);
+	lib = vmpf_crc_time(buf, false);
+	table = vmpf_crc_time(buf, true);
+	free_page((unsigned long)buf);
+	vmpf_crc_table = table < lib;
+	pr_info("crc32c: crypto API %llu MB/s, tables %llu MB/s: using the %s\n",
+		div64_u64(16 * PAGE_SIZE * 1000ULL, lib),
+		div64_u64(16 * PAGE_SIZE * 1000ULL, table),
+		vmpf_crc_table ? "tables" : "crypto API");
+}
+
 u32 vmpf_crc32c(const void *p, size_t len)
 {
-	return __crc32c_le(~0U, p, len) ^ ~0U;
+	return vmpf_raw_crc32c(~0U, p, len) ^ ~0U;
 }
 
 void vmpf_pf_layout(struct vmpf_layout *l, u64 total_pages, u64 state_max)

@@ -137,8 +137,8 @@ static int vmpf_write_table(struct vmpf_source *src)
 			return 0;
 		end = find_next_zero_bit(src->table_dirty, blocks, b);
 		for (k = b; k < end; k++)
-			src->block_crc[k] = __crc32c_le(0, table + k * VMPF_PF_BLOCK,
-							VMPF_PF_BLOCK);
+			src->block_crc[k] = vmpf_raw_crc32c(0, table + k * VMPF_PF_BLOCK,
+							    VMPF_PF_BLOCK);
 		ret = vmpf_store_write_buf(&src->store, table + b * VMPF_PF_BLOCK,
 					   (end - b) * VMPF_PF_BLOCK,
 					   src->layout.table_off + b * VMPF_PF_BLOCK);

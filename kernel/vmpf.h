@@ -163,6 +163,8 @@ struct vmpf_layout {
 
 void vmpf_pf_layout(struct vmpf_layout *l, u64 total_pages, u64 state_max);
 u32 vmpf_crc32c(const void *p, size_t len);
+u32 vmpf_raw_crc32c(u32 seed, const void *p, size_t len);	/* no inversions */
+void vmpf_crc_select(void);
 int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size);
 int vmpf_pf_check_commit(const struct vmpf_pf_commit *c,
 			 const struct vmpf_pf_super *sb);

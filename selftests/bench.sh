@@ -41,8 +41,8 @@ VMPF_GUEST_MEM=$(( 1280 + 3 * MIB )) VMPF_SHARED_DISK=$OUT/disk.img \
 res=$(tr -d '\r' < "$OUT/guest/result.log")
 echo "$res" | grep -v '^VMPF-\|^BENCH-'
 j() { echo "$res" | sed -n "s/^BENCH-JSON-$1 //p" | head -n 1; }
-printf '{"kernel":"%s","block":%s,"file":%s,"switchover":%s,"slowdown":%s,"converge":%s,"zero":%s}\n' \
-	"$k" "$(j BLOCK)" "$(j FILE)" "$(j SWITCHOVER)" "$(j SLOWDOWN)" "$(j CONVERGE)" "$(j ZERO)" \
+printf '{"kernel":"%s","crc":%s,"block":%s,"file":%s,"switchover":%s,"slowdown":%s,"converge":%s,"zero":%s}\n' \
+	"$k" "$(j CRC)" "$(j BLOCK)" "$(j FILE)" "$(j SWITCHOVER)" "$(j SLOWDOWN)" "$(j CONVERGE)" "$(j ZERO)" \
 	> "$OUT/bench.json"
 if ! echo "$res" | grep -q '^VMPF-BENCH-END 0$'; then
 	echo "$res" | tail -n 20

@@ -24,6 +24,15 @@ fail() {
 	rc=1
 }
 
+# Which crc32c the module computes with (libcrc32c took the crypto API's
+# best when it loaded): the driver with more than its own reference.
+crc=$(awk '/^name/ { n = $3 } /^driver/ { d = $3 } /^refcnt/ { if (n == "crc32c" && $3 > 1) print d }' \
+	/proc/crypto | head -n 1)
+# And which of it and lib/crc32.c's tables the module measured faster.
+sel=$(dmesg | sed -n 's/.*vmpagefile: crc32c: //p' | tail -n 1)
+echo "# crc32c: the crypto API's driver is ${crc:-unknown}; the module measured: ${sel:-nothing}"
+echo "BENCH-JSON-CRC {\"crc32c_driver\":\"${crc:-unknown}\",\"module\":\"$sel\"}"
+
 # 1-3, 5 (memory): the benchmark program, on the block device...
 echo "== page file on a block device (/dev/vda)"
 vmpf-bench /dev/vda "$MIB" "$REPS" "$FAULTS" | sed 's/^BENCH-JSON /BENCH-JSON-BLOCK /' || rc=1

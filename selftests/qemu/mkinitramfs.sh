@@ -74,7 +74,10 @@ add_module() {
 # Device-mapper, for storage fault injection (the error target, dm-flakey),
 # slow storage (dm-delay) and the log of every write (dm-log-writes).
 # virtio-blk: the disk the two hosts of the demo share.
-for m in kvm-amd brd crc32c_generic ext4 dm-mod dm-flakey dm-delay dm-log-writes virtio_blk virtio_pci sd_mod scsi_debug; do
+# crc32c-intel before libcrc32c (the module's crc32c): libcrc32c takes the
+# best implementation loaded when it loads, and insmod has no soft
+# dependencies to follow.
+for m in kvm-amd brd crc32c_generic crc32c-intel libcrc32c ext4 dm-mod dm-flakey dm-delay dm-log-writes virtio_blk virtio_pci sd_mod scsi_debug; do
 	add_module "$m"
 done
 # 9p over virtio: the host's root at /host.  Optional: a kernel built
