@@ -175,10 +175,11 @@ bad+='rcu_sched self-detected stall|RCU stall|segfault at|unreferenced object'
 benign='kmemleak: Kernel memory leak detector initialized'
 # (Into a variable first: grep -q ending a pipeline early would be a
 # SIGPIPE, and a pipefail, for the grep before it.)
-found=$(grep -aE "$bad" "$con" | grep -avE "$benign")
+console_unexpected "$con" > "$con.unexpected"
+found=$(grep -aE "$bad" "$con.unexpected" | grep -avE "$benign")
 if [ -n "$found" ]; then
 	result fail "${p}kernel log free of warnings, oopses and splats" \
-		"$(grep -aE -A3 "$bad" "$con" | grep -avE "$benign" | tr -d '\r' | head -n 15)"
+		"$(grep -aE -A3 "$bad" "$con.unexpected" | grep -avE "$benign" | head -n 15)"
 else
 	result ok "${p}kernel log free of warnings, oopses and splats"
 fi

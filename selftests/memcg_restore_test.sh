@@ -1,0 +1,64 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# A lazy restore under a memory cgroup limit below the guest's size, with
+# no swap (restored memory is the module's until the VM ends: it cannot be
+# swapped yet): the VMM is OOM-killed once, by its own faults; the
+# prefetch, which does not insist on memory, invokes no OOM killer; once
+# the VMM is gone its session stops and is freed, and nothing else in the
+# machine is killed.  Prints TAP (busybox sh).
+TAP_PREFIX=memcg
+. "$(dirname "$0")/tap.sh"
+
+echo "TAP version 13"
+echo "1..2"
+CG=/sys/fs/cgroup
+skip_all() {
+	echo "ok 1 memcg.vmm_oom_killed_once # SKIP $1"
+	echo "ok 2 memcg.session_freed_no_more_oom # SKIP $1"
+	exit 0
+}
+mkdir -p $CG
+grep -q " $CG cgroup2 " /proc/mounts || mount -t cgroup2 none $CG 2>/dev/null ||
+	skip_all "no cgroup v2"
+echo +memory > $CG/cgroup.subtree_control 2>/dev/null || skip_all "no memory controller"
+t=$(mktemp -d)
+VCG=$CG/vmpf-mem
+mkdir -p $VCG
+PF=/dev/ram0
+
+# A 64 MiB guest whose every page holds data.
+m=$(vmpf-vm --ram 64M --vcpus 2 --seconds 0.3 --migrate-to $PF --checksums $t/s 2>&1) ||
+	echo "# migration failed: $m"
+echo 32M > $VCG/memory.max
+echo 0 > $VCG/memory.swap.max 2>/dev/null
+dmesg -c > /dev/null
+# make check's scan of the kernel log leaves out what is between these.
+echo "<4>vmpf-test: an OOM kill is expected from here" > /dev/kmsg
+sh -c "echo \$\$ > $VCG/cgroup.procs && exec vmpf-vm --restore $PF --verify $t/s --wait-complete --seconds 1" \
+	> $t/out 2>&1
+rc=$?
+kills=$(sed -n 's/^oom_kill \([0-9]*\)/\1/p' $VCG/memory.events)
+echo "<4>vmpf-test: no OOM kill is expected from here" > /dev/kmsg
+echo "# restore: rc=$rc, oom_kill $kills, $(tail -n 1 $t/out)"
+if [ $rc = 137 ] && [ "$kills" = 1 ]; then ok vmm_oom_killed_once
+else notok vmm_oom_killed_once "rc=$rc, oom kills $kills" "$(tail -n 3 $t/out)" \
+	"$(dmesg | grep -i 'oom\|vmpagefile' | tail -n 5)"; fi
+
+# Five seconds on: the session freed, no OOM killer invoked since the kill.
+i=0
+while ! has "$(vmpf-ctl version --json 2>&1)" '"open_files":1,"sessions":0,' && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 5
+v=$(vmpf-ctl version --json 2>&1)
+invoked=$(dmesg | grep -c 'invoked oom-killer')
+if has "$v" '"open_files":1,"sessions":0,' && [ "$invoked" -le 1 ] &&
+   ! dmesg | grep -q 'no killable processes'; then
+	ok session_freed_no_more_oom
+else notok session_freed_no_more_oom "$v" "OOM killer invoked $invoked times" \
+	"$(dmesg | grep -i 'oom' | tail -n 5)"; fi
+echo "# oom killer invoked $invoked time(s); session freed after $((i / 10)).$((i % 10)) s"
+rmdir $VCG
+rm -rf $t
+[ $fails = 0 ]
