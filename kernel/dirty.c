@@ -592,3 +592,38 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 	}
 	return total;
 }
+
+/*
+ * VM exits of all the VM's vCPUs so far (KVM counts one each time a vCPU
+ * comes back from running the guest).  A paused guest adds none: from the
+ * final round to the commit record the count must not move, or a vCPU ran
+ * and may have written pages the final round did not see.  KVM adds vCPUs
+ * but never removes one while the VM lives (we hold it).
+ */
+u64 vmpf_vcpu_exits(struct vmpf_source *src)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+	u64 n = 0;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		n += READ_ONCE(vcpu->stat.exits);
+	return n;
+}
+
+/*
+ * A vCPU executing guest code right now: one that entered before the
+ * final round and has not come back has no exit to count.
+ */
+bool vmpf_vcpu_in_guest(struct vmpf_source *src)
+{
+	struct kvm *kvm = src->vm_file->private_data;
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		if (READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
+			return true;
+	return false;
+}

@@ -377,6 +377,7 @@ static int vmpf_write_header(struct vmpf_source *src)
 static int vmpf_commit(struct vmpf_source *src)
 {
 	u32 table_crc, state_crc;
+	u64 exits;
 	void *state_buf = NULL;
 	size_t state_room;
 	int ret;
@@ -403,6 +404,15 @@ static int vmpf_commit(struct vmpf_source *src)
 	ret = vmpf_store_sync(&src->store);
 	if (ret)
 		goto fail;
+
+	/* The last moment a running vCPU can still be caught. */
+	exits = vmpf_vcpu_exits(src) - src->finish_exits;
+	if (exits || vmpf_vcpu_in_guest(src)) {
+		vmpf_source_fail(src, ESTALE,
+				 "the guest ran during the switch-over (%llu VM exits): the VMM must keep every vCPU paused from FINISH to the commit",
+				 exits);
+		return -ESTALE;
+	}
 
 	clear_page(page_address(src->io_pages[0]));
 	vmpf_pf_fill_commit(src, page_address(src->io_pages[0]), table_crc,
@@ -707,6 +717,8 @@ static int vmpf_final_round(struct vmpf_source *src)
 	spin_unlock(&src->lock);
 	rs.start_ns = ktime_get_ns();
 
+	/* Before the harvest: a vCPU running from here on is caught at the commit. */
+	src->finish_exits = vmpf_vcpu_exits(src);
 	dirty = vmpf_harvest_all(src);
 	if (dirty < 0)
 		return dirty;

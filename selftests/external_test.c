@@ -44,7 +44,8 @@
 #endif
 
 /* What the VMM child does on the controller's command. */
-enum { CMD_DIRTY = 'd', CMD_QEMU_SAVE = 's', CMD_HOLE = 'h', CMD_QUIT = 'q' };
+enum { CMD_DIRTY = 'd', CMD_QEMU_SAVE = 's', CMD_HOLE = 'h', CMD_RUN = 'x',
+       CMD_QUIT = 'q' };
 
 FIXTURE(ext) {
 	int dev, target, vm;	/* vm: the child's VM, taken with pidfd_getfd() */
@@ -74,10 +75,29 @@ static int set_slot(int vm, int slot, __u64 gpa, __u64 size, void *addr, __u32 f
 	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r) ? -errno : 0;
 }
 
+/*
+ * One instruction of guest code, at guest-physical 0: hlt.  Without an
+ * in-kernel irqchip KVM_RUN comes back at once with KVM_EXIT_HLT.
+ */
+static int run_vcpu_once(int vcpu)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = 0, .rflags = 2 };
+
+	if (ioctl(vcpu, KVM_GET_SREGS, &sregs))
+		return -errno;
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) || ioctl(vcpu, KVM_SET_REGS, &regs) ||
+	    ioctl(vcpu, KVM_RUN, 0))
+		return -errno;
+	return 0;
+}
+
 /* The VMM: a VM on the memfd, then commands until told to quit. */
 static void vmm(int memfd, int cmd, int ack)
 {
-	int kvm = open("/dev/kvm", O_RDWR), vm;
+	int kvm = open("/dev/kvm", O_RDWR), vm, vcpu;
 	unsigned char *ram = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	static unsigned long bitmap[NR_PAGES / 64];
 	struct kvm_dirty_log log = { .slot = 1, .dirty_bitmap = bitmap };
@@ -89,6 +109,12 @@ static void vmm(int memfd, int cmd, int ack)
 	if (vm < 0 || set_slot(vm, 0, 0, LOW_BYTES, ram, 0) ||
 	    set_slot(vm, 1, HIGH_OFF, RAM_BYTES - HIGH_OFF, ram + HIGH_OFF, 0))
 		_exit(3);
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0 || ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0) <= 0 ||
+	    mmap(NULL, ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0), PROT_READ | PROT_WRITE,
+		 MAP_SHARED, vcpu, 0) == MAP_FAILED)
+		_exit(3);
+	ram[0] = 0xf4;	/* hlt */
 	c = 'r';
 	if (write(ack, &c, 1) != 1)
 		_exit(4);
@@ -106,6 +132,10 @@ static void vmm(int memfd, int cmd, int ack)
 				     KVM_MEM_LOG_DIRTY_PAGES) ||
 			    ioctl(vm, KVM_GET_DIRTY_LOG, &log) ||
 			    set_slot(vm, 1, HIGH_OFF, RAM_BYTES - HIGH_OFF, ram + HIGH_OFF, 0))
+				c = 'E';
+			break;
+		case CMD_RUN:		/* a vCPU runs the guest: one instruction */
+			if (run_vcpu_once(vcpu))
 				c = 'E';
 			break;
 		case CMD_QUIT:
@@ -412,6 +442,36 @@ TEST_F(ext, vmm_dies_waiting_for_state)
 	f = (struct vmpf_finish){ .flags = VMPF_FINISH_STATE, .state = (unsigned long)state,
 				  .state_len = sizeof(state) };
 	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_FINISH, &f));
+}
+
+/*
+ * A vCPU runs between the two steps (as after a QMP cont in between): the
+ * guest may have written what the final round did not see.  KVM counted
+ * the exit: the commit is refused, the file stays uncommitted.
+ */
+TEST_F(ext, guest_ran_between_the_steps)
+{
+	static const char state[] = "state";
+	struct vmpf_finish f = { .flags = VMPF_FINISH_PAGES };
+	struct vmpf_status st = { 0 };
+	struct pf pf;
+
+	ASSERT_EQ(0, fix_regions(self));
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_SOURCE_ATTACH, &self->at));
+	ASSERT_EQ(0, __vmpf_ioctl(self->dev, VMPF_IOC_START, NULL));
+	wait_converged(_metadata, self);
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_FINISH, &f));
+	ASSERT_EQ(0, tell(self, CMD_RUN));
+	f = (struct vmpf_finish){ .flags = VMPF_FINISH_STATE, .state = (unsigned long)state,
+				  .state_len = sizeof(state) };
+	EXPECT_EQ(-ESTALE, vmpf_ioctl_checked(self->dev, VMPF_IOC_FINISH, &f));
+	__vmpf_ioctl(self->dev, VMPF_IOC_STATUS, &st);
+	EXPECT_EQ(VMPF_PHASE_FAILED, st.phase);
+	EXPECT_NE(NULL, strstr((char *)st.message, "the guest ran during the switch-over"))
+		TH_LOG("%s", st.message);
+	ASSERT_EQ(0, pf_open(&pf, TARGET));
+	EXPECT_FALSE(pf.committed);
+	pf_close(&pf);
 }
 
 /*

@@ -89,7 +89,9 @@ static const char usage[] =
 "                      changes), harvest, ring-harvest (take the dirty log or\n"
 "                      rings), ring-spin (keep marking ring entries dirty for\n"
 "                      a second), smm (a memslot in SMM's address space),\n"
-"                      scribble (try to write the session's arguments page)\n"
+"                      scribble (try to write the session's arguments page),\n"
+"                      finish-running (the vCPUs run again, storing, when\n"
+"                      FINISH is called: after the checksums and state)\n"
 "  --manual-protect    enable KVM's manual dirty-log protection, as QEMU does\n"
 "  --initially-set     the same, with KVM_DIRTY_LOG_INITIALLY_SET (logging starts\n"
 "                      with every page dirty and none write-protected)\n"
@@ -125,6 +127,7 @@ struct opts {
 	int wait_request, no_start, no_mark_dirty;
 	int ram_given, vcpus_given;
 	char misbehave[32];	/* --misbehave WHAT */
+	int finish_running;	/* --misbehave finish-running */
 	double misbehave_at;	/* seconds into pre-copy; 0: before attach */
 };
 
@@ -286,6 +289,11 @@ static int parse(int argc, char **argv, struct opts *o)
 			    (colon && sscanf(colon + 1, "%lf", &o->misbehave_at) != 1))
 				return usage_error("bad --misbehave '%s'", val);
 			memcpy(o->misbehave, val, n);
+			/* Not mid-pre-copy: at the switch-over. */
+			if (!strcmp(o->misbehave, "finish-running")) {
+				o->finish_running = 1;
+				o->misbehave[0] = 0;
+			}
 		} else if (!strcmp(a, "--max-throttle")) {
 			if (parse_size(val, &o->max_throttle) || !o->max_throttle ||
 			    o->max_throttle > 99)
@@ -820,6 +828,16 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 		}
 		m->fin.state = (uintptr_t)blob;
 		m->fin.state_len = len;
+		if (o->finish_running) {
+			/* The careless VMM: its guest runs on through FINISH. */
+			uint64_t s0 = vm_total_stores(vm);
+			int n;
+
+			vm_resume(vm);
+			for (n = 0; n < 2000 && vm_total_stores(vm) == s0; n++)
+				usleep(1000);
+			printf("vmpf-vm: misbehaved: finish-running\n");
+		}
 		ret = __vmpf_ioctl(fd, VMPF_IOC_FINISH, &m->fin);
 		free(blob);
 	}
@@ -832,6 +850,8 @@ static int migrate(struct vm *vm, struct opts *o, struct migration *m)
 		vmpf_ioctl_error(VMPF_IOC_FINISH, -ret, msg, sizeof(msg)),
 		m->st.message[0] ? ": " : "", m->st.message);
 	ret = 1;
+	if (o->finish_running)
+		goto out_close;		/* running already */
 out_resume:
 	vm_resume(vm);
 out_close:
