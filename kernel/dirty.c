@@ -37,6 +37,7 @@
  */
 #include <linux/anon_inodes.h>
 #include <linux/kvm.h>
+#include <linux/delay.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -594,36 +595,34 @@ long vmpf_ring_harvest(struct vmpf_source *src)
 }
 
 /*
- * VM exits of all the VM's vCPUs so far (KVM counts one each time a vCPU
- * comes back from running the guest).  A paused guest adds none: from the
- * final round to the commit record the count must not move, or a vCPU ran
- * and may have written pages the final round did not see.  KVM adds vCPUs
- * but never removes one while the VM lives (we hold it).
+ * VM exits of all the VM's vCPUs so far, each read with its vCPU's mutex
+ * held.  KVM holds that mutex across KVM_RUN (and every vCPU ioctl): taking
+ * it orders the read after the accounting of the vCPU's last run (and the
+ * dirty-page flush of its last exit), and a vCPU whose mutex stays taken is
+ * running.  From FINISH to the commit record the count must not move, or
+ * the guest ran and may have written what the final round did not see.
+ * -EBUSY, with *busy the vCPU's index, when one stays taken for 100 ms.
+ * Sleeps; holds no lock of ours.  KVM adds vCPUs but removes none while
+ * the VM lives (we hold it); one added later only adds exits.
  */
-u64 vmpf_vcpu_exits(struct vmpf_source *src)
+int vmpf_vcpu_exits(struct vmpf_source *src, u64 *exits, unsigned long *busy)
 {
 	struct kvm *kvm = src->vm_file->private_data;
 	struct kvm_vcpu *vcpu;
 	unsigned long i;
-	u64 n = 0;
+	int tries;
 
-	kvm_for_each_vcpu(i, vcpu, kvm)
-		n += READ_ONCE(vcpu->stat.exits);
-	return n;
-}
-
-/*
- * A vCPU executing guest code right now: one that entered before the
- * final round and has not come back has no exit to count.
- */
-bool vmpf_vcpu_in_guest(struct vmpf_source *src)
-{
-	struct kvm *kvm = src->vm_file->private_data;
-	struct kvm_vcpu *vcpu;
-	unsigned long i;
-
-	kvm_for_each_vcpu(i, vcpu, kvm)
-		if (READ_ONCE(vcpu->mode) == IN_GUEST_MODE)
-			return true;
-	return false;
+	*exits = 0;
+	kvm_for_each_vcpu(i, vcpu, kvm) {
+		for (tries = 0; !mutex_trylock(&vcpu->mutex); tries++) {
+			if (tries == 100) {
+				*busy = i;
+				return -EBUSY;
+			}
+			usleep_range(1000, 2000);
+		}
+		*exits += vcpu->stat.exits;
+		mutex_unlock(&vcpu->mutex);
+	}
+	return 0;
 }

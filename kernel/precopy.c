@@ -377,6 +377,7 @@ static int vmpf_write_header(struct vmpf_source *src)
 static int vmpf_commit(struct vmpf_source *src)
 {
 	u32 table_crc, state_crc;
+	unsigned long busy;
 	u64 exits;
 	void *state_buf = NULL;
 	size_t state_room;
@@ -405,12 +406,18 @@ static int vmpf_commit(struct vmpf_source *src)
 	if (ret)
 		goto fail;
 
-	/* The last moment a running vCPU can still be caught. */
-	exits = vmpf_vcpu_exits(src) - src->finish_exits;
-	if (exits || vmpf_vcpu_in_guest(src)) {
+	/* The last moment a vCPU that ran can still be caught. */
+	ret = vmpf_vcpu_exits(src, &exits, &busy);
+	if (ret) {
 		vmpf_source_fail(src, ESTALE,
-				 "the guest ran during the switch-over (%llu VM exits): the VMM must keep every vCPU paused from FINISH to the commit",
-				 exits);
+				 "vCPU %lu was running at the commit: the VMM must keep every vCPU paused from FINISH to the commit",
+				 busy);
+		return -ESTALE;
+	}
+	if (exits != src->finish_exits) {
+		vmpf_source_fail(src, ESTALE,
+				 "the guest ran during the switch-over (%lld VM exits): the VMM must keep every vCPU paused from FINISH to the commit",
+				 (long long)(exits - src->finish_exits));
 		return -ESTALE;
 	}
 
@@ -717,8 +724,6 @@ static int vmpf_final_round(struct vmpf_source *src)
 	spin_unlock(&src->lock);
 	rs.start_ns = ktime_get_ns();
 
-	/* Before the harvest: a vCPU running from here on is caught at the commit. */
-	src->finish_exits = vmpf_vcpu_exits(src);
 	dirty = vmpf_harvest_all(src);
 	if (dirty < 0)
 		return dirty;

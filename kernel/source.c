@@ -761,6 +761,8 @@ long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 	enum vmpf_cmd cmd = VMPF_CMD_FINISH;
 	struct vmpf_finish f;
 	void *state = NULL;
+	unsigned long busy;
+	u64 exits = 0;
 	long ret;
 
 	if (copy_from_user(&f, uarg, sizeof(f)))
@@ -782,6 +784,20 @@ long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 		from = VMPF_PHASE_STATE_WAIT;
 		cmd_from = VMPF_CMD_FINISH;
 		cmd = VMPF_CMD_STATE;
+	}
+
+	if (cmd == VMPF_CMD_FINISH) {
+		/*
+		 * Every vCPU out of KVM_RUN, and their VM exits so far: from
+		 * here to the commit record the guest must not run (dirty.c).
+		 * A running vCPU refuses FINISH; the migration goes on.
+		 */
+		ret = vmpf_vcpu_exits(src, &exits, &busy);
+		if (ret) {
+			pr_info_ratelimited("FINISH refused: vCPU %lu is running (in KVM_RUN); pause every vCPU first\n",
+					    busy);
+			return ret;
+		}
 	}
 
 	if (!(f.flags & VMPF_FINISH_PAGES)) {
@@ -807,6 +823,7 @@ long vmpf_source_finish(struct vmpf_file *vf, void __user *uarg)
 	if (cmd == VMPF_CMD_FINISH) {
 		src->state_later = f.flags & VMPF_FINISH_PAGES;
 		src->finish_ns = ktime_get_ns();
+		src->finish_exits = exits;
 	}
 	spin_unlock(&src->lock);
 	vmpf_source_wake(src);

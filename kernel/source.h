@@ -135,7 +135,7 @@ struct vmpf_source {
 	u64 dirty_pages;
 	u64 start_ns;
 	u64 finish_ns;			/* when VMPF_IOC_FINISH was called */
-	u64 finish_exits;		/* worker: the vCPUs' VM exits at the final round */
+	u64 finish_exits;		/* the vCPUs' VM exits when FINISH was called */
 	u64 est_downtime_ns;		/* the final round, estimated after the last */
 	u64 throttle_pct;		/* asked of the VMM's vCPUs, 0-99 */
 	u64 throttle_max;		/* @throttle_pct never goes above */
@@ -178,8 +178,7 @@ bool vmpf_source_slot_is(struct vmpf_source *src, struct vmpf_sregion *r, u32 fl
 bool vmpf_slot_matches(const struct kvm_memory_slot *ms, const struct vmpf_sregion *r,
 		       u32 flags);
 int vmpf_smm_slots(struct kvm *kvm);
-u64 vmpf_vcpu_exits(struct vmpf_source *src);
-bool vmpf_vcpu_in_guest(struct vmpf_source *src);
+int vmpf_vcpu_exits(struct vmpf_source *src, u64 *exits, unsigned long *busy);
 int vmpf_dirty_check_slots(struct vmpf_source *src, bool first);
 int vmpf_dirty_set_logging(struct vmpf_source *src, struct vmpf_sregion *r,
 			   bool on);

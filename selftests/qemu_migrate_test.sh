@@ -201,11 +201,20 @@ part_abort() {
 	done
 	c1=$(last_count $A)
 	info=$(vmpf-ctl info $PF --json 2>&1)
-	if [ $rc != 0 ] && has "$(cat $t/abort.out)" "aborted" && [ "$(status_of $A)" = running ] &&
-	   [ -n "$c1" ] && [ "$c1" -gt "${c0:-0}" ] && has "$info" '"committed":false'; then
+	aborted=0
+	[ $rc != 0 ] && has "$(cat $t/abort.out)" "aborted" && [ "$(status_of $A)" = running ] &&
+		has "$info" '"committed":false' && aborted=1
+	where=
+	[ $aborted = 1 ] && [ "${c1:-0}" -le "${c0:-0}" ] && where=$(vq_where $A/qmp.sock)
+	if [ $aborted = 1 ] && [ -n "$c1" ] && [ "$c1" -gt "${c0:-0}" ]; then
 		ok abort_runs_on
+	elif [ -n "$where" ] && vq_locked_up "$where"; then
+		# QEMU runs it, the file is uncommitted, but the guest stopped
+		# counting with its vCPU spinning in one place: the lockup of
+		# fresh boots in these machines (docs/testing.md).
+		skip abort_runs_on "aborted and running, but the guest stopped counting: nested lockup, vCPU at $where"
 	else notok abort_runs_on "rc=$rc counts $c0 -> $c1, status $(status_of $A)" \
-		"$(tail -n 3 $t/abort.out)" "$info"; fi
+		"$(tail -n 3 $t/abort.out)" "$info" "vCPU: $where"; fi
 
 	vmpf-ctl migrate --qmp $A/ctl.sock $PF --manual > $t/ms.out 2>&1 &
 	mpid=$!

@@ -160,6 +160,17 @@ vq_where() {
 	echo
 }
 
+# vq_locked_up WHERE: 0 if vq_where's report is the nested test machines'
+# lockup (docs/testing.md): the vCPU at one address in all samples, and
+# that address, where it could be named, in a spinlock's slow path or the
+# timekeeping seqcount loop.
+vq_locked_up() {
+	_vq_rips=$(echo "$1" | grep -o 'RIP [0-9a-f]*' | sort -u | wc -l)
+	[ "$_vq_rips" = 1 ] || return 1
+	echo "$1" | grep -q '(' || return 0
+	echo "$1" | grep -q 'native_queued_spin_lock_slowpath\|ktime_get_update_offsets_now'
+}
+
 # vq_alive PID: the process runs (a zombie does not count).
 vq_alive() {
 	kill -0 "$1" 2>/dev/null && ! grep -q ') Z ' "/proc/$1/stat" 2>/dev/null

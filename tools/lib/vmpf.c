@@ -207,9 +207,14 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			 name);
 		break;
 	case EBUSY:
-		snprintf(buf, len,
-			 "%s: busy: the descriptor already has a session, a memslot already logs dirty pages, or the migration already committed",
-			 name);
+		if (cmd == VMPF_IOC_FINISH)
+			snprintf(buf, len,
+				 "%s: a vCPU is running (inside KVM_RUN): pause every vCPU before the switch-over",
+				 name);
+		else
+			snprintf(buf, len,
+				 "%s: busy: the descriptor already has a session, a memslot already logs dirty pages, or the migration already committed",
+				 name);
 		break;
 	case ECANCELED:
 		snprintf(buf, len, "%s: the migration was aborted", name);

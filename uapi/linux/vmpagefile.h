@@ -478,7 +478,9 @@ struct vmpf_vcpu_throttle {
  * with VMPF_FEATURE_EXTERNAL) must have paused every vCPU and stopped
  * writing guest memory.  Returns once the page file is committed, or with
  * the error that stopped it (the session is then FAILED and the VM
- * untouched).
+ * untouched).  EBUSY: a vCPU is in KVM_RUN (FINISH refused, pre-copy goes
+ * on).  ESTALE: a vCPU ran between FINISH and the commit record (KVM
+ * counted its VM exits): nothing is committed.
  *
  * In two steps, for a VMM whose own device-state save touches the
  * memslots (QEMU's migration turns dirty logging on for all of them and
