@@ -76,8 +76,8 @@ $(HARNESS_DIR)/kselftest_harness.h:
 
 selftests: $(TESTS) selftests/crash_tool
 
-selftests/crash_tool: selftests/crash_tool.c $(LIB_SRC) $(LIB_HDR)
-	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(STATIC) -o $@ $< $(LIB_SRC) $(LDFLAGS)
+selftests/crash_tool: selftests/crash_tool.c tools/vm/vm.h $(LIB_SRC) $(LIB_HDR)
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools/vm $(STATIC) -o $@ $< $(LIB_SRC) $(LDFLAGS)
 
 selftests/%_test: selftests/%_test.c $(LIB_SRC) $(LIB_HDR) $(HARNESS_DIR)/kselftest_harness.h
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(TEST_CFLAGS) -I$(HARNESS_DIR) $(STATIC) -pthread -o $@ $< $(LIB_SRC) $(LDFLAGS)

@@ -59,6 +59,7 @@
 #include <linux/fs.h>
 
 #include "pagefile.h"
+#include "vm.h"
 #include "vmpf.h"
 
 #define PAGE 4096ULL
@@ -506,19 +507,6 @@ static void on_bus(int sig)
 	siglongjmp(bus_jmp, 1);
 }
 
-/* FNV-1a over 64-bit words, as tools/vm/vm.c's vm_page_checksum(). */
-static uint64_t page_sum(const uint64_t *w)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
-
-	for (i = 0; i < PAGE / 8; i++) {
-		h ^= w[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 struct sums {
 	uint64_t *gpa, *sum;
 	size_t n;
@@ -684,7 +672,7 @@ static void lazy_check(const char *path, const struct sums *s, struct lazy *r, i
 			r->unlisted++;
 			continue;
 		}
-		if (page_sum(copy) != want && !r->mismatched++)
+		if (vm_page_checksum((const uint8_t *)copy) != want && !r->mismatched++)
 			r->first_mismatch = i;
 	}
 	sigaction(SIGBUS, &old, NULL);

@@ -25,6 +25,12 @@ mkdir -p "$OUT"
 
 die() { echo "demo: $*" >&2; exit 1; }
 num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9-]*\).*/\1/p" | head -n 1; }
+# failed WHAT ROLE_OUTPUT: the demo failed at WHAT; what the role reported.
+failed() {
+	ok=0
+	echo "$1 FAILED:"
+	echo "$2" | grep '^VMPF-DEMO' | sed 's/^/  /'
+}
 
 kernels=$(selftests/deps.sh) || die "installing what the demo needs failed"
 k=$(echo "$kernels" | tr ' ' '\n' | grep '^6\.12' | tail -n 1)
@@ -82,9 +88,7 @@ if [ "$VMM" = qemu ]; then
 		echo "QEMU's own writes  $(num "$src" qemu_written_pages) pages (soft-dirty), $(num "$src" sync_pauses) pauses to read them"
 		echo "bytes written      $(num "$src" bytes_written)"
 	else
-		ok=0
-		echo "migration FAILED:"
-		echo "$res_a" | grep '^VMPF-DEMO' | sed 's/^/  /'
+		failed migration "$res_a"
 	fi
 	echo
 	echo "=== host B: QEMU, lazy restore (vmpf-ctl restore --qemu) ==="
@@ -96,9 +100,7 @@ if [ "$VMM" = qemu ]; then
 		echo "verification       guest RAM equals A's at its pause (QMP pmemsave on both)"
 		echo "guest              counted on from $(num "$dst" dest_first_count) (A stopped at $(num "$dst" source_count)); its own check: $(echo "$dst" | sed -n 's/.*"guest_check":"\([^"]*\)".*/\1/p')"
 	else
-		ok=0
-		echo "restore FAILED:"
-		echo "$res_b" | grep '^VMPF-DEMO' | sed 's/^/  /'
+		failed restore "$res_b"
 	fi
 	grep -q '^VMPF-DEMO-DONE dest 0' <<< "$res_b" || ok=0
 else
@@ -116,9 +118,7 @@ else
 		echo "switch-over        $(awk "BEGIN{printf \"%.1f\", $(num "$src" switchover_ns)/1e6}") ms from pause to commit (final round: $(num "$src" final_pages) pages)"
 		echo "bytes written      $(num "$src" bytes_written)"
 	else
-		ok=0
-		echo "migration FAILED:"
-		echo "$res_a" | grep '^VMPF-DEMO' | sed 's/^/  /'
+		failed migration "$res_a"
 	fi
 
 	echo
@@ -131,9 +131,7 @@ else
 		echo "  guest pattern    $( [ "$(num "$dst" pattern_errors)" = 0 ] && echo intact || echo BROKEN)"
 		[ "$(num "$dst" pattern_errors)" = 0 ] || ok=0
 	else
-		ok=0
-		echo "restore FAILED:"
-		echo "$res_b" | grep '^VMPF-DEMO' | sed 's/^/  /'
+		failed restore "$res_b"
 	fi
 	mism=$(num "$ver" verified_pages_mismatched)
 	if [ "$mism" = 0 ]; then

@@ -756,20 +756,6 @@ int vm_load_ram(struct vm *vm, const char *path)
 	return 0;
 }
 
-/* FNV-1a over the page's 64-bit words (not bytes: 8 times fewer steps). */
-uint64_t vm_page_checksum(const uint8_t *page)
-{
-	const uint64_t *w = (const uint64_t *)page;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
-
-	for (i = 0; i < VM_PAGE_SIZE / 8; i++) {
-		h ^= w[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 int vm_write_checksums(struct vm *vm, const char *path)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
