@@ -142,8 +142,10 @@ part_migrate() {
 	# with GS and KERNEL_GS_BASE equal: the vCPU's segment state as QEMU
 	# and KVM restored it, not its RAM (ram_equal compared every page).
 	known_crash=0
-	if [ "$oops" != 0 ] && grep -q 'stack guard page was hit' $D/serial.log &&
-	   tr -d '\r' < $D/serial.log | grep -q ' GS:\([0-9a-f]*\)(0000) knlGS:\1$'; then
+	# (Matched on the oops's registers: its first line did not always
+	# reach the console before the panic.)
+	if [ "$oops" != 0 ] && tr -d '\r' < $D/serial.log | grep -q 'CR2: fffffe0000' &&
+	   tr -d '\r' < $D/serial.log | grep -q ' GS:\([0-9a-f]*\)(0000) knlGS:\1 *$'; then
 		known_crash=1
 		CRASH="the restored guest died of a fault on its entry stack with GS equal to KERNEL_GS_BASE (its vCPU state, not its RAM; nested, not root-caused: docs/testing.md)"
 	fi
