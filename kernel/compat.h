@@ -38,6 +38,17 @@ static inline void release_fault_lock(struct vm_fault *vmf)
 #endif
 
 /*
+ * 6.8: address_space's private_data became i_private_data: reach it
+ * through vmpf_mapping_private().
+ */
+#include <linux/fs.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define vmpf_mapping_private(mapping)	((mapping)->private_data)
+#else
+#define vmpf_mapping_private(mapping)	((mapping)->i_private_data)
+#endif
+
+/*
  * 6.7: vfs_iocb_iter_write() takes freeze protection itself; before, the
  * caller did.  Call vmpf_iocb_iter_write() instead.
  */

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The fault path of a restored VM: a guest page is read from the page file
- * in the kernel, straight into a new page, the first time anything touches
- * it: a vCPU through KVM, or one of the VMM's own threads.
+ * in the kernel, straight into its page of the guest-memory object
+ * (guestmem.c), the first time anything touches it: a vCPU through KVM,
+ * or one of the VMM's own threads.
  *
  * vmpf_restore_fault() behaves like the page cache's filemap_fault():
- *  - a page already resident is mapped at once;
+ *  - a page already filled is the object's: tmpfs's own fault handler
+ *    maps it (swapping it in if it was swapped out);
  *  - with FAULT_FLAG_RETRY_NOWAIT (KVM's async page fault) it starts the
  *    read in a worker and returns VM_FAULT_RETRY without waiting and with
  *    the lock still held: KVM lets the guest run other work and faults
@@ -35,11 +37,20 @@
 #include <linux/sched/mm.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
 #include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 
 #include "restore.h"
 #include "trace.h"
+
+/* Page @idx now holds its data (or is a hole): publish it. */
+static void vmpf_restore_set_filled(struct vmpf_restore *rst, u64 idx)
+{
+	/* The page's contents before the bit: a release. */
+	smp_mb__before_atomic();
+	set_bit(idx, rst->filled);
+}
 
 /* Transient failures leave the page to be tried again; others are final. */
 static bool vmpf_transient(int err)
@@ -71,7 +82,7 @@ static void vmpf_restore_unlock(struct vmpf_restore *rst, u64 idx)
 	clear_bit_unlock(idx, rst->inflight);
 	/* Order the cleared bit before wake_up_var()'s waitqueue check. */
 	smp_mb__after_atomic();
-	wake_up_var(&rst->pages[idx]);
+	wake_up_var(vmpf_inflight_key(rst, idx));
 }
 
 /* Every page is in: let go of the page file, tell poll(). */
@@ -112,32 +123,56 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 	}
 
 	trace_vmpf_fill(idx, demand, e->state, ret);
-	if (ret) {
-		__free_page(page);
-	} else {
+	if (!ret) {
+		/*
+		 * Dirty, so that reclaim writes it to swap rather than drop
+		 * it as a clean tmpfs page; its lock, against truncation.
+		 */
+		set_page_dirty_lock(page);
 		if (e->state == VMPF_PAGE_ZERO)
 			atomic64_inc(&rst->zero_pages);
 		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
-		/* Pairs with the acquire in vmpf_restore_fault(). */
-		smp_store_release(&rst->pages[idx], page);
+		vmpf_restore_set_filled(rst, idx);
 	}
+	put_page(page);
+	/*
+	 * A page not filled has no page in the object: whatever a failed
+	 * read left in it goes (and a page refused for good takes no memory).
+	 */
+	if (ret)
+		shmem_truncate_range(file_inode(rst->shm), idx << PAGE_SHIFT,
+				     ((idx + 1) << PAGE_SHIFT) - 1);
 	vmpf_restore_unlock(rst, idx);
 	if (!ret && atomic64_inc_return(&rst->resident) == rst->total_pages)
 		vmpf_restore_complete(rst);
 }
 
 /*
- * The VMM's memory, whoever faults: a KVM async-fault worker too.  The
- * prefetch does not insist (__GFP_NORETRY): under the VMM's memory limit it
- * leaves the page to a fault rather than push the VMM towards its OOM.
+ * Page @idx of guest memory, zeroed if new, with a reference: charged to
+ * the VMM's memory cgroup whoever faults (a KVM async-fault worker too).
+ * The prefetch does not insist (__GFP_NORETRY): under the VMM's memory
+ * limit it leaves the page to a fault rather than push the VMM towards its
+ * OOM.  NULL if no memory now.
  */
-static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, bool demand)
+static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, u64 idx, bool demand)
 {
-	struct mem_cgroup *old = set_active_memcg(rst->memcg);
-	struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_ZERO |
-				       (demand ? 0 : __GFP_NORETRY | __GFP_NOWARN));
+	struct address_space *mapping = rst->shm->f_mapping;
+	gfp_t gfp = mapping_gfp_mask(mapping);
+	struct mem_cgroup *old;
+	struct page *page;
 
+	if (!demand)
+		gfp |= __GFP_NORETRY | __GFP_NOWARN;
+	old = set_active_memcg(rst->memcg);
+	page = shmem_read_mapping_page_gfp(mapping, idx, gfp);
 	set_active_memcg(old);
+	if (IS_ERR(page))
+		return NULL;
+	/* guestmem.c: huge=never, unless shmem_enabled=force overrides it. */
+	if (PageTransCompound(page)) {
+		put_page(page);
+		return ERR_PTR(-EOPNOTSUPP);
+	}
 	return page;
 }
 
@@ -158,6 +193,34 @@ static int vmpf_restore_read(struct vmpf_restore *rst, struct page **pages,
 }
 
 /*
+ * Page @idx, which the caller owns, is a zero page or was never written:
+ * a zero page needs neither I/O nor memory, as a hole of the object reads
+ * as zero (and no page is there: a failed fill leaves none); the other is
+ * refused.
+ */
+static int vmpf_restore_fill_nodata(struct vmpf_restore *rst, u64 idx, bool demand)
+{
+	u8 state = rst->table[idx].state;
+	bool done = false;
+
+	if (!vmpf_filled(rst, idx) && !test_bit(idx, rst->bad)) {
+		if (state == VMPF_PAGE_ZERO) {
+			trace_vmpf_fill(idx, demand, state, 0);
+			atomic64_inc(&rst->zero_pages);
+			atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
+			vmpf_restore_set_filled(rst, idx);
+			done = atomic64_inc_return(&rst->resident) == rst->total_pages;
+		} else {
+			vmpf_restore_bad(rst, idx, -ENODATA, "never written by the source");
+		}
+	}
+	vmpf_restore_unlock(rst, idx);
+	if (done)
+		vmpf_restore_complete(rst);
+	return 0;
+}
+
+/*
  * Bring pages @idx .. @idx + @n - 1 in.  The caller owns their in-flight
  * bits; for @n > 1 they are all data pages, read in one request.  Each is
  * published or marked bad, and its bit released.  May sleep; holds no lock
@@ -172,17 +235,25 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	bool nomem = false;
 	int ret = 0;
 
+	if (rst->table[idx].state != VMPF_PAGE_DATA)
+		return vmpf_restore_fill_nodata(rst, idx, demand);
 	for (i = 0; i < n; i++) {
 		/*
 		 * Whoever looked before taking the bit may be late: the page may
 		 * have come in (or gone bad) meanwhile.  With the bit held it
 		 * cannot change.
 		 */
-		if (READ_ONCE(rst->pages[idx + i]) || test_bit(idx + i, rst->bad) ||
-		    (n > 1 && rst->table[idx + i].state != VMPF_PAGE_DATA))
+		if (vmpf_filled(rst, idx + i) || test_bit(idx + i, rst->bad) ||
+		    rst->table[idx + i].state != VMPF_PAGE_DATA)
 			break;
-		pages[i] = vmpf_restore_alloc(rst, demand);
-		if (!pages[i]) {
+		pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
+		if (IS_ERR(pages[i]) && !i) {
+			vmpf_restore_bad(rst, idx, PTR_ERR(pages[i]),
+					 "tmpfs gave a huge page (shmem_enabled=force)");
+			vmpf_restore_unlock(rst, idx);
+			return 0;
+		}
+		if (IS_ERR_OR_NULL(pages[i])) {
 			nomem = true;
 			break;
 		}
@@ -194,25 +265,13 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	if (!got)
 		return nomem ? -ENOMEM : 0;
 
-	switch (rst->table[idx].state) {
-	case VMPF_PAGE_ZERO:
-		break;
-	case VMPF_PAGE_DATA:
-		ret = vmpf_restore_read(rst, pages, idx, got);
-		if (!ret || got == 1 || vmpf_transient(ret))
-			break;
+	ret = vmpf_restore_read(rst, pages, idx, got);
+	if (ret && got > 1 && !vmpf_transient(ret)) {
 		/* One unreadable sector must not cost the whole run: page by page. */
 		for (i = 0; i < got; i++)
 			vmpf_restore_publish(rst, idx + i, pages[i],
 					     vmpf_restore_read(rst, &pages[i], idx + i, 1),
 					     demand);
-		return 0;
-	default:
-		ret = -ENODATA;
-		vmpf_restore_bad(rst, idx, ret, "never written by the source");
-		/* Marked bad already: do not count it as a read error too. */
-		__free_page(pages[0]);
-		vmpf_restore_unlock(rst, idx);
 		return 0;
 	}
 	for (i = 0; i < got; i++)
@@ -284,7 +343,7 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, struct file *file, u64 
 	atomic_inc(&rst->demand_waiting);
 	if (test_and_set_bit_lock(idx, rst->inflight) ||
 	    (rst->read_in_worker && vmpf_queue_fill(rst, file, idx, true, GFP_KERNEL))) {
-		ret = wait_var_event_killable(&rst->pages[idx],
+		ret = wait_var_event_killable(vmpf_inflight_key(rst, idx),
 					      !test_bit_acquire(idx, rst->inflight));
 	} else if (rst->read_in_worker) {
 		/* No work item: not the filesystem's locks in here either. */
@@ -308,15 +367,11 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 {
 	struct vmpf_restore *rst = vmf->vma->vm_private_data;
 	u64 idx = vmf->pgoff;
-	struct page *page;
-	struct file *file;
 	int ret;
 
 	if (idx >= rst->total_pages)
 		return VM_FAULT_SIGBUS;
-	/* Pairs with the release in vmpf_restore_fill(). */
-	page = smp_load_acquire(&rst->pages[idx]);
-	if (page)
+	if (vmpf_filled(rst, idx))
 		goto map;
 	if (test_bit(idx, rst->bad))
 		return VM_FAULT_SIGBUS;
@@ -324,7 +379,7 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT) {
 		/* Under way already, or the retried fault reads it. */
 		if (!test_bit(idx, rst->inflight))
-			vmpf_queue_fill(rst, vmf->vma->vm_file, idx, false, GFP_NOWAIT);
+			vmpf_queue_fill(rst, rst->file, idx, false, GFP_NOWAIT);
 		return VM_FAULT_RETRY;
 	}
 
@@ -334,7 +389,8 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 * and the file reference keeps the session alive meanwhile.
 	 */
 	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
-		file = get_file(vmf->vma->vm_file);
+		struct file *file = get_file(rst->file);
+
 		release_fault_lock(vmf);
 		vmpf_restore_demand(rst, file, idx);
 		fput(file);
@@ -349,13 +405,11 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 * read that failed for the moment (the storage in an outage, see
 	 * storage.c; another task's read interrupted) is tried again until
 	 * the page comes in, is refused for good (SIGBUS), or the task is
-	 * killed.
+	 * killed.  The VMA holds a reference to the session's file.
 	 */
 	for (;;) {
-		ret = vmpf_restore_demand(rst, vmf->vma->vm_file, idx);
-		/* Pairs with the release in vmpf_restore_publish(). */
-		page = smp_load_acquire(&rst->pages[idx]);
-		if (page)
+		ret = vmpf_restore_demand(rst, rst->file, idx);
+		if (vmpf_filled(rst, idx))
 			goto map;
 		if (test_bit(idx, rst->bad) || ret == -EINTR || fatal_signal_pending(current))
 			return VM_FAULT_SIGBUS;
@@ -365,11 +419,78 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 		schedule_timeout_killable(msecs_to_jiffies(10));
 	}
 map:
-	get_page(page);
-	vmf->page = page;
-	return 0;
+	/* The object's page now: tmpfs maps it, swaps it in if need be. */
+	return rst->shm_fault(vmf);
 }
 
+/* A VMA holds a reference to the session's descriptor: see restore.h. */
+static void vmpf_restore_vm_open(struct vm_area_struct *vma)
+{
+	struct vmpf_restore *rst = vma->vm_private_data;
+
+	get_file(rst->file);
+}
+
+static void vmpf_restore_vm_close(struct vm_area_struct *vma)
+{
+	struct vmpf_restore *rst = vma->vm_private_data;
+
+	fput(rst->file);
+}
+
+/*
+ * No .map_pages: tmpfs's fault-around would map pages of the object that
+ * are being filled.  Every first touch of a page comes here.
+ */
 const struct vm_operations_struct vmpf_restore_vm_ops = {
+	.open = vmpf_restore_vm_open,
+	.close = vmpf_restore_vm_close,
 	.fault = vmpf_restore_fault,
 };
+
+/*
+ * A hole is being punched over bytes @off .. @off + @len - 1 of guest
+ * memory (MADV_REMOVE, fallocate(); guestmem.c forwards it to tmpfs after
+ * us): each whole page in it counts as restored from now on and is never
+ * read from the page file, so it reads as zero, as the hole says.  A fill
+ * under way is waited for first (its page then goes with the hole).  A
+ * hole that cuts a page not yet restored is refused: tmpfs would zero part
+ * of a page that the fill then overwrites whole.  Called under
+ * vmpf_shm_sem (read): the session lives.
+ */
+int vmpf_restore_discard(struct vmpf_restore *rst, loff_t off, loff_t len)
+{
+	u64 first, end, idx, size = rst->total_pages << PAGE_SHIFT;
+	int ret;
+
+	if (off < 0 || len <= 0 || off >= size)
+		return 0;
+	len = min_t(u64, len, size - off);
+	first = off >> PAGE_SHIFT;
+	end = (off + len + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	if (((off & ~PAGE_MASK) && !vmpf_filled(rst, first)) ||
+	    (((off + len) & ~PAGE_MASK) && !vmpf_filled(rst, end - 1)))
+		return -EINVAL;
+
+	for (idx = first; idx < end; idx++) {
+		if (!(idx % 4096))
+			cond_resched();
+		if (vmpf_filled(rst, idx))
+			continue;
+		ret = wait_var_event_killable(vmpf_inflight_key(rst, idx),
+					      !test_and_set_bit_lock(idx, rst->inflight));
+		if (ret)
+			return ret;
+		if (!vmpf_filled(rst, idx)) {
+			if (test_and_clear_bit(idx, rst->bad))
+				atomic64_dec(&rst->bad_pages);
+			atomic64_inc(&rst->discarded);
+			vmpf_restore_set_filled(rst, idx);
+			trace_vmpf_fill(idx, false, VMPF_PAGE_ZERO, -ENOENT);
+			if (atomic64_inc_return(&rst->resident) == rst->total_pages)
+				vmpf_restore_complete(rst);
+		}
+		vmpf_restore_unlock(rst, idx);
+	}
+	return 0;
+}

@@ -44,25 +44,38 @@ static int __init vmpf_init(void)
 	vmpf_misc.mode = dev_mode;
 	vmpf_crc_select();
 
+	ret = vmpf_guestmem_init();
+	if (ret) {
+		pr_err("cannot mount the tmpfs for restored guest memory: %d\n", ret);
+		return ret;
+	}
 	vmpf_wq = alloc_workqueue("vmpagefile", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	if (!vmpf_wq)
-		return -ENOMEM;
+	if (!vmpf_wq) {
+		ret = -ENOMEM;
+		goto err_guestmem;
+	}
 	ret = misc_register(&vmpf_misc);
 	if (ret) {
 		pr_err("cannot register /dev/vmpagefile: %d\n", ret);
-		destroy_workqueue(vmpf_wq);
-		return ret;
+		goto err_wq;
 	}
 
 	pr_info("version %s loaded, API %u, /dev/vmpagefile mode %#o\n",
 		VMPF_VERSION_STR, VMPF_API, dev_mode);
 	return 0;
+
+err_wq:
+	destroy_workqueue(vmpf_wq);
+err_guestmem:
+	vmpf_guestmem_exit();
+	return ret;
 }
 
 static void __exit vmpf_exit(void)
 {
 	misc_deregister(&vmpf_misc);
 	destroy_workqueue(vmpf_wq);
+	vmpf_guestmem_exit();
 	pr_info("version %s unloaded\n", VMPF_VERSION_STR);
 }
 

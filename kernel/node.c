@@ -6,9 +6,9 @@
  *
  * Opening the node gives a descriptor that stands for the session's own:
  * it holds a reference to the session's file, and its mmap() is the
- * session's, with the mapping's file switched to the session's
- * (vma_set_file()), so faults, lifetime and accounting are exactly those
- * of a mapping of the session descriptor.
+ * session's, which switches the mapping's file to the session's guest
+ * memory (guestmem.c), so faults, lifetime and accounting are exactly
+ * those of a mapping of the session descriptor.
  *
  * Lifetime: the node is registered by the ioctl and deregistered by the
  * session descriptor's release(), before the session is freed.  The node
@@ -54,12 +54,9 @@ static int vmpf_node_release(struct inode *inode, struct file *file)
 static int vmpf_node_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct file *session = file->private_data;
-	int ret;
 
-	ret = session->f_op->mmap(session, vma);
-	if (!ret)
-		vma_set_file(vma, session);
-	return ret;
+	/* The session's mmap() maps its guest memory, whichever file asks. */
+	return session->f_op->mmap(session, vma);
 }
 
 static const struct file_operations vmpf_node_fops = {

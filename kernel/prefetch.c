@@ -8,31 +8,98 @@
  * the guest wrote last, before older ones) or sequential.  It yields to
  * demand faults: while any fault waits for a read it sleeps; and it keeps
  * to a rate limit if one is set.  Pages it brings in are charged to the
- * VMM's memory cgroup (vmpf_restore_fill() sees to that).  Whatever it
- * does not reach, faults still bring in: pausing or never starting it is
- * always correct.
+ * VMM's memory cgroup (vmpf_restore_fill() sees to that); it waits while
+ * that cgroup is near its limit, and stops for good once the VMM is gone.
+ * Whatever it does not reach, faults still bring in: pausing or never
+ * starting it is always correct.
  */
 #include <linux/bitmap.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/memcontrol.h>
+#include <linux/sched/coredump.h>
+#include <linux/page_counter.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include "restore.h"
 
-/* Sleep until the prefetch may go on; false when the thread must stop. */
+/*
+ * Room for prefetched pages in the VMM's memory cgroup and its parents:
+ * usage below memory.max and memory.high by a margin (1/16 of the limit,
+ * at least 1 MiB).  Prefetching into a full cgroup would only make it
+ * reclaim (swap out) guest memory to make room for more guest memory;
+ * pages the guest needs still come by its faults.
+ */
+static bool vmpf_prefetch_room(struct vmpf_restore *rst)
+{
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg;
+	unsigned long limit;
+
+	for (memcg = rst->memcg; memcg; memcg = parent_mem_cgroup(memcg)) {
+		limit = min(READ_ONCE(memcg->memory.max), READ_ONCE(memcg->memory.high));
+		if (limit == PAGE_COUNTER_MAX)
+			continue;
+		if (page_counter_read(&memcg->memory) + max(limit / 16, 256UL) >= limit)
+			return false;
+	}
+#endif
+	return true;
+}
+
+/*
+ * The VMM that opened the session has exited, or the OOM killer chose it
+ * (its memory is queued for the OOM reaper, or was reaped).
+ */
+static bool vmpf_prefetch_vmm_gone(struct vmpf_restore *rst)
+{
+	return !atomic_read(&rst->mm->mm_users) ||
+	       test_bit(MMF_OOM_REAP_QUEUED, &rst->mm->flags) ||
+	       test_bit(MMF_OOM_SKIP, &rst->mm->flags);
+}
+
+static void vmpf_prefetch_set_held(struct vmpf_restore *rst, bool held)
+{
+	bool first = false;
+
+	spin_lock(&rst->lock);
+	if (held && !rst->prefetch_held && !rst->held_logged) {
+		first = true;
+		rst->held_logged = true;
+	}
+	rst->prefetch_held = held;
+	spin_unlock(&rst->lock);
+	if (first)
+		pr_info("restore: the VMM's memory cgroup is near its limit: the prefetch waits for room, faults go on\n");
+}
+
+/*
+ * Sleep until the prefetch may go on; false when the thread must stop, or
+ * the VMM is gone: its memory is not to grow any more.
+ */
 static bool vmpf_prefetch_wait(struct vmpf_restore *rst)
 {
-	/*
-	 * Interruptible only to stay out of the hung-task detector's sight: a
-	 * paused prefetch may sleep for long.  A kthread gets no signals.
-	 */
-	wait_event_interruptible(rst->wq, kthread_should_stop() ||
-				 (READ_ONCE(rst->prefetch_run) &&
-				  !atomic_read(&rst->demand_waiting)));
-	return !kthread_should_stop();
+	for (;;) {
+		/*
+		 * Interruptible only to stay out of the hung-task detector's
+		 * sight: a paused prefetch may sleep for long.  A kthread gets
+		 * no signals.
+		 */
+		wait_event_interruptible(rst->wq, kthread_should_stop() ||
+					 (READ_ONCE(rst->prefetch_run) &&
+					  !atomic_read(&rst->demand_waiting)));
+		if (kthread_should_stop() || vmpf_prefetch_vmm_gone(rst))
+			return false;
+		if (vmpf_prefetch_room(rst))
+			break;
+		vmpf_prefetch_set_held(rst, true);
+		wait_event_interruptible_timeout(rst->wq, kthread_should_stop(), HZ / 5);
+	}
+	if (READ_ONCE(rst->prefetch_held))
+		vmpf_prefetch_set_held(rst, false);
+	return true;
 }
 
 static void vmpf_prefetch_pace(struct vmpf_restore *rst, u64 *start, u64 *done)
@@ -69,7 +136,7 @@ static unsigned int vmpf_prefetch_run(struct vmpf_restore *rst, u64 idx, u64 rou
 
 		if (e->state != VMPF_PAGE_DATA ||
 		    (round != ~0ULL && le16_to_cpu(e->round) != round) ||
-		    READ_ONCE(rst->pages[idx + n]) || test_bit(idx + n, rst->bad) ||
+		    vmpf_filled(rst, idx + n) || test_bit(idx + n, rst->bad) ||
 		    test_and_set_bit_lock(idx + n, rst->inflight))
 			break;
 		n++;
@@ -89,7 +156,7 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 			cond_resched();
 		if (round != ~0ULL && le16_to_cpu(rst->table[idx].round) != round)
 			continue;
-		if (READ_ONCE(rst->pages[idx]) || test_bit(idx, rst->bad))
+		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad))
 			continue;
 		if (!vmpf_prefetch_wait(rst))
 			return false;
@@ -103,7 +170,7 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 		 * every page of the outage: demand faults, still served,
 		 * pause us meanwhile.
 		 */
-		if (!READ_ONCE(rst->pages[idx]) && !test_bit(idx, rst->bad) &&
+		if (!vmpf_filled(rst, idx) && !test_bit(idx, rst->bad) &&
 		    atomic_read(&rst->store.failing)) {
 			schedule_timeout_interruptible(HZ / 5);
 			idx--;

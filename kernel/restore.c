@@ -33,16 +33,8 @@ static void vmpf_rst_account(struct vmpf_restore *rst, size_t bytes)
 
 static void vmpf_restore_free(struct vmpf_restore *rst)
 {
-	u64 i;
-
-	if (rst->pages)
-		for (i = 0; i < rst->total_pages; i++) {
-			if (rst->pages[i])
-				put_page(rst->pages[i]);
-			if (!(i % 4096))
-				cond_resched();
-		}
-	kvfree(rst->pages);
+	vmpf_guestmem_put(rst);
+	kvfree(rst->filled);
 	kvfree(rst->inflight);
 	kvfree(rst->bad);
 	vfree(rst->table);
@@ -172,18 +164,21 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if (ret)
 		goto err;
 
-	rst->pages = kvcalloc(rst->total_pages, sizeof(*rst->pages),
-			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	/* kvcalloc: 2^27 pages need 16 MiB of bitmap, past kmalloc's limit. */
+	rst->filled = kvcalloc(BITS_TO_LONGS(rst->total_pages), sizeof(long),
+			       GFP_KERNEL_ACCOUNT);
 	rst->inflight = kvcalloc(BITS_TO_LONGS(rst->total_pages), sizeof(long),
 				 GFP_KERNEL_ACCOUNT);
 	rst->bad = kvcalloc(BITS_TO_LONGS(rst->total_pages), sizeof(long), GFP_KERNEL_ACCOUNT);
-	if (!rst->pages || !rst->inflight || !rst->bad) {
+	if (!rst->filled || !rst->inflight || !rst->bad) {
 		ret = -ENOMEM;
 		goto err;
 	}
-	vmpf_rst_account(rst, rst->total_pages * sizeof(*rst->pages) +
-			 2 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
+	vmpf_rst_account(rst, 3 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
+	ret = vmpf_guestmem_create(rst);
+	if (ret)
+		goto err;
+	rst->file = vf->file;
 	rst->read_in_worker = S_ISREG(file_inode(rst->store.file)->i_mode);
 	rst->memcg = get_mem_cgroup_from_mm(current->mm);
 	mmgrab(current->mm);
@@ -318,6 +313,7 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 		st.elapsed_ns = ktime_get_ns() - rst->open_ns;
 		st.mem_bytes = rst->mem_bytes;
 		st.io_retries = atomic64_read(&rst->store.retries);
+		st.discarded = atomic64_read(&rst->discarded);
 		for (i = 0; i < VMPF_FAULT_HIST; i++)
 			st.fault_hist[i] = atomic64_read(&rst->fault_hist[i]);
 		spin_lock(&rst->lock);
@@ -326,6 +322,7 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 				 !rst->complete_ns;
 		st.complete_ns = rst->complete_ns;
 		st.first_bad = rst->first_bad;
+		st.prefetch_held = rst->prefetch_held;
 		strscpy(st.message, rst->message, sizeof(st.message));
 		spin_unlock(&rst->lock);
 	}
@@ -334,9 +331,14 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 	return 0;
 }
 
+/*
+ * Guest RAM: the session's guest-memory object (guestmem.c) is what gets
+ * mapped, with fault.c's handler in front of tmpfs's.
+ */
 int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 {
 	u64 pages = vma_pages(vma);
+	int ret;
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
@@ -344,11 +346,17 @@ int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 		return -EINVAL;
 	/*
 	 * Guest RAM is fixed in size; a child process gets no copy of it, and
-	 * a core dump of the VMM does not read the whole image.
+	 * a core dump of the VMM does not read the whole image.  No huge
+	 * mapping while pages are filled one by one.
 	 */
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP);
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP | VM_NOHUGEPAGE);
+	ret = vmpf_guestmem_mmap(rst, vma);
+	if (ret)
+		return ret;
 	vma->vm_ops = &vmpf_restore_vm_ops;
 	vma->vm_private_data = rst;
+	/* The VMA's reference to the session (vmpf_restore_vm_close()). */
+	get_file(rst->file);
 	return 0;
 }
 

@@ -7,24 +7,30 @@
  * guest RAM holds a reference to the descriptor's file, so the session
  * outlives every mapping and every fault in progress (a fault that drops
  * the mm lock takes its own file reference first).  release() stops the
- * prefetch thread and drops the session's reference to each page; a page
- * still referenced elsewhere (KVM, say) lives on until that reference goes.
+ * prefetch thread and drops the session's reference to guest memory.
  *
- * Pages: @pages[i] is set once, with release semantics, after page i was
- * read and checked, and never changes until release(); readers use
- * acquire.  Whoever sets bit i of @inflight (test_and_set_bit_lock) owns
- * reading page i; it publishes the page or sets bit i of @bad, clears the
- * in-flight bit and wakes waiters with wake_up_var(&@pages[i]).  So
- * concurrent faults on one page issue one read.
+ * Guest memory is @shm, a tmpfs object (guestmem.c); a VMA of it has the
+ * session in @vm_private_data and holds a reference to @file.  Bit i of
+ * @filled is set once, with release semantics, after page i of the object
+ * was filled from the page file and checked, or a hole was punched over
+ * it; it never clears.  From then on the page is the object's: faults go
+ * to tmpfs, which may swap or move it.  Readers use acquire.  Whoever sets
+ * bit i of @inflight (test_and_set_bit_lock) owns filling page i; it sets
+ * bit i of @filled or of @bad, clears the in-flight bit and wakes waiters
+ * (vmpf_inflight_key()).  So concurrent faults on one page issue one
+ * read, and a punched hole waits for a fill under way before it counts
+ * the page as restored.
  *
  * Locking: @store_sem is taken for reading around each read of the page
  * file and for writing when the session lets go of the file at completion.
- * @lock (spinlock) protects the prefetch controls, @message, @first_bad and
- * @complete_ns.  Counters are atomics.
+ * @lock (spinlock) protects the prefetch controls, @message, @first_bad,
+ * @complete_ns, @prefetch_held and @held_logged.  Counters are atomics.
  */
 #ifndef _VMPF_RESTORE_H
 #define _VMPF_RESTORE_H
 
+#include <linux/bitops.h>
+#include <linux/mm_types.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 
@@ -49,7 +55,10 @@ struct vmpf_restore {
 	struct rw_semaphore store_sem;	/* see above */
 	struct vmpf_store store;	/* file NULL once complete */
 
-	struct page **pages;		/* see above */
+	struct file *file;		/* the session's descriptor: no reference */
+	struct file *shm;		/* guest memory: see guestmem.c */
+	vm_fault_t (*shm_fault)(struct vm_fault *vmf);	/* tmpfs's */
+	unsigned long *filled;		/* see above */
 	unsigned long *inflight;
 	unsigned long *bad;
 
@@ -60,6 +69,8 @@ struct vmpf_restore {
 	bool prefetch_run;
 	bool prefetch_done;		/* the thread ended its work, under @lock */
 	bool sequential;
+	bool prefetch_held;		/* waiting for room in the memory cgroup */
+	bool held_logged;
 	u64 prefetch_rate;		/* pages per second, 0 = unlimited */
 	u64 first_bad;
 	u64 complete_ns;
@@ -73,6 +84,7 @@ struct vmpf_restore {
 	atomic64_t io_errors;
 	atomic64_t crc_errors;
 	atomic64_t bad_pages;
+	atomic64_t discarded;		/* holes punched before the page was read */
 	atomic64_t fault_hist[VMPF_FAULT_HIST];
 };
 
@@ -83,10 +95,31 @@ static inline void vmpf_restore_wake(struct vmpf_restore *rst)
 	wake_up_all(rst->poll_wq);
 }
 
+/* The wait-queue key of page @idx's in-flight bit. */
+static inline void *vmpf_inflight_key(struct vmpf_restore *rst, u64 idx)
+{
+	return &rst->inflight[BIT_WORD(idx)];
+}
+
+/* Page @idx is the object's: filled, or a hole was punched over it. */
+static inline bool vmpf_filled(struct vmpf_restore *rst, u64 idx)
+{
+	/* Pairs with the release in vmpf_restore_set_filled(). */
+	return test_bit_acquire(idx, rst->filled);
+}
+
 /* fault.c */
 extern const struct vm_operations_struct vmpf_restore_vm_ops;
 int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		      bool demand);
+int vmpf_restore_discard(struct vmpf_restore *rst, loff_t off, loff_t len);
+
+/* guestmem.c */
+int vmpf_guestmem_create(struct vmpf_restore *rst);
+void vmpf_guestmem_put(struct vmpf_restore *rst);
+int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
+long vmpf_guestmem_fallocate(struct vmpf_restore *rst, int mode, loff_t off,
+			     loff_t len);
 
 /* prefetch.c */
 int vmpf_prefetch_thread(void *arg);

@@ -20,6 +20,8 @@
  *   prefetch.c  the background prefetch of the pages not yet touched
  *   node.c      a device node per restore session, for VMMs that open
  *               guest memory by path (QEMU)
+ *   guestmem.c  the memory a restored guest lives in: a tmpfs object the
+ *               VMM maps, swapped and moved like any shared memory
  */
 #ifndef _VMPF_H
 #define _VMPF_H
@@ -168,6 +170,10 @@ void vmpf_crc_select(void);
 int vmpf_pf_check_super(const struct vmpf_pf_super *sb, loff_t size);
 int vmpf_pf_check_commit(const struct vmpf_pf_commit *c,
 			 const struct vmpf_pf_super *sb);
+
+/* guestmem.c */
+int vmpf_guestmem_init(void);
+void vmpf_guestmem_exit(void);
 
 /* restore.c */
 struct vmpf_restore;

@@ -106,7 +106,7 @@ done
 s=$(vmpf-ctl status --pid $pid 2>&1); src=$?
 wait $pid; rc=$?
 if [ $arc = 0 ] && has "$a" '"phase":"running","prefetching":false' && [ $brc = 0 ] &&
-   has "$c" "restore    complete" && has "$c" "pages      4096 of 4096 resident" &&
+   has "$c" "restore    complete" && has "$c" "pages      4096 of 4096 restored" &&
    [ $src = 1 ] && has "$s" "restore" && [ $rc = 0 ]; then
 	ok ctl_restore_steers_prefetch
 else notok ctl_restore_steers_prefetch "$a" "$b" "$c" "status rc=$src: $s" "vmm rc=$rc" "$(cat $t/o7)"; fi

@@ -1,20 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# A lazy restore under a memory cgroup limit below the guest's size, with
-# no swap (restored memory is the module's until the VM ends: it cannot be
-# swapped yet): the VMM is OOM-killed once, by its own faults; the
-# prefetch, which does not insist on memory, invokes no OOM killer; once
-# the VMM is gone its session stops and is freed, and nothing else in the
-# machine is killed.  Prints TAP (busybox sh).
+# A lazy restore under a memory cgroup limit below the guest's size.
+# With no swap: the VMM is OOM-killed once, by its own faults; the
+# prefetch, which waits for room and does not insist on memory, invokes
+# no OOM killer; once the VMM is gone its session stops and is freed, and
+# nothing else in the machine is killed.  With swap (/dev/ram1): restored
+# memory is ordinary shared memory, so the guest keeps running, swapping,
+# while compaction moves its pages, and verifies page for page, as a guest
+# booted in that cgroup would.  Prints TAP (busybox sh).
 TAP_PREFIX=memcg
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..2"
+echo "1..3"
 CG=/sys/fs/cgroup
 skip_all() {
 	echo "ok 1 memcg.vmm_oom_killed_once # SKIP $1"
 	echo "ok 2 memcg.session_freed_no_more_oom # SKIP $1"
+	echo "ok 3 memcg.swaps_under_limit # SKIP $1"
 	exit 0
 }
 mkdir -p $CG
@@ -59,6 +62,34 @@ if has "$v" '"open_files":1,"sessions":0,' && [ "$invoked" -le 1 ] &&
 else notok session_freed_no_more_oom "$v" "OOM killer invoked $invoked times" \
 	"$(dmesg | grep -i 'oom' | tail -n 5)"; fi
 echo "# oom killer invoked $invoked time(s); session freed after $((i / 10)).$((i % 10)) s"
+
+# With swap: runs on, swapping; compaction in the middle of its run.
+vmstat() { sed -n "s/^$1 //p" /proc/vmstat; }
+if ! { mkswap /dev/ram1 > /dev/null 2>&1 && swapon /dev/ram1; }; then
+	echo "ok 3 memcg.swaps_under_limit # SKIP no swap on /dev/ram1"
+else
+	echo max > $VCG/memory.swap.max 2>/dev/null
+	dmesg -c > /dev/null
+	out0=$(vmstat pswpout) mig0=$(vmstat pgmigrate_success)
+	sh -c "echo \$\$ > $VCG/cgroup.procs && exec vmpf-vm --restore $PF --verify $t/s --seconds 3 --json" \
+		> $t/out 2>&1 &
+	pid=$!
+	sleep 2
+	echo 1 > /proc/sys/vm/compact_memory
+	wait $pid
+	rc=$?
+	kills=$(sed -n 's/^oom_kill \([0-9]*\)/\1/p' $VCG/memory.events)
+	swapped=$(($(vmstat pswpout) - out0)) moved=$(($(vmstat pgmigrate_success) - mig0))
+	held=$(dmesg | grep -c 'memory cgroup is near its limit')
+	echo "# restore with swap: rc=$rc, oom_kill $kills, $swapped pages swapped out," \
+		"$moved pages migrated, prefetch waits logged $held"
+	if [ $rc = 0 ] && [ "$kills" = 1 ] && [ $swapped -gt 0 ] && [ "$held" = 1 ] &&
+	   has "$(cat $t/out)" '"verified_pages_mismatched":0,"pattern_errors":0,'; then
+		ok swaps_under_limit
+	else notok swaps_under_limit "rc=$rc, oom kills $kills (1 from test 1), swapped $swapped," \
+		"prefetch waits logged $held" "$(tail -c 600 $t/out)"; fi
+	swapoff /dev/ram1
+fi
 rmdir $VCG
 rm -rf $t
 [ $fails = 0 ]

@@ -3,7 +3,8 @@
  * Restore sessions: the error paths of VMPF_IOC_RESTORE_OPEN, _INFO,
  * _PREFETCH and mmap, one per test, then the fault path: lazy faults,
  * concurrent faults on one page (one read), a corrupted page (SIGBUS, never
- * mapped), prefetch to completion.  Each test first makes a committed page
+ * mapped), prefetch to completion; guest memory as memory: holes punched
+ * in it, movable pages, the object reopened.  Each test first makes a committed page
  * file on /dev/ram1 with a source session over a VM without vCPUs whose
  * memory holds a known pattern; the tests skip where /dev/ram1 is missing.
  */
@@ -14,6 +15,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -754,6 +756,193 @@ TEST_F(rst, munmap_during_faults)
 	ASSERT_EQ(0, vmpf_handshake(self->dev, 0, &api));
 	vmpf_ioctl(self->dev, VMPF_IOC_DEV_INFO, &after);
 	EXPECT_EQ(before.sessions, after.sessions);
+}
+
+/*
+ * Guest memory is a tmpfs object (kernel/guestmem.c): its pages, counted
+ * by the object's st_blocks through /proc/self/map_files/.
+ */
+static void object_path(const void *p, char *buf, size_t n)
+{
+	snprintf(buf, n, "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+		 (unsigned long)p + TOTAL_PAGES * 4096UL);
+}
+
+static long object_pages(const void *p)
+{
+	struct stat sb;
+	char path[96];
+
+	object_path(p, path, sizeof(path));
+	return stat(path, &sb) ? -1 : (long)(sb.st_blocks / 8);
+}
+
+static int page_is_clear(const unsigned char *p)
+{
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * MADV_REMOVE over restored pages and pages never read: the memory goes
+ * back (the object's blocks), every page of the hole reads zero, and the
+ * pages never read are never read from the page file afterwards.
+ */
+TEST_F(rst, hole_returns_memory_and_reads_zero)
+{
+	struct vmpf_restore_status st;
+	int i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	ASSERT_EQ(0, object_pages(self->map)) TH_LOG("the object's blocks: %s", strerror(errno));
+	for (i = 0; i < 30; i++)
+		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(30, st.resident);
+	EXPECT_EQ(30, st.demand_pages);
+	EXPECT_EQ(30, object_pages(self->map));
+
+	ASSERT_EQ(0, madvise(self->map, 60 * 4096, MADV_REMOVE)) TH_LOG("%s", strerror(errno));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(30, st.discarded);
+	EXPECT_EQ(60, st.resident);
+	EXPECT_EQ(0, object_pages(self->map));
+	for (i = 0; i < 60; i++)
+		ASSERT_TRUE(page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(30, st.demand_pages);		/* none read again */
+	EXPECT_EQ(60, st.resident);
+
+	/* Writes in the hole stick; past it, the page file's pages. */
+	self->map[40 * 4096 + 1] = 0x5a;
+	EXPECT_EQ(0x5a, self->map[40 * 4096 + 1]);
+	EXPECT_TRUE(check_page(self->map + 60 * 4096, 60));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(31, st.demand_pages);
+}
+
+/*
+ * Holes punched over every page while the prefetch runs: whichever came
+ * first, every page ends zero; none is read from the page file after its
+ * hole.
+ */
+TEST_F(rst, hole_racing_prefetch)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct vmpf_restore_status st;
+	int i, round;
+
+	/* Slow enough that the holes meet it half-way. */
+	self->ro.flags = VMPF_RESTORE_SEQUENTIAL;
+	self->ro.prefetch_rate = 1000;
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	do {
+		usleep(10000);
+		rstatus(self->dev, &st);
+	} while (st.prefetched < TOTAL_PAGES / 4);
+	for (round = 0; round < 4; round++)
+		for (i = 0; i < TOTAL_PAGES; i += 16)
+			ASSERT_EQ(0, madvise(self->map + i * 4096, 16 * 4096, MADV_REMOVE));
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	for (i = 0; i < TOTAL_PAGES; i++)
+		ASSERT_TRUE(page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
+	TH_LOG("%llu pages discarded before the prefetch reached them, %llu prefetched",
+	       (unsigned long long)st.discarded, (unsigned long long)st.prefetched);
+	EXPECT_EQ(TOTAL_PAGES, st.discarded + st.prefetched);
+	EXPECT_LT(0, st.discarded);
+}
+
+/*
+ * Root can reopen the object through map_files: refused while pages are
+ * still to be filled (it would see or write them before the fill), and
+ * the restored memory once complete.
+ */
+TEST_F(rst, object_reopen_refused_while_restoring)
+{
+	struct vmpf_restore_status st;
+	unsigned char buf[4096];
+	char path[96];
+	int fd, i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	object_path(self->map, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	EXPECT_EQ(-1, fd);
+	EXPECT_EQ(EBUSY, errno);
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < TOTAL_PAGES; i++)
+		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	ASSERT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
+	EXPECT_EQ(4096, pread(fd, buf, 4096, 7 * 4096));
+	EXPECT_TRUE(check_page(buf, 7));
+	close(fd);
+}
+
+/* The page-frame number of @p (root reads them from pagemap), or 0. */
+static unsigned long long page_pfn(int pagemap, const void *p)
+{
+	unsigned long long e = 0;
+
+	if (pread(pagemap, &e, 8, (unsigned long)p / 4096 * 8) != 8 || !(e >> 63))
+		return 0;
+	return e & ((1ULL << 55) - 1);
+}
+
+/*
+ * Restored pages are movable: the kernel migrates them (soft offline:
+ * MADV_SOFT_OFFLINE moves a page's contents to a new page frame, as
+ * compaction and NUMA balancing do) and the memory keeps its contents.
+ */
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE 101
+#endif
+TEST_F(rst, pages_migrate)
+{
+	unsigned long long pfn[8], now;
+	int pagemap, i, moved = 0;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_LE(0, pagemap);
+	/* Data pages 10, 13, ... (every third page is a zero page). */
+	for (i = 0; i < 8; i++) {
+		ASSERT_TRUE(check_page(self->map + (10 + 3 * i) * 4096, 10 + 3 * i));
+		pfn[i] = page_pfn(pagemap, self->map + (10 + 3 * i) * 4096);
+		ASSERT_NE(0, pfn[i]);
+		if (madvise(self->map + (10 + 3 * i) * 4096, 4096, MADV_SOFT_OFFLINE) &&
+		    errno == EINVAL)
+			SKIP(goto out, "no MADV_SOFT_OFFLINE (CONFIG_MEMORY_FAILURE)");
+	}
+	for (i = 0; i < 8; i++) {
+		ASSERT_TRUE(check_page(self->map + (10 + 3 * i) * 4096, 10 + 3 * i));
+		now = page_pfn(pagemap, self->map + (10 + 3 * i) * 4096);
+		moved += now && now != pfn[i];
+	}
+	EXPECT_EQ(8, moved);
+out:
+	close(pagemap);
 }
 
 TEST_HARNESS_MAIN

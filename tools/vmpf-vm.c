@@ -913,14 +913,14 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 			printf(",\"restore\":{\"complete\":%s,\"total\":%llu,\"resident\":%llu,"
 			       "\"demand\":%llu,\"prefetched\":%llu,\"zero\":%llu,\"bad\":%llu,"
 			       "\"io_errors\":%llu,\"crc_errors\":%llu,\"complete_ns\":%llu,"
-			       "\"mem_bytes\":%llu,\"io_retries\":%llu}",
+			       "\"mem_bytes\":%llu,\"io_retries\":%llu,\"discarded\":%llu}",
 			       r->phase == VMPF_RESTORE_COMPLETE ? "true" : "false",
 			       (unsigned long long)r->total_pages, (unsigned long long)r->resident,
 			       (unsigned long long)r->demand_pages, (unsigned long long)r->prefetched,
 			       (unsigned long long)r->zero_pages, (unsigned long long)r->bad_pages,
 			       (unsigned long long)r->io_errors, (unsigned long long)r->crc_errors,
 			       (unsigned long long)r->complete_ns, (unsigned long long)r->mem_bytes,
-			       (unsigned long long)r->io_retries);
+			       (unsigned long long)r->io_retries, (unsigned long long)r->discarded);
 		}
 		if (o->migrate_to) {
 			printf(",\"migration\":{\"phase\":\"%s\",\"committed\":%s,"

@@ -683,14 +683,16 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 			"\"resident\":%llu,\"demand_pages\":%llu,\"prefetched\":%llu,"
 			"\"zero_pages\":%llu,\"io_errors\":%llu,\"crc_errors\":%llu,"
 			"\"bad_pages\":%llu,\"elapsed_ns\":%llu,\"complete_ns\":%llu,"
-			"\"mem_bytes\":%llu,\"io_retries\":%llu,\"fault_hist_us_log2\":[", phase,
+			"\"mem_bytes\":%llu,\"io_retries\":%llu,\"discarded\":%llu,"
+			"\"prefetch_held\":%s,\"fault_hist_us_log2\":[", phase,
 			st->prefetching ? "true" : "false",
 			(unsigned long long)st->total_pages, (unsigned long long)st->resident,
 			(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
 			(unsigned long long)st->zero_pages, (unsigned long long)st->io_errors,
 			(unsigned long long)st->crc_errors, (unsigned long long)st->bad_pages,
 			(unsigned long long)st->elapsed_ns, (unsigned long long)st->complete_ns,
-			(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries);
+			(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries,
+			(unsigned long long)st->discarded, st->prefetch_held ? "true" : "false");
 		for (i = 0; i < VMPF_FAULT_HIST; i++)
 			fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)st->fault_hist[i]);
 		fputs("],\"message\":", f);
@@ -699,11 +701,13 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 		return;
 	}
 	fprintf(f, "restore    %s, prefetch %s\n", phase,
+		st->prefetch_held ? "waiting: the memory cgroup is near its limit" :
 		st->prefetching ? "running" : "not running");
-	fprintf(f, "pages      %llu of %llu resident: %llu on demand, %llu prefetched, %llu zero\n",
+	fprintf(f, "pages      %llu of %llu restored: %llu on demand, %llu prefetched, %llu zero, "
+		"%llu discarded\n",
 		(unsigned long long)st->resident, (unsigned long long)st->total_pages,
 		(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
-		(unsigned long long)st->zero_pages);
+		(unsigned long long)st->zero_pages, (unsigned long long)st->discarded);
 	fprintf(f, "errors     %llu bad pages (%llu read errors, %llu crc mismatches), %llu reads retried\n",
 		(unsigned long long)st->bad_pages, (unsigned long long)st->io_errors,
 		(unsigned long long)st->crc_errors, (unsigned long long)st->io_retries);

@@ -635,7 +635,9 @@ enum vmpf_restore_phase {
  * @phase:	out: enum vmpf_restore_phase.
  * @prefetching: out: 1 while the prefetch runs, 0 when paused, off or done.
  * @total_pages: out.
- * @resident:	out: pages in memory (read, zero-filled, or prefetched).
+ * @resident:	out: pages restored: read, zero, or discarded.  A restored
+ *		page belongs to the guest's memory, which the kernel may
+ *		swap or move like any shared memory.
  * @demand_pages: out: pages brought in by a fault.
  * @prefetched:	out: pages brought in by the prefetch.
  * @zero_pages:	out: pages that needed no I/O.
@@ -650,6 +652,12 @@ enum vmpf_restore_phase {
  *		last bucket everything longer.
  * @first_bad:	out: index of the first bad page, or ~0.
  * @io_retries:	out: reads repeated after a transient error.
+ * @discarded:	out: pages the VMM returned (MADV_REMOVE, a punched hole)
+ *		before they were read: never read from the page file, zero.
+ *		Counted in @resident.
+ * @prefetch_held: out: 1 while the prefetch waits for room in the VMM's
+ *		memory cgroup (usage near memory.max or memory.high); faults
+ *		go on, and may reclaim (swap) as any guest's do.
  * @reserved:	out: zero.
  * @message:	out: a sentence about the first bad page, if any.
  */
@@ -671,7 +679,9 @@ struct vmpf_restore_status {
 	__u64 fault_hist[VMPF_FAULT_HIST];
 	__u64 first_bad;
 	__u64 io_retries;
-	__u64 reserved[3];
+	__u64 discarded;
+	__u64 prefetch_held;
+	__u64 reserved[1];
 	__u8 message[128];
 };
 

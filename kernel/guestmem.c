@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The memory a restored guest lives in: a shared-memory object, a file of
+ * a tmpfs instance the module mounts for itself (kernel-internal, no size
+ * limit, huge=never; see below), which the VMM maps instead of the
+ * session's descriptor.  Its pages are shmem page cache like the RAM of a
+ * guest booted with memory-backend-memfd: on the LRU, charged to the VMM's
+ * memory cgroup, swapped, migrated and compacted by the kernel, returned
+ * by MADV_REMOVE or a punched hole.  The module only decides when a page
+ * is first filled from the page file (fault.c, prefetch.c); after that the
+ * page belongs to the object.
+ *
+ * Why tmpfs and not a page array of our own (before format 1.3's
+ * sessions, struct vmpf_restore held a pointer per page): pages no address
+ * space owns cannot be reclaimed, swapped, migrated or returned, and cost
+ * 8 bytes each.  Why not hugetlbfs: it needs a pool reserved in advance
+ * and never swaps.  Why huge=never for now: a huge page would be mapped
+ * whole by a PMD once one of its 512 pages is filled, exposing the others
+ * before they are (a global shmem_enabled=force, a debugging switch,
+ * overrides it; the fault path then refuses to map such a page).
+ *
+ * Two hooks keep "filled once, never over newer data" true:
+ *  - mmap() (vmpf_guestmem_mmap()) switches the VMA's file to the object
+ *    and its fault handler to fault.c's, which fills a page before handing
+ *    the fault to tmpfs's own handler; tmpfs's fault-around is not used,
+ *    as it would map a page that is being filled;
+ *  - the object's fallocate() (a copy of tmpfs's file operations with
+ *    ours in it) learns about punched holes: MADV_REMOVE and
+ *    fallocate(PUNCH_HOLE) end there.  A page in a hole counts as
+ *    restored, so it is never read from the page file afterwards and
+ *    reads as zero, as in any tmpfs hole.
+ *
+ * Lifetime: the session holds a reference to the object, every VMA of it
+ * holds one too (its vm_file) and a reference to the session's descriptor
+ * (fault.c), so the session outlives its mappings.  A hole can be punched
+ * through a VMA's file after the VMA went (madvise() holds the file, not
+ * the VMA): the object's address space's @private_data (tmpfs uses it
+ * not) points to the session only while the session lives, under
+ * vmpf_shm_sem.  The object's file operations name this module as owner,
+ * and the module is pinned until the last object is gone (a module
+ * reference per object, dropped by __fput()).
+ *
+ * Root can open the object again through /proc/PID/map_files/: such an
+ * open is refused while the restore runs (it could read or map a page
+ * before it is filled, or write one that the fill then overwrites), and
+ * allowed once every page is in.
+ */
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/rwsem.h>
+#include <linux/shmem_fs.h>
+
+#include "restore.h"
+
+static struct vfsmount *vmpf_mnt;
+
+/* tmpfs's file operations, with our fallocate() and owner; set at load. */
+static struct file_operations vmpf_shm_fops;
+static long (*vmpf_shmem_fallocate)(struct file *file, int mode, loff_t off,
+				    loff_t len);
+
+static int (*vmpf_shmem_open)(struct inode *inode, struct file *file);
+
+/*
+ * Protects the @private_data of the objects' address spaces: the session,
+ * or NULL once it went.
+ */
+static DECLARE_RWSEM(vmpf_shm_sem);
+
+static long vmpf_shm_fallocate(struct file *file, int mode, loff_t off, loff_t len)
+{
+	struct vmpf_restore *rst;
+	long ret = 0;
+
+	if (!vmpf_shmem_fallocate)
+		return -EOPNOTSUPP;
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		down_read(&vmpf_shm_sem);
+		rst = vmpf_mapping_private(file->f_mapping);
+		if (rst)
+			ret = vmpf_restore_discard(rst, off, len);
+		up_read(&vmpf_shm_sem);
+		if (ret)
+			return ret;
+	}
+	return vmpf_shmem_fallocate(file, mode, off, len);
+}
+
+static int vmpf_shm_open(struct inode *inode, struct file *file)
+{
+	struct vmpf_restore *rst;
+	int ret = 0;
+
+	down_read(&vmpf_shm_sem);
+	rst = vmpf_mapping_private(inode->i_mapping);
+	if (rst && atomic64_read(&rst->resident) < rst->total_pages)
+		ret = -EBUSY;
+	up_read(&vmpf_shm_sem);
+	if (ret)
+		return ret;
+	return vmpf_shmem_open ? vmpf_shmem_open(inode, file) : 0;
+}
+
+/* fallocate() on a session's descriptor or node: on its guest memory. */
+long vmpf_guestmem_fallocate(struct vmpf_restore *rst, int mode, loff_t off,
+			     loff_t len)
+{
+	return vmpf_shm_fallocate(rst->shm, mode, off, len);
+}
+
+int vmpf_guestmem_create(struct vmpf_restore *rst)
+{
+	struct file *f;
+
+	f = shmem_file_setup_with_mnt(vmpf_mnt, "vmpagefile-restore",
+				      rst->total_pages << PAGE_SHIFT, VM_NORESERVE);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	/* Dropped by __fput()'s fops_put(): the object pins the module. */
+	__module_get(THIS_MODULE);
+	f->f_op = &vmpf_shm_fops;
+	/* Later opens (map_files) get ours too, with a module reference. */
+	file_inode(f)->i_fop = &vmpf_shm_fops;
+	vmpf_mapping_private(f->f_mapping) = rst;
+	rst->shm = f;
+	return 0;
+}
+
+void vmpf_guestmem_put(struct vmpf_restore *rst)
+{
+	if (!rst->shm)
+		return;
+	/* A hole punched from now on is tmpfs's business alone. */
+	down_write(&vmpf_shm_sem);
+	vmpf_mapping_private(rst->shm->f_mapping) = NULL;
+	up_write(&vmpf_shm_sem);
+	fput(rst->shm);
+}
+
+/*
+ * Map the object instead of the descriptor: the VMA's file becomes the
+ * object (as for a MAP_SHARED|MAP_ANONYMOUS mapping), so reclaim and
+ * migration find the VMA through the object's address space.
+ */
+int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
+{
+	int ret;
+
+	vma_set_file(vma, rst->shm);
+	ret = rst->shm->f_op->mmap(rst->shm, vma);
+	if (ret)
+		return ret;
+	/* tmpfs's handler, the same for every object. */
+	WRITE_ONCE(rst->shm_fault, vma->vm_ops->fault);
+	return 0;
+}
+
+int __init vmpf_guestmem_init(void)
+{
+	/* Parsed in place: must be writable. */
+	char opts[] = "huge=never";
+	struct file_system_type *type;
+	struct file *f;
+
+	type = get_fs_type("tmpfs");
+	if (!type)
+		return -ENODEV;
+	/* SB_KERNMOUNT: no size or inode limit, as for memfd's mount. */
+	vmpf_mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, opts);
+	if (IS_ERR(vmpf_mnt))
+		return PTR_ERR(vmpf_mnt);
+	f = shmem_file_setup_with_mnt(vmpf_mnt, "vmpagefile-probe", 0, VM_NORESERVE);
+	if (IS_ERR(f)) {
+		kern_unmount(vmpf_mnt);
+		return PTR_ERR(f);
+	}
+	vmpf_shm_fops = *f->f_op;
+	fput(f);
+	vmpf_shmem_fallocate = vmpf_shm_fops.fallocate;
+	vmpf_shmem_open = vmpf_shm_fops.open;
+	vmpf_shm_fops.owner = THIS_MODULE;
+	vmpf_shm_fops.fallocate = vmpf_shm_fallocate;
+	vmpf_shm_fops.open = vmpf_shm_open;
+	return 0;
+}
+
+void vmpf_guestmem_exit(void)
+{
+	/* Every object is gone: each held a module reference. */
+	kern_unmount(vmpf_mnt);
+}
