@@ -31,8 +31,8 @@ STATIC ?= -static
 HARNESS_DIR ?= build/harness
 
 TOOLS = tools/vmpf-ctl tools/vmpf-vm
-VM_SRC = tools/vm/vm.c tools/build/guest_blob.o
-VM_HDR = tools/vm/vm.h tools/vm/vm_abi.h
+VM_SRC = tools/vm/vm.c tools/vm/handover.c tools/build/guest_blob.o
+VM_HDR = tools/vm/vm.h tools/vm/vm_abi.h tools/vm/handover.h
 # The guest code: freestanding 64-bit, linked to a flat binary at VM_CODE_GPA.
 GUEST_CFLAGS = -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables \
@@ -57,7 +57,7 @@ clean-module:
 
 tools: $(TOOLS)
 
-tools/vmpf-ctl: tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_qemu.h $(LIB_SRC) $(LIB_HDR)
+tools/vmpf-ctl: tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_qemu.h tools/vm/handover.h $(LIB_SRC) $(LIB_HDR)
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools $(STATIC) -o $@ tools/vmpf-ctl.c tools/ctl_qemu.c $(LIB_SRC) $(LDFLAGS)
 
 tools/vmpf-vm: tools/vmpf-vm.c $(VM_SRC) $(VM_HDR) $(LIB_SRC) $(LIB_HDR)

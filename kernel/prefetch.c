@@ -9,7 +9,8 @@
  * demand faults: while any fault waits for a read it sleeps; and it keeps
  * to a rate limit if one is set.  Pages it brings in are charged to the
  * VMM's memory cgroup (vmpf_restore_fill() sees to that); it waits while
- * that cgroup is near its limit, and stops for good once the VMM is gone.
+ * that cgroup is near its limit, and stops for good once the OOM killer
+ * chose the VMM.
  * Whatever it does not reach, faults still bring in: pausing or never
  * starting it is always correct.
  */
@@ -50,13 +51,14 @@ static bool vmpf_prefetch_room(struct vmpf_restore *rst)
 }
 
 /*
- * The VMM that opened the session has exited, or the OOM killer chose it
- * (its memory is queued for the OOM reaper, or was reaped).
+ * The OOM killer chose the VMM that opened the session (its memory is
+ * queued for the OOM reaper, or was reaped): the descriptor goes with it,
+ * allocate nothing more meanwhile.  A VMM that merely exited is no sign:
+ * it may have handed the session's descriptor to another (a handover).
  */
 static bool vmpf_prefetch_vmm_gone(struct vmpf_restore *rst)
 {
-	return !atomic_read(&rst->mm->mm_users) ||
-	       test_bit(MMF_OOM_REAP_QUEUED, &rst->mm->flags) ||
+	return test_bit(MMF_OOM_REAP_QUEUED, &rst->mm->flags) ||
 	       test_bit(MMF_OOM_SKIP, &rst->mm->flags);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "ctl_qemu.h"
 #include "ctl_util.h"
 #include "pagefile.h"
+#include "vm/handover.h"
 #include "vmpf.h"
 
 #ifndef VMPF_TOOL_VERSION
@@ -549,6 +551,33 @@ fail_uncommitted:
 	return CTL_EXIT_FAIL;
 }
 
+/* handover: become the new VMM, pointed at the old one's socket. */
+static int cmd_handover(const struct ctl_opts *o)
+{
+	char path[64], **argv;
+	struct stat sb;
+	int i;
+
+	handover_path(o->pid, path, sizeof(path));
+	if (stat(path, &sb) || !S_ISSOCK(sb.st_mode)) {
+		fprintf(stderr, "vmpf-ctl: process %ld offers no handover (no socket %s): "
+			"start it with vmpf-vm --handover\n", o->pid, path);
+		return CTL_EXIT_FAIL;
+	}
+	argv = calloc(o->qemu_argc + 3, sizeof(*argv));
+	if (!argv)
+		return CTL_EXIT_FAIL;
+	for (i = 0; i < o->qemu_argc; i++)
+		argv[i] = o->qemu_argv[i];
+	argv[i++] = "--take-over";
+	argv[i++] = path;
+	fprintf(stderr, "vmpf-ctl: handing the guest of process %ld to %s\n", o->pid, argv[0]);
+	execvp(argv[0], argv);
+	fprintf(stderr, "vmpf-ctl: cannot run %s: %s\n", argv[0], strerror(errno));
+	free(argv);
+	return CTL_EXIT_FAIL;
+}
+
 int main(int argc, char *argv[])
 {
 	struct ctl_opts o;
@@ -582,6 +611,8 @@ int main(int argc, char *argv[])
 		return ctl_migrate_qemu(&o);
 	case CTL_CMD_QMP:
 		return ctl_qmp(&o);
+	case CTL_CMD_HANDOVER:
+		return cmd_handover(&o);
 	default:
 		break;
 	}

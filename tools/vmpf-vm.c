@@ -21,12 +21,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "handover.h"
 #include "pagefile.h"
 #include "vm.h"
 #include "vmpf.h"
@@ -103,6 +105,16 @@ static const char usage[] =
 "  --prefetch-rate N   with --restore: at most N pages per second\n"
 "  --wait-complete     with --restore: run until every page is resident\n"
 "\n"
+"Same-host handover (a new VMM process takes the running guest over; no\n"
+"guest page is copied or read):\n"
+"  --memfd             guest RAM in a memfd, which another process can map\n"
+"  --handover          while running (--seconds), hand the guest to a new\n"
+"                      vmpf-vm that connects to /run/vmpf-vm/PID.sock; needs\n"
+"                      --memfd or --restore; with --checksums, written at\n"
+"                      the pause; exits once the new one has resumed\n"
+"  --take-over PATH    take the guest of the vmpf-vm listening on PATH over\n"
+"                      (vmpf-ctl handover --pid PID -- vmpf-vm ... adds it)\n"
+"\n"
 "  --json              print the report as JSON\n"
 "  -h, --help          this help\n"
 "\n"
@@ -118,6 +130,10 @@ struct opts {
 	const char *migrate_to, *load_pagefile, *restore;
 	uint64_t prefetch_rate;
 	int no_prefetch, sequential, wait_complete;
+	int memfd, handover;		/* --memfd, --handover */
+	const char *take_over;		/* --take-over PATH */
+	uint64_t handover_ns;		/* the new VMM: pause to resume */
+	int session;			/* taken over: RAM is a restore session's */
 	struct vmpf_restore_status rst;	/* the restore's outcome */
 	uint64_t max_rounds, target_pages, downtime_ms;
 	int throttle;		/* apply the session's throttle to the vCPUs */
@@ -209,6 +225,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--wait-complete")) {
 			o->wait_complete = 1;
 			takes = 0;
+		} else if (!strcmp(a, "--memfd")) {
+			o->memfd = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--handover")) {
+			o->handover = 1;
+			takes = 0;
 		} else if (a[0] == '-' && !val) {
 			return usage_error("option '%s' needs a value", a);
 		} else if (!strcmp(a, "--ram")) {
@@ -243,6 +265,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->load_state = val;
 		} else if (!strcmp(a, "--load-ram")) {
 			o->load_ram = val;
+		} else if (!strcmp(a, "--take-over")) {
+			o->take_over = val;
 		} else if (!strcmp(a, "--verify")) {
 			o->verify = val;
 		} else if (!strcmp(a, "--migrate-to")) {
@@ -312,8 +336,20 @@ static int parse(int argc, char **argv, struct opts *o)
 	if (o->restore && (o->load_state || o->load_ram || o->load_pagefile || o->migrate_to))
 		return usage_error("%s cannot be combined with other restore or migrate options",
 				   "--restore");
-	if (o->verify && !o->load_state && !o->load_pagefile && !o->restore)
-		return usage_error("%s needs --load-state, --load-pagefile or --restore", "--verify");
+	if (o->verify && !o->load_state && !o->load_pagefile && !o->restore && !o->take_over)
+		return usage_error("%s needs --load-state, --load-pagefile, --restore or --take-over",
+				   "--verify");
+	if (o->take_over && (o->restore || o->load_state || o->load_pagefile || o->memfd ||
+			     o->ram_given || o->vcpus_given))
+		return usage_error("%s takes RAM, vCPUs and state from the old VMM: no other "
+				   "restore, --memfd, --ram or --vcpus", "--take-over");
+	if (o->memfd && (o->restore || o->load_pagefile))
+		return usage_error("%s: a restore's RAM is the session's already", "--memfd");
+	if (o->handover && !o->memfd && !o->restore && !o->take_over)
+		return usage_error("%s needs guest RAM another process can map: --memfd or --restore",
+				   "--handover");
+	if (o->handover && o->migrate_to)
+		return usage_error("%s cannot be combined with --migrate-to", "--handover");
 	if (o->load_ram && !o->load_state)
 		return usage_error("%s needs --load-state", "--load-ram");
 	if (o->load_state && !o->load_ram)
@@ -905,9 +941,13 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 		       "\"pattern_errors\":%ld,\"stores_per_s\":%.0f",
 		       o->cfg.ram_bytes, o->cfg.vcpus,
 		       gp->mode == VM_MODE_IDLE ? "idle" : "dirty", ws, vm_total_stores(vm),
-		       o->load_state || o->load_pagefile || o->restore ? "true" : "false",
+		       o->load_state || o->load_pagefile || o->restore || o->take_over ?
+	       "true" : "false",
 		       mismatches, pattern_errors, m->run_rate);
-		if (o->restore) {
+		if (o->take_over)
+			printf(",\"taken_over\":true,\"handover_ns\":%" PRIu64 ",\"ram\":\"%s\"",
+			       o->handover_ns, o->session ? "restore-session" : "memfd");
+		if (o->restore || o->session) {
 			const struct vmpf_restore_status *r = &o->rst;
 
 			printf(",\"restore\":{\"complete\":%s,\"total\":%llu,\"resident\":%llu,"
@@ -967,7 +1007,8 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 	}
 	printf("guest RAM %" PRIu64 " MiB in 2 slots, %d vCPUs, %s%s: %" PRIu64 " stores\n",
 	       o->cfg.ram_bytes >> 20, o->cfg.vcpus,
-	       o->load_state || o->load_pagefile || o->restore ? "restored, " : "",
+	       o->load_state || o->load_pagefile || o->restore ? "restored, " :
+	       o->take_over ? "taken over, " : "",
 	       gp->mode == VM_MODE_IDLE ? "idle" : "dirtying", vm_total_stores(vm));
 	if (o->restore)
 		printf("restored lazily from %s: %llu of %llu pages resident (%llu on demand, "
@@ -976,12 +1017,93 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 		       (unsigned long long)o->rst.demand_pages, (unsigned long long)o->rst.prefetched,
 		       (unsigned long long)o->rst.zero_pages,
 		       o->rst.phase == VMPF_RESTORE_COMPLETE ? "complete" : "not complete");
+	if (o->take_over)
+		printf("taken over from %s (RAM: %s): pause to resume %.3f ms\n", o->take_over,
+		       o->session ? "a vmpagefile restore session" : "a memfd",
+		       o->handover_ns / 1e6);
 	if (o->migrate_to && m->committed)
 		printf("migrated into %s: %llu rounds, %llu pages in the final round, "
 		       "switch-over %.3f ms, %llu bytes written\n", o->migrate_to,
 		       (unsigned long long)m->fin.rounds,
 		       (unsigned long long)m->fin.final_pages, m->fin.switchover_ns / 1e6,
 		       (unsigned long long)m->fin.bytes_written);
+}
+
+/* Run --seconds; the store rate over the second half (the first has first touches). */
+static void measure_rates(struct vm *vm, const struct opts *o, struct migration *m)
+{
+	uint64_t s0, p0[VM_MAX_VCPUS];
+	double t0;
+	int i;
+
+	sleep_seconds(o->seconds / 2);
+	s0 = vm_total_stores(vm);
+	t0 = mono_seconds();
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		p0[i] = vcpu_progress(vm, i);
+	sleep_seconds(o->seconds / 2);
+	m->run_rate = (vm_total_stores(vm) - s0) / (mono_seconds() - t0);
+	for (i = 0; i < vm->cfg.vcpus; i++)
+		m->vcpu_rate[i] = (vcpu_progress(vm, i) - p0[i]) / (mono_seconds() - t0);
+}
+
+/* Guest RAM in a memfd, the two slots one after the other in it. */
+static int ram_memfd(struct opts *o)
+{
+	uint64_t half = o->cfg.ram_bytes / 2 / VM_PAGE_SIZE * VM_PAGE_SIZE;
+	int fd = memfd_create("vmpf-vm-ram", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, o->cfg.ram_bytes)) {
+		fprintf(stderr, "vmpf-vm: cannot make a %" PRIu64 "-byte memfd for guest RAM: %s\n",
+			o->cfg.ram_bytes, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	o->cfg.mem_fd = fd;
+	o->cfg.mem_off[0] = 0;
+	o->cfg.mem_off[1] = half;
+	return fd;
+}
+
+/*
+ * Take the guest of the vmpf-vm listening on --take-over over: its RAM
+ * object and device state.  The socket (answer with handover_reply()
+ * once resumed), or -1; *session: the RAM is a vmpagefile restore
+ * session's, whose descriptor is then *mem_fd.
+ */
+static int take_over(struct vm *vm, struct opts *o, void **state, size_t *state_len,
+		     int *mem_fd, int *session, uint64_t *pause_ns)
+{
+	struct handover_msg msg;
+	char err[200];
+	int sock, i;
+
+	sock = handover_take(o->take_over, &msg, state, mem_fd, err, sizeof(err));
+	if (sock < 0) {
+		fprintf(stderr, "vmpf-vm: %s\n", err);
+		return -1;
+	}
+	*state_len = msg.state_len;
+	*session = msg.session;
+	*pause_ns = msg.pause_ns;
+	if (vm_state_peek(*state, *state_len, &o->cfg.vcpus, &o->cfg.ram_bytes) ||
+	    o->cfg.ram_bytes != msg.ram_bytes) {
+		fprintf(stderr, "vmpf-vm: %s: its device state is not vmpf-vm's\n", o->take_over);
+		goto err;
+	}
+	o->cfg.mem_fd = *mem_fd;
+	for (i = 0; i < 2; i++)
+		o->cfg.mem_off[i] = msg.mem_off[i];
+	if (vm_create(vm, &o->cfg) || vm_load_state(vm, *state, *state_len)) {
+		fprintf(stderr, "vmpf-vm: cannot take the VM over: %s\n", vm->error);
+		goto err;
+	}
+	return sock;
+err:
+	handover_reply(sock, 'F');
+	close(sock);
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -993,7 +1115,10 @@ int main(int argc, char **argv)
 	size_t state_len = 0;
 	struct opts o;
 	struct vm vm;
-	int ret, migrated = -1, rfd = -1;
+	int ret, migrated = -1, rfd = -1, ram_fd = -1, ho_sock = -1, ho_lfd = -1;
+	int session = 0;
+	uint64_t pause_ns = 0;
+	char ho_path[64] = "";
 
 	ret = parse(argc, argv, &o);
 	if (ret)
@@ -1019,12 +1144,25 @@ int main(int argc, char **argv)
 	if (o.cfg.rate && o.cfg.rate / o.cfg.vcpus < 6400)
 		o.cfg.batch = o.cfg.rate / o.cfg.vcpus / 100 + 1;	/* ~10 ms per exit */
 
-	if (o.restore) {
+	if (o.take_over) {
+		ho_sock = take_over(&vm, &o, &state, &state_len, &ram_fd, &session, &pause_ns);
+		if (ho_sock < 0) {
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		if (session) {
+			rfd = ram_fd;	/* a restore session's: its status is ours to read */
+			o.session = 1;
+		}
+	} else if (o.restore) {
 		rfd = restore_open(&vm, &o, &state, &state_len);
 		if (rfd < 0) {
 			ret = EXIT_FAIL;
 			goto out;
 		}
+	} else if (o.memfd && ram_memfd(&o) < 0) {
+		ret = EXIT_FAIL;
+		goto out;
 	} else if (o.load_pagefile) {
 		if (load_pagefile(&vm, &o, &state, &state_len)) {
 			ret = EXIT_FAIL;
@@ -1034,6 +1172,8 @@ int main(int argc, char **argv)
 		ret = fail(&vm, "cannot create the VM");
 		goto out;
 	}
+	if (o.memfd)
+		ram_fd = o.cfg.mem_fd;
 	if (o.load_state && (vm_load_ram(&vm, o.load_ram) ||
 			     vm_load_state(&vm, state, state_len))) {
 		ret = fail(&vm, "cannot restore");
@@ -1056,7 +1196,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!o.load_state && !o.load_pagefile && !o.restore && vm_boot_setup(&vm)) {
+	if (!o.load_state && !o.load_pagefile && !o.restore && !o.take_over &&
+	    vm_boot_setup(&vm)) {
 		ret = fail(&vm, "cannot set up the guest");
 		goto out;
 	}
@@ -1066,19 +1207,40 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vm_resume(&vm);
-	/* The store rate over the second half: the first includes first touches. */
-	sleep_seconds(o.seconds / 2);
-	{
-		uint64_t s0 = vm_total_stores(&vm), p0[VM_MAX_VCPUS];
-		double t0 = mono_seconds();
-		int i;
+	if (ho_sock >= 0) {
+		/* Resumed: the old VMM may go.  Pause to resume, on one clock. */
+		o.handover_ns = mono_seconds() * 1e9 - pause_ns;
+		handover_reply(ho_sock, 'R');
+		close(ho_sock);
+		ho_sock = -1;
+	}
+	if (o.handover) {
+		char err[200];
 
-		for (i = 0; i < vm.cfg.vcpus; i++)
-			p0[i] = vcpu_progress(&vm, i);
-		sleep_seconds(o.seconds / 2);
-		m.run_rate = (vm_total_stores(&vm) - s0) / (mono_seconds() - t0);
-		for (i = 0; i < vm.cfg.vcpus; i++)
-			m.vcpu_rate[i] = (vcpu_progress(&vm, i) - p0[i]) / (mono_seconds() - t0);
+		handover_path(getpid(), ho_path, sizeof(ho_path));
+		ho_lfd = handover_listen(ho_path);
+		if (ho_lfd < 0)
+			fprintf(stderr, "vmpf-vm: cannot listen on %s: %s\n", ho_path,
+				strerror(-ho_lfd));
+		printf("vmpf-vm: pid %d hands its guest over through %s\n", getpid(), ho_path);
+		fflush(stdout);
+		/* RAM's descriptor: the restore session's, or the memfd. */
+		ret = ho_lfd < 0 ? 0 : handover_serve(ho_lfd, &vm, rfd >= 0 ? rfd : ram_fd,
+						      rfd >= 0, o.seconds, o.checksums,
+						      err, sizeof(err));
+		handover_close(ho_lfd, ho_path);
+		if (ret == 1) {
+			/* The guest is the new VMM's: touch nothing, report, go. */
+			printf(o.json ? "{\"handed_over\":true}\n" :
+			       "vmpf-vm: guest handed over; exiting\n");
+			ret = 0;
+			goto out;
+		}
+		if (ret < 0)
+			fprintf(stderr, "vmpf-vm: handover failed, the guest runs on here: %s\n",
+				err);
+	} else {
+		measure_rates(&vm, &o, &m);
 	}
 	if (rfd >= 0 && o.wait_complete && restore_wait(rfd)) {
 		vm_pause(&vm);
@@ -1147,9 +1309,16 @@ int main(int argc, char **argv)
 	if (o.migrate_to && migrated)
 		ret = EXIT_FAIL;
 out:
+	if (ho_sock >= 0) {
+		/* Taken over but not resumed: the old VMM resumes its guest. */
+		handover_reply(ho_sock, 'F');
+		close(ho_sock);
+	}
 	vm_destroy(&vm);
 	if (rfd >= 0)
 		close(rfd);
+	else if (ram_fd >= 0)
+		close(ram_fd);
 	free(state);
 	return ret;
 }

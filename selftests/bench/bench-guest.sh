@@ -182,4 +182,41 @@ if echo "$out" | grep -q '"committed":true'; then
 else
 	fail "the 90 % zero guest did not migrate"
 fi
+
+# 7. Same-host handover (vmpf-ctl handover): pause to resume in the new VMM
+# for a 64 MiB and a 1 GiB guest in a memfd; nothing of RAM is copied, so
+# the ratio should stay near 1.
+echo "== same-host handover (pause to resume), 2 vCPUs dirtying 4 MiB at 4000 pages/s"
+js="" ho0=""
+for mib in 64 1024; do
+	[ "$mib" -le "$SWMAX" ] || continue
+	: > /tmp/ho.ns
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		r=$((r + 1))
+		vmpf-vm --memfd --ram ${mib}M --vcpus 2 --working-set 4M --rate 4000 --handover \
+			--seconds 60 --json > /tmp/ho.old 2>&1 &
+		old=$!
+		i=0
+		while [ ! -S /run/vmpf-vm/$old.sock ] && [ $i -lt 300 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		out=$(vmpf-ctl handover --pid $old -- vmpf-vm --seconds 0.2 --json 2>&1)
+		wait $old
+		if ! echo "$out" | grep -q '"taken_over":true'; then
+			fail "handover of a $mib MiB guest failed"
+			continue
+		fi
+		json handover_ns >> /tmp/ho.ns
+	done
+	set -- $(stats < /tmp/ho.ns)
+	awk -v m="$mib" -v a="$1" -v b="$2" -v c="$3" 'BEGIN {
+		printf "  %5d MiB guest  %8.1f ms [%.1f-%.1f]\n", m, a / 1e6, b / 1e6, c / 1e6 }'
+	js="$js${js:+,}{\"mib\":$mib,\"handover_ns\":$1,\"handover_ns_min\":$2,\"handover_ns_max\":$3}"
+	[ -n "$ho0" ] && awk -v a="$ho0" -v b="$1" -v m="$mib" 'BEGIN {
+		if (a > 0) printf "  ratio %d MiB / 64 MiB: %.2f (goal <= 1.2)\n", m, b / a }'
+	ho0=${ho0:-$1}
+done
+echo "BENCH-JSON-HANDOVER [$js]"
 echo "VMPF-BENCH-END $rc"

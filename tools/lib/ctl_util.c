@@ -148,6 +148,19 @@ static const struct ctl_command {
 		"SOCKET and prints QEMU's answer line.  Exits 1 with QEMU's error.\n",
 	},
 	{
+		"handover", CTL_CMD_HANDOVER,
+		"hand a running vmpf-vm guest to a new VMM process on this host",
+		"vmpf-ctl handover --pid PID -- VMM [ARGS...]",
+		"Replaces the VMM process PID under its running guest, e.g. to upgrade\n"
+		"the VMM binary: runs VMM [ARGS] (a vmpf-vm, in place of vmpf-ctl) with\n"
+		"--take-over /run/vmpf-vm/PID.sock added.  PID must have been started\n"
+		"with --handover and guest RAM that another process can map (--memfd,\n"
+		"or a restore session's).  The old VMM pauses, passes its device state\n"
+		"and its RAM's descriptor over the socket, and exits once the new one\n"
+		"has resumed the guest; no guest page is copied or read.  If the new\n"
+		"VMM fails before it resumes, the old one resumes and runs on.\n",
+	},
+	{
 		"help", CTL_CMD_HELP,
 		"show help for a command",
 		"vmpf-ctl help [COMMAND]",
@@ -252,7 +265,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->manual = 1;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;
-		} else if (!strcmp(a, "--") && o->cmd == CTL_CMD_RESTORE && o->qemu) {
+		} else if (!strcmp(a, "--") && ((o->cmd == CTL_CMD_RESTORE && o->qemu) ||
+					       o->cmd == CTL_CMD_HANDOVER)) {
 			o->qemu_argv = &argv[i + 1];
 			o->qemu_argc = argc - i - 1;
 			break;
@@ -335,6 +349,9 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		return CTL_EXIT_USAGE;
 	} else if (o->cmd == CTL_CMD_RESTORE && o->qemu && !o->qemu_argc) {
 		snprintf(err, errlen, "restore --qemu needs the QEMU command line after '--'; see 'vmpf-ctl help restore'");
+		return CTL_EXIT_USAGE;
+	} else if (o->cmd == CTL_CMD_HANDOVER && (!o->pid || !o->qemu_argc)) {
+		snprintf(err, errlen, "handover needs --pid PID and the new VMM's command after '--'; see 'vmpf-ctl help handover'");
 		return CTL_EXIT_USAGE;
 	} else if (o->cmd == CTL_CMD_RESTORE && o->qemu && o->pid) {
 		snprintf(err, errlen, "restore takes --pid (a running restore) or --qemu (a new one), not both");

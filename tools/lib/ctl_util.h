@@ -22,6 +22,7 @@ enum ctl_cmd {
 	CTL_CMD_RESTORE,
 	CTL_CMD_MIGRATE,
 	CTL_CMD_QMP,
+	CTL_CMD_HANDOVER,
 };
 
 struct ctl_opts {
@@ -44,7 +45,8 @@ struct ctl_opts {
 	int manual;		/* migrate --manual: switch over on 'finish' only */
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
-	char *const *qemu_argv;	/* restore --qemu: the QEMU command after -- */
+	char *const *qemu_argv;	/* restore --qemu: the QEMU command after --;
+				 * handover: the new VMM's */
 	int qemu_argc;
 	const char *qmp_cmd;	/* qmp: COMMAND [ARGUMENTS] */
 	const char *qmp_args;
