@@ -106,7 +106,7 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 {
 	const struct vmpf_pf_page *e = &rst->table[idx];
 
-	if (!ret && e->state == VMPF_PAGE_DATA) {
+	if (!ret) {
 		void *p = kmap_local_page(page);
 		u32 crc = vmpf_crc32c(p, PAGE_SIZE);
 
@@ -129,8 +129,6 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 		 * it as a clean tmpfs page; its lock, against truncation.
 		 */
 		set_page_dirty_lock(page);
-		if (e->state == VMPF_PAGE_ZERO)
-			atomic64_inc(&rst->zero_pages);
 		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
 		vmpf_restore_set_filled(rst, idx);
 	}
@@ -163,15 +161,27 @@ static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, u64 idx, bool d
 
 	if (!demand)
 		gfp |= __GFP_NORETRY | __GFP_NOWARN;
-	old = set_active_memcg(rst->memcg);
+	old = set_active_memcg(vmpf_restore_memcg(rst));
 	page = shmem_read_mapping_page_gfp(mapping, idx, gfp);
 	set_active_memcg(old);
 	if (IS_ERR(page))
 		return NULL;
-	/* guestmem.c: huge=never, unless shmem_enabled=force overrides it. */
-	if (PageTransCompound(page)) {
+	/*
+	 * guestmem.c: huge=never, unless shmem_enabled=force overrides it:
+	 * the huge page must go (one of its pages mapped would map all).
+	 * And a page not filled yet is mapped nowhere, unless something got
+	 * past fault.c (guestmem.c closes the ways it knows): never fill a
+	 * page someone may be using.
+	 */
+	if (PageTransCompound(page) || page_mapped(page)) {
+		bool huge = PageTransCompound(page);
+		loff_t start = (loff_t)(idx & ~(huge ? HPAGE_PMD_NR - 1 : 0)) << PAGE_SHIFT;
+
 		put_page(page);
-		return ERR_PTR(-EOPNOTSUPP);
+		if (huge)
+			shmem_truncate_range(file_inode(rst->shm), start,
+					     start + HPAGE_PMD_SIZE - 1);
+		return ERR_PTR(huge ? -EOPNOTSUPP : -EBUSY);
 	}
 	return page;
 }
@@ -249,6 +259,8 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
 		if (IS_ERR(pages[i]) && !i) {
 			vmpf_restore_bad(rst, idx, PTR_ERR(pages[i]),
+					 PTR_ERR(pages[i]) == -EBUSY ?
+					 "mapped before it was restored" :
 					 "tmpfs gave a huge page (shmem_enabled=force)");
 			vmpf_restore_unlock(rst, idx);
 			return 0;
@@ -307,7 +319,7 @@ static void vmpf_fill_work_fn(struct work_struct *work)
 	struct vmpf_fill_work *fw = container_of(work, struct vmpf_fill_work, work);
 
 	/* The read counts against the VMM's io.max, as its own would. */
-	vmpf_charge_io(fw->rst->mm);
+	vmpf_charge_io(vmpf_restore_mm(fw->rst));
 	if (fw->owned || !test_and_set_bit_lock(fw->idx, fw->rst->inflight))
 		vmpf_restore_fill(fw->rst, fw->idx, 1, true);
 	kthread_associate_blkcg(NULL);
@@ -367,6 +379,7 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 {
 	struct vmpf_restore *rst = vmf->vma->vm_private_data;
 	u64 idx = vmf->pgoff;
+	vm_fault_t vr;
 	int ret;
 
 	if (idx >= rst->total_pages)
@@ -388,7 +401,7 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 * is dropped first and the fault retried, as filemap_fault() does,
 	 * and the file reference keeps the session alive meanwhile.
 	 */
-	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
+	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) && !(vmf->flags & FAULT_FLAG_TRIED)) {
 		struct file *file = get_file(rst->file);
 
 		release_fault_lock(vmf);
@@ -399,8 +412,10 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 
 	/*
 	 * A fault that may not retry (get_user_pages() without a way to
-	 * unlock: ptrace, /proc/PID/mem) sleeps with the mm lock held, as
-	 * filemap_fault() then does; it takes no lock for the read (a worker
+	 * unlock: ptrace, /proc/PID/mem), or a retried one that still finds
+	 * no page (no memory for it, an interrupted read: bounded, it must
+	 * not retry for ever), sleeps with the mm lock held, as
+	 * filemap_fault() may; it takes no lock for the read (a worker
 	 * reads a regular page file, a block device's read takes none).  A
 	 * read that failed for the moment (the storage in an outage, see
 	 * storage.c; another task's read interrupted) is tried again until
@@ -420,7 +435,35 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	}
 map:
 	/* The object's page now: tmpfs maps it, swaps it in if need be. */
-	return rst->shm_fault(vmf);
+	vr = rst->shm_fault(vmf);
+	/*
+	 * A huge page (shmem_enabled=force switched on during the restore)
+	 * would be mapped whole, pages not restored yet with it: refused.
+	 */
+	if (!(vr & VM_FAULT_ERROR) && vmf->page && PageTransCompound(vmf->page) &&
+	    atomic64_read(&rst->resident) < rst->total_pages) {
+		pr_warn_once("restore: tmpfs gave a huge page (shmem_enabled=force): refused\n");
+		if (vr & VM_FAULT_LOCKED)
+			unlock_page(vmf->page);
+		put_page(vmf->page);
+		return VM_FAULT_SIGBUS;
+	}
+	return vr;
+}
+
+/*
+ * Fault-around, once every page is restored: then every page of the
+ * object is the object's, and tmpfs's own does it.  Before, a page being
+ * filled is in the page cache and must not be mapped: nothing is.
+ */
+static vm_fault_t vmpf_restore_map_pages(struct vm_fault *vmf, pgoff_t start,
+					 pgoff_t end)
+{
+	struct vmpf_restore *rst = vmf->vma->vm_private_data;
+
+	if (atomic64_read(&rst->resident) < rst->total_pages)
+		return 0;
+	return filemap_map_pages(vmf, start, end);
 }
 
 /* A VMA holds a reference to the session's descriptor: see restore.h. */
@@ -438,15 +481,57 @@ static void vmpf_restore_vm_close(struct vm_area_struct *vma)
 	fput(rst->file);
 }
 
-/*
- * No .map_pages: tmpfs's fault-around would map pages of the object that
- * are being filled.  Every first touch of a page comes here.
- */
+/* Every first touch of a page comes to vmpf_restore_fault(). */
 const struct vm_operations_struct vmpf_restore_vm_ops = {
 	.open = vmpf_restore_vm_open,
 	.close = vmpf_restore_vm_close,
 	.fault = vmpf_restore_fault,
+	.map_pages = vmpf_restore_map_pages,
 };
+
+/*
+ * Map guest RAM: the session's guest-memory object (guestmem.c), with
+ * this file's fault handler in front of tmpfs's.  Whoever maps it (the
+ * session's descriptor, its node, the object itself through map_files).
+ */
+int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
+{
+	u64 pages = vma_pages(vma);
+	int ret;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff >= rst->total_pages || pages > rst->total_pages - vma->vm_pgoff)
+		return -EINVAL;
+	/*
+	 * Guest RAM is fixed in size; a child process gets no copy of it, and
+	 * a core dump of the VMM does not read the whole image.  No huge
+	 * mapping while pages are filled one by one.  VM_DONTEXPAND also
+	 * keeps khugepaged away (it would fill holes not restored yet with
+	 * zeros), and makes mlock() skip the mapping.
+	 */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP | VM_NOHUGEPAGE);
+	ret = vmpf_guestmem_mmap(rst, vma);
+	if (ret)
+		return ret;
+	vma->vm_ops = &vmpf_restore_vm_ops;
+	vma->vm_private_data = rst;
+	/* The VMA's reference to the session (vmpf_restore_vm_close()). */
+	get_file(rst->file);
+
+	/* The first other process to map guest RAM is the VMM (restore.h). */
+	if (vma->vm_mm != rst->mm && !READ_ONCE(rst->map_mm)) {
+		spin_lock(&rst->lock);
+		if (!rst->map_mm) {
+			rst->map_memcg = get_mem_cgroup_from_mm(vma->vm_mm);
+			mmgrab(vma->vm_mm);
+			/* Pairs with the acquire in vmpf_restore_mm(). */
+			smp_store_release(&rst->map_mm, vma->vm_mm);
+		}
+		spin_unlock(&rst->lock);
+	}
+	return 0;
+}
 
 /*
  * A hole is being punched over bytes @off .. @off + @len - 1 of guest

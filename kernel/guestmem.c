@@ -20,10 +20,13 @@
  * overrides it; the fault path then refuses to map such a page).
  *
  * Two hooks keep "filled once, never over newer data" true:
- *  - mmap() (vmpf_guestmem_mmap()) switches the VMA's file to the object
- *    and its fault handler to fault.c's, which fills a page before handing
- *    the fault to tmpfs's own handler; tmpfs's fault-around is not used,
- *    as it would map a page that is being filled;
+ *  - mmap() (fault.c's vmpf_restore_mmap(), through vmpf_guestmem_mmap())
+ *    switches the VMA's file to the object and its fault handler to
+ *    fault.c's, which fills a page before handing the fault to tmpfs's own
+ *    handler; tmpfs's fault-around only once every page is in, as it would
+ *    map a page that is being filled.  The object's own mmap() does the
+ *    same while the session lives (remap_file_pages() maps a VMA's file
+ *    again);
  *  - the object's fallocate() (a copy of tmpfs's file operations with
  *    ours in it) learns about punched holes: MADV_REMOVE and
  *    fallocate(PUNCH_HOLE) end there.  A page in a hole counts as
@@ -36,9 +39,12 @@
  * through a VMA's file after the VMA went (madvise() holds the file, not
  * the VMA): the object's address space's @private_data (tmpfs uses it
  * not) points to the session only while the session lives, under
- * vmpf_shm_sem.  The object's file operations name this module as owner,
- * and the module is pinned until the last object is gone (a module
- * reference per object, dropped by __fput()).
+ * vmpf_shm_sem, and a hook takes a reference to the session's descriptor
+ * before it lets go of the semaphore (never held across a wait).  The
+ * object's file operations name this module as owner, and the module is
+ * pinned until the last object is gone (a module reference per object,
+ * dropped by __fput()); when the session goes, the inode gets tmpfs's
+ * operations back for any later open.
  *
  * Root can open the object again through /proc/PID/map_files/: such an
  * open is refused while the restore runs (it could read or map a page
@@ -70,6 +76,25 @@ static int (*vmpf_shmem_open)(struct inode *inode, struct file *file);
  */
 static DECLARE_RWSEM(vmpf_shm_sem);
 
+static const struct file_operations *vmpf_shmem_fops;
+static int (*vmpf_shmem_mmap)(struct file *file, struct vm_area_struct *vma);
+
+/*
+ * The session of object @mapping, with a reference to its descriptor
+ * (fput(rst->file) when done), or NULL once the session is going.
+ */
+static struct vmpf_restore *vmpf_shm_session(struct address_space *mapping)
+{
+	struct vmpf_restore *rst;
+
+	down_read(&vmpf_shm_sem);
+	rst = vmpf_mapping_private(mapping);
+	if (rst && !vmpf_file_tryget(rst->file))
+		rst = NULL;
+	up_read(&vmpf_shm_sem);
+	return rst;
+}
+
 static long vmpf_shm_fallocate(struct file *file, int mode, loff_t off, loff_t len)
 {
 	struct vmpf_restore *rst;
@@ -78,15 +103,32 @@ static long vmpf_shm_fallocate(struct file *file, int mode, loff_t off, loff_t l
 	if (!vmpf_shmem_fallocate)
 		return -EOPNOTSUPP;
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
-		down_read(&vmpf_shm_sem);
-		rst = vmpf_mapping_private(file->f_mapping);
-		if (rst)
+		rst = vmpf_shm_session(file->f_mapping);
+		if (rst) {
 			ret = vmpf_restore_discard(rst, off, len);
-		up_read(&vmpf_shm_sem);
+			fput(rst->file);
+		}
 		if (ret)
 			return ret;
 	}
 	return vmpf_shmem_fallocate(file, mode, off, len);
+}
+
+/*
+ * Any mapping of the object while the session lives gets fault.c's
+ * handler: remap_file_pages() maps a VMA's file again, and map_files
+ * opens after completion may map it too.
+ */
+static int vmpf_shm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct vmpf_restore *rst = vmpf_shm_session(file->f_mapping);
+	int ret;
+
+	if (!rst)
+		return vmpf_shmem_mmap(file, vma);
+	ret = vmpf_restore_mmap(rst, vma);
+	fput(rst->file);
+	return ret;
 }
 
 static int vmpf_shm_open(struct inode *inode, struct file *file)
@@ -102,13 +144,6 @@ static int vmpf_shm_open(struct inode *inode, struct file *file)
 	if (ret)
 		return ret;
 	return vmpf_shmem_open ? vmpf_shmem_open(inode, file) : 0;
-}
-
-/* fallocate() on a session's descriptor or node: on its guest memory. */
-long vmpf_guestmem_fallocate(struct vmpf_restore *rst, int mode, loff_t off,
-			     loff_t len)
-{
-	return vmpf_shm_fallocate(rst->shm, mode, off, len);
 }
 
 int vmpf_guestmem_create(struct vmpf_restore *rst)
@@ -133,9 +168,13 @@ void vmpf_guestmem_put(struct vmpf_restore *rst)
 {
 	if (!rst->shm)
 		return;
-	/* A hole punched from now on is tmpfs's business alone. */
+	/*
+	 * A hole punched or a mapping made from now on is tmpfs's business
+	 * alone; later opens get tmpfs's operations (the module may go).
+	 */
 	down_write(&vmpf_shm_sem);
 	vmpf_mapping_private(rst->shm->f_mapping) = NULL;
+	file_inode(rst->shm)->i_fop = vmpf_shmem_fops;
 	up_write(&vmpf_shm_sem);
 	fput(rst->shm);
 }
@@ -149,8 +188,9 @@ int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 {
 	int ret;
 
-	vma_set_file(vma, rst->shm);
-	ret = rst->shm->f_op->mmap(rst->shm, vma);
+	if (vma->vm_file != rst->shm)
+		vma_set_file(vma, rst->shm);
+	ret = vmpf_shmem_mmap(rst->shm, vma);
 	if (ret)
 		return ret;
 	/* tmpfs's handler, the same for every object. */
@@ -177,13 +217,16 @@ int __init vmpf_guestmem_init(void)
 		kern_unmount(vmpf_mnt);
 		return PTR_ERR(f);
 	}
+	vmpf_shmem_fops = f->f_op;
 	vmpf_shm_fops = *f->f_op;
 	fput(f);
 	vmpf_shmem_fallocate = vmpf_shm_fops.fallocate;
 	vmpf_shmem_open = vmpf_shm_fops.open;
+	vmpf_shmem_mmap = vmpf_shm_fops.mmap;
 	vmpf_shm_fops.owner = THIS_MODULE;
 	vmpf_shm_fops.fallocate = vmpf_shm_fallocate;
 	vmpf_shm_fops.open = vmpf_shm_open;
+	vmpf_shm_fops.mmap = vmpf_shm_mmap;
 	return 0;
 }
 

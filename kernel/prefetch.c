@@ -39,7 +39,7 @@ static bool vmpf_prefetch_room(struct vmpf_restore *rst)
 	struct mem_cgroup *memcg;
 	unsigned long limit;
 
-	for (memcg = rst->memcg; memcg; memcg = parent_mem_cgroup(memcg)) {
+	for (memcg = vmpf_restore_memcg(rst); memcg; memcg = parent_mem_cgroup(memcg)) {
 		limit = min(READ_ONCE(memcg->memory.max), READ_ONCE(memcg->memory.high));
 		if (limit == PAGE_COUNTER_MAX)
 			continue;
@@ -58,8 +58,10 @@ static bool vmpf_prefetch_room(struct vmpf_restore *rst)
  */
 static bool vmpf_prefetch_vmm_gone(struct vmpf_restore *rst)
 {
-	return test_bit(MMF_OOM_REAP_QUEUED, &rst->mm->flags) ||
-	       test_bit(MMF_OOM_SKIP, &rst->mm->flags);
+	struct mm_struct *mm = vmpf_restore_mm(rst);
+
+	return test_bit(MMF_OOM_REAP_QUEUED, &mm->flags) ||
+	       test_bit(MMF_OOM_SKIP, &mm->flags);
 }
 
 static void vmpf_prefetch_set_held(struct vmpf_restore *rst, bool held)
@@ -153,6 +155,8 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 	unsigned int n, i;
 	u64 idx;
 
+	/* Its reads count against the VMM's io.max and io.weight. */
+	vmpf_charge_io(vmpf_restore_mm(rst));
 	for (idx = 0; idx < rst->total_pages; idx++) {
 		if (!(idx % 4096))
 			cond_resched();
@@ -201,8 +205,6 @@ int vmpf_prefetch_thread(void *arg)
 	long r;
 
 	set_user_nice(current, MAX_NICE);
-	/* Its reads count against the VMM's io.max and io.weight. */
-	vmpf_charge_io(rst->mm);
 
 	/* The distinct rounds present, to walk them from the latest down. */
 	rounds = bitmap_zalloc(U16_MAX + 1, GFP_KERNEL);

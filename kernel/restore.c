@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Restore sessions: open a committed page file, describe it, map guest RAM
- * from it, steer the prefetch, report, and the session's lifetime.  The
- * fault path is in fault.c, the prefetch in prefetch.c.
+ * Restore sessions: open a committed page file, describe it, steer the
+ * prefetch, report, and the session's lifetime.  Mapping guest RAM and the
+ * fault path are in fault.c, guest memory in guestmem.c, the prefetch in
+ * prefetch.c.
  */
 #include <linux/file.h>
 #include <linux/kthread.h>
@@ -44,6 +45,10 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 		mem_cgroup_put(rst->memcg);
 	if (rst->mm)
 		mmdrop(rst->mm);
+	if (rst->map_memcg)
+		mem_cgroup_put(rst->map_memcg);
+	if (rst->map_mm)
+		mmdrop(rst->map_mm);
 	atomic64_sub(rst->mem_bytes, &vmpf_counters.mem_bytes);
 	kfree(rst);
 }
@@ -328,35 +333,6 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 	}
 	if (copy_to_user(uarg, &st, sizeof(st)))
 		return -EFAULT;
-	return 0;
-}
-
-/*
- * Guest RAM: the session's guest-memory object (guestmem.c) is what gets
- * mapped, with fault.c's handler in front of tmpfs's.
- */
-int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
-{
-	u64 pages = vma_pages(vma);
-	int ret;
-
-	if (!(vma->vm_flags & VM_SHARED))
-		return -EINVAL;
-	if (vma->vm_pgoff >= rst->total_pages || pages > rst->total_pages - vma->vm_pgoff)
-		return -EINVAL;
-	/*
-	 * Guest RAM is fixed in size; a child process gets no copy of it, and
-	 * a core dump of the VMM does not read the whole image.  No huge
-	 * mapping while pages are filled one by one.
-	 */
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP | VM_NOHUGEPAGE);
-	ret = vmpf_guestmem_mmap(rst, vma);
-	if (ret)
-		return ret;
-	vma->vm_ops = &vmpf_restore_vm_ops;
-	vma->vm_private_data = rst;
-	/* The VMA's reference to the session (vmpf_restore_vm_close()). */
-	get_file(rst->file);
 	return 0;
 }
 

@@ -24,7 +24,7 @@
  * Locking: @store_sem is taken for reading around each read of the page
  * file and for writing when the session lets go of the file at completion.
  * @lock (spinlock) protects the prefetch controls, @message, @first_bad,
- * @complete_ns, @prefetch_held and @held_logged.  Counters are atomics.
+ * @complete_ns, @prefetch_held, @held_logged and the setting of @map_mm.  Counters are atomics.
  */
 #ifndef _VMPF_RESTORE_H
 #define _VMPF_RESTORE_H
@@ -46,8 +46,11 @@ struct vmpf_restore {
 	u64 data_off;
 	void *state;			/* vzalloc()ed device state */
 	size_t state_len;
-	struct mem_cgroup *memcg;	/* the VMM's: prefetched pages are its */
-	struct mm_struct *mm;		/* the VMM's, mmgrab()ed: its io cgroup */
+	struct mem_cgroup *memcg;	/* the opener's: see vmpf_restore_memcg() */
+	struct mm_struct *mm;		/* the opener's, mmgrab()ed */
+	/* the first other process to map guest RAM (QEMU after vmpf-ctl): */
+	struct mm_struct *map_mm;	/* set once, under @lock, mmgrab()ed */
+	struct mem_cgroup *map_memcg;	/* set before @map_mm is published */
 	u64 open_ns;
 	u64 mem_bytes;
 
@@ -101,6 +104,26 @@ static inline void *vmpf_inflight_key(struct vmpf_restore *rst, u64 idx)
 	return &rst->inflight[BIT_WORD(idx)];
 }
 
+/*
+ * The VMM whose memory guest RAM is: the first process other than the
+ * opener to map it (vmpf-ctl opens, QEMU maps), else the opener.  Restored
+ * pages are charged to its memory cgroup, page-file reads to its io
+ * cgroup, and the prefetch watches it for the OOM killer.
+ */
+static inline struct mm_struct *vmpf_restore_mm(struct vmpf_restore *rst)
+{
+	/* Pairs with the release in vmpf_restore_mmap(). */
+	struct mm_struct *mm = smp_load_acquire(&rst->map_mm);
+
+	return mm ? mm : rst->mm;
+}
+
+static inline struct mem_cgroup *vmpf_restore_memcg(struct vmpf_restore *rst)
+{
+	/* Pairs with the release in vmpf_restore_mmap(): @map_memcg first. */
+	return smp_load_acquire(&rst->map_mm) ? rst->map_memcg : rst->memcg;
+}
+
 /* Page @idx is the object's: filled, or a hole was punched over it. */
 static inline bool vmpf_filled(struct vmpf_restore *rst, u64 idx)
 {
@@ -118,8 +141,6 @@ int vmpf_restore_discard(struct vmpf_restore *rst, loff_t off, loff_t len);
 int vmpf_guestmem_create(struct vmpf_restore *rst);
 void vmpf_guestmem_put(struct vmpf_restore *rst);
 int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
-long vmpf_guestmem_fallocate(struct vmpf_restore *rst, int mode, loff_t off,
-			     loff_t len);
 
 /* prefetch.c */
 int vmpf_prefetch_thread(void *arg);

@@ -14,9 +14,9 @@
  *   pagefile.c  the page-file format: layout, superblock, commit record
  *   storage.c   direct I/O to the page file (block device or regular file)
  *   restore.c   restore sessions: open, info, status, prefetch control,
- *               mmap, and their lifetime
- *   fault.c     the fault path: a guest page read from the page file, in
- *               the kernel, on first access
+ *               and their lifetime
+ *   fault.c     mapping guest RAM and the fault path: a guest page read
+ *               from the page file, in the kernel, on first access
  *   prefetch.c  the background prefetch of the pages not yet touched
  *   node.c      a device node per restore session, for VMMs that open
  *               guest memory by path (QEMU)
@@ -181,7 +181,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg);
-int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
+int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);	/* fault.c */
 __poll_t vmpf_restore_poll(struct vmpf_restore *rst);
 void vmpf_restore_release(struct vmpf_restore *rst);
 

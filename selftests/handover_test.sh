@@ -42,6 +42,15 @@ counters() { vmpf-ctl version --json 2>/dev/null | grep -o '"open_files":.*'; }
 # 1: RAM in a memfd; the module takes no part.
 c0=$(counters)
 old_vmm $t/old1 --memfd --ram 64M --vcpus 2
+if has "$(cat $t/old1)" 'cannot listen on.*\(not implemented\|not supported\)'; then
+	wait $old
+	for name in memfd_guest_taken_over restored_guest_taken_over_nothing_read \
+		    session_gone_with_new_vmm failed_takeover_leaves_guest_running; do
+		skip $name "no Unix sockets in this kernel"
+	done
+	rm -rf $t
+	exit 0
+fi
 new=$(vmpf-ctl handover --pid $old -- vmpf-vm --verify $t/at-pause --seconds 1 --json 2>$t/err1)
 rc=$?
 wait $old

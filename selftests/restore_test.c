@@ -945,4 +945,68 @@ out:
 	close(pagemap);
 }
 
+/*
+ * remap_file_pages() maps a VMA's file again: the tmpfs object.  Its pages
+ * must still come through the restore (filled from the page file), never
+ * as tmpfs's zero pages.
+ */
+TEST_F(rst, remap_file_pages_still_restores)
+{
+	int i;
+
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->dev, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	ASSERT_EQ(0, remap_file_pages(self->map, 16 * 4096, 0, 32, 0)) TH_LOG("%s", strerror(errno));
+	for (i = 0; i < 16; i++)
+		ASSERT_TRUE(check_page(self->map + i * 4096, 32 + i)) TH_LOG("page %d", 32 + i);
+	for (i = 16; i < 48; i++)
+		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
+}
+
+/*
+ * shmem_enabled=force (a debugging switch) makes tmpfs hand out huge
+ * pages, which would be mapped whole: pages to be read from the page file
+ * are refused (SIGBUS), never shown as zeros.  A zero page needs no fill:
+ * tmpfs gives it a small page (the mapping is VM_NOHUGEPAGE) and it reads
+ * zero.
+ */
+#define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+TEST_F(rst, forced_huge_pages_refused)
+{
+	struct vmpf_restore_status st;
+	char old[128] = "", *sel, *end;
+	int fd, forced;
+
+	fd = open(SHMEM_ENABLED, O_RDWR);
+	if (fd < 0)
+		SKIP(return, "no %s", SHMEM_ENABLED);
+	ASSERT_LT(0, read(fd, old, sizeof(old) - 1));
+	sel = strchr(old, '[');
+	end = sel ? strchr(sel, ']') : NULL;
+	ASSERT_NE(NULL, end);
+	*end = 0;
+	forced = write(fd, "force", 5) == 5;
+	close(fd);
+	if (!forced)
+		SKIP(return, "cannot write 'force' to %s", SHMEM_ENABLED);
+	ASSERT_EQ(0, OPEN(self));
+	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
+	EXPECT_NE(MAP_FAILED, self->map);
+	if (self->map != MAP_FAILED) {
+		EXPECT_TRUE(touch_sigbus(self->map + 4 * 4096));	/* data */
+		EXPECT_TRUE(touch_sigbus(self->map + 301 * 4096));	/* another data page */
+		EXPECT_FALSE(touch_sigbus(self->map + 5 * 4096));	/* zero */
+		EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
+	}
+	fd = open(SHMEM_ENABLED, O_WRONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ((ssize_t)strlen(sel + 1), write(fd, sel + 1, strlen(sel + 1)));
+	close(fd);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(2, st.bad_pages);
+	EXPECT_NE(NULL, strstr((char *)st.message, "huge page"));
+}
+
 TEST_HARNESS_MAIN
