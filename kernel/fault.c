@@ -397,11 +397,28 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	}
 
 	/*
+	 * A retried fault that still finds no page tries once with the lock
+	 * held, so that a page that cannot get memory (a memory cgroup at
+	 * its limit, tmpfs's commit limit) ends in VM_FAULT_OOM instead of
+	 * retries for ever; a read failing for the moment (a storage outage)
+	 * goes on below, without the lock.
+	 */
+	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) && (vmf->flags & FAULT_FLAG_TRIED)) {
+		ret = vmpf_restore_demand(rst, rst->file, idx);
+		if (vmpf_filled(rst, idx))
+			goto map;
+		if (test_bit(idx, rst->bad))
+			return VM_FAULT_SIGBUS;
+		if (ret == -ENOMEM)
+			return VM_FAULT_OOM;
+	}
+
+	/*
 	 * Sleeping for the read is safe here: the mm lock (or the VMA lock)
 	 * is dropped first and the fault retried, as filemap_fault() does,
 	 * and the file reference keeps the session alive meanwhile.
 	 */
-	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) && !(vmf->flags & FAULT_FLAG_TRIED)) {
+	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
 		struct file *file = get_file(rst->file);
 
 		release_fault_lock(vmf);
@@ -412,10 +429,8 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 
 	/*
 	 * A fault that may not retry (get_user_pages() without a way to
-	 * unlock: ptrace, /proc/PID/mem), or a retried one that still finds
-	 * no page (no memory for it, an interrupted read: bounded, it must
-	 * not retry for ever), sleeps with the mm lock held, as
-	 * filemap_fault() may; it takes no lock for the read (a worker
+	 * unlock: ptrace, /proc/PID/mem) sleeps with the mm lock held, as
+	 * filemap_fault() then does; it takes no lock for the read (a worker
 	 * reads a regular page file, a block device's read takes none).  A
 	 * read that failed for the moment (the storage in an outage, see
 	 * storage.c; another task's read interrupted) is tried again until

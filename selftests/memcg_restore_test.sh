@@ -64,22 +64,27 @@ else notok session_freed_no_more_oom "$v" "OOM killer invoked $invoked times" \
 echo "# oom killer invoked $invoked time(s); session freed after $((i / 10)).$((i % 10)) s"
 
 # With swap: runs on, swapping; compaction in the middle of its run.
-vmstat() { sed -n "s/^$1 //p" /proc/vmstat; }
+vmstat() { v=$(sed -n "s/^$1 //p" /proc/vmstat); echo "${v:-0}"; }
 if ! { mkswap /dev/ram1 > /dev/null 2>&1 && swapon /dev/ram1; }; then
 	echo "ok 3 memcg.swaps_under_limit # SKIP no swap on /dev/ram1"
 else
 	echo max > $VCG/memory.swap.max 2>/dev/null
 	dmesg -c > /dev/null
 	out0=$(vmstat pswpout) mig0=$(vmstat pgmigrate_success)
+	out0=${out0:-0} mig0=${mig0:-0}
 	sh -c "echo \$\$ > $VCG/cgroup.procs && exec vmpf-vm --restore $PF --verify $t/s --seconds 3 --json" \
 		> $t/out 2>&1 &
 	pid=$!
 	sleep 2
+	# Swapped-out memory of the cgroup now (a kernel without vm event
+	# counters has no pswpout).
+	swcur=$(cat $VCG/memory.swap.current 2>/dev/null || echo 0)
 	echo 1 > /proc/sys/vm/compact_memory
 	wait $pid
 	rc=$?
 	kills=$(sed -n 's/^oom_kill \([0-9]*\)/\1/p' $VCG/memory.events)
 	swapped=$(($(vmstat pswpout) - out0)) moved=$(($(vmstat pgmigrate_success) - mig0))
+	[ $swapped -gt 0 ] || swapped=$((swcur / 4096))
 	held=$(dmesg | grep -c 'memory cgroup is near its limit')
 	echo "# restore with swap: rc=$rc, oom_kill $kills, $swapped pages swapped out," \
 		"$moved pages migrated, prefetch waits logged $held"
