@@ -521,9 +521,12 @@ int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 	/*
 	 * Guest RAM is fixed in size; a child process gets no copy of it, and
 	 * a core dump of the VMM does not read the whole image.  No huge
-	 * mapping while pages are filled one by one.  VM_DONTEXPAND also
-	 * keeps khugepaged away (it would fill holes not restored yet with
-	 * zeros), and makes mlock() skip the mapping.
+	 * mapping while pages are filled one by one.  VM_DONTEXPAND (a
+	 * VM_SPECIAL flag) also keeps khugepaged and MADV_COLLAPSE away: a
+	 * collapse fills holes not restored yet with zeros, and
+	 * MADV_COLLAPSE ignores the mount's huge=never and, after QEMU's
+	 * MADV_HUGEPAGE, VM_NOHUGEPAGE too.  It makes mlock() skip the
+	 * mapping (QEMU's mem-lock=on does not lock restored memory).
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP | VM_NOHUGEPAGE);
 	ret = vmpf_guestmem_mmap(rst, vma);
