@@ -402,9 +402,25 @@ TEST(restore_status_text)
 	ctl_print_restore_status(f, &st, 0);
 	fclose(f);
 	EXPECT_NE(NULL, strstr(buf, "restore    complete, prefetch not running\n"));
-	EXPECT_NE(NULL, strstr(buf, "pages      10 of 10 resident: 4 on demand, 6 prefetched, 2 zero\n"));
+	EXPECT_NE(NULL, strstr(buf, "pages      10 of 10 restored: 4 on demand, 6 prefetched, 2 zero, "
+				    "0 discarded\n"));
 	EXPECT_NE(NULL, strstr(buf, "complete   after 1.500 s\n"));
 	EXPECT_NE(NULL, strstr(buf, "waits by latency: <2us:1 <16us:2 >=32768us:1\n"));
+	free(buf);
+
+	/* The prefetch waiting for memory says so; JSON carries both. */
+	st.phase = VMPF_RESTORE_RUNNING;
+	st.prefetching = 1;
+	st.prefetch_held = 1;
+	st.discarded = 3;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ctl_print_restore_status(f, &st, 0);
+	ctl_print_restore_status(f, &st, 1);
+	fclose(f);
+	EXPECT_NE(NULL, strstr(buf, "prefetch waiting: the memory cgroup is near its limit\n"));
+	EXPECT_NE(NULL, strstr(buf, "3 discarded\n"));
+	EXPECT_NE(NULL, strstr(buf, "\"discarded\":3,\"prefetch_held\":true,"));
 	free(buf);
 }
 
