@@ -41,15 +41,15 @@ VMPF_GUEST_MEM=$(( 1280 + 3 * MIB )) VMPF_SHARED_DISK=$OUT/disk.img \
 res=$(tr -d '\r' < "$OUT/guest/result.log")
 echo "$res" | grep -v '^VMPF-\|^BENCH-'
 j() { echo "$res" | sed -n "s/^BENCH-JSON-$1 //p" | head -n 1; }
-printf '{"kernel":"%s","crc":%s,"block":%s,"file":%s,"switchover":%s,"slowdown":%s,"converge":%s,"zero":%s,"handover":%s}\n' \
+printf '{"kernel":"%s","crc":%s,"block":%s,"file":%s,"switchover":%s,"slowdown":%s,"converge":%s,"zero":%s,"handover":%s,"resume":%s}\n' \
 	"$k" "$(j CRC)" "$(j BLOCK)" "$(j FILE)" "$(j SWITCHOVER)" "$(j SLOWDOWN)" "$(j CONVERGE)" "$(j ZERO)" \
-	"$(j HANDOVER)" \
+	"$(j HANDOVER)" "$(j RESUME)" \
 	> "$OUT/bench.json"
 if ! echo "$res" | grep -q '^VMPF-BENCH-END 0$'; then
 	echo "$res" | tail -n 20
 	die "the benchmark failed (logs in $OUT/guest)"
 fi
-for part in BLOCK FILE SWITCHOVER SLOWDOWN CONVERGE ZERO HANDOVER; do
+for part in BLOCK FILE SWITCHOVER SLOWDOWN CONVERGE ZERO HANDOVER RESUME; do
 	[ -n "$(j $part)" ] || die "no $part figures (logs in $OUT/guest)"
 done
 if grep -aEq 'WARNING:|BUG:|Oops|Call Trace:' "$OUT/guest/console.log"; then

@@ -133,6 +133,8 @@ struct opts {
 	int memfd, handover;		/* --memfd, --handover */
 	const char *take_over;		/* --take-over PATH */
 	uint64_t handover_ns;		/* the new VMM: pause to resume */
+	double open_t;			/* --restore: when RESTORE_OPEN was issued */
+	uint64_t resume_ns;		/* --restore: from RESTORE_OPEN to the vCPUs running */
 	int session;			/* taken over: RAM is a restore session's */
 	struct vmpf_restore_status rst;	/* the restore's outcome */
 	uint64_t max_rounds, target_pages, downtime_ms;
@@ -402,6 +404,14 @@ static int fail(struct vm *vm, const char *what)
 	return EXIT_FAIL;
 }
 
+static double mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void sleep_seconds(double sec)
 {
 	struct timespec ts = {
@@ -491,6 +501,7 @@ static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *sta
 	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
 		   (o->sequential ? VMPF_RESTORE_SEQUENTIAL : 0);
 	ro.prefetch_rate = o->prefetch_rate;
+	o->open_t = mono_seconds();
 	ret = __vmpf_ioctl(fd, VMPF_IOC_RESTORE_OPEN, &ro);
 	close(target);
 	if (ret) {
@@ -573,14 +584,6 @@ struct migration {
 	double vcpu_rate[VM_MAX_VCPUS], vcpu_precopy_rate[VM_MAX_VCPUS];
 	int ready_seen, not_converging_seen;
 };
-
-static double mono_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *phase_name(uint64_t phase)
 {
@@ -950,11 +953,12 @@ static void print_report(struct vm *vm, struct opts *o, struct migration *m,
 		if (o->restore || o->session) {
 			const struct vmpf_restore_status *r = &o->rst;
 
-			printf(",\"restore\":{\"complete\":%s,\"total\":%llu,\"resident\":%llu,"
+			printf(",\"restore\":{\"resume_ns\":%" PRIu64 ",\"complete\":%s,"
+			       "\"total\":%llu,\"resident\":%llu,"
 			       "\"demand\":%llu,\"prefetched\":%llu,\"zero\":%llu,\"bad\":%llu,"
 			       "\"io_errors\":%llu,\"crc_errors\":%llu,\"complete_ns\":%llu,"
 			       "\"mem_bytes\":%llu,\"io_retries\":%llu,\"discarded\":%llu}",
-			       r->phase == VMPF_RESTORE_COMPLETE ? "true" : "false",
+			       o->resume_ns, r->phase == VMPF_RESTORE_COMPLETE ? "true" : "false",
 			       (unsigned long long)r->total_pages, (unsigned long long)r->resident,
 			       (unsigned long long)r->demand_pages, (unsigned long long)r->prefetched,
 			       (unsigned long long)r->zero_pages, (unsigned long long)r->bad_pages,
@@ -1207,6 +1211,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vm_resume(&vm);
+	if (o.restore)
+		o.resume_ns = (mono_seconds() - o.open_t) * 1e9;
 	if (ho_sock >= 0) {
 		/* Resumed: the old VMM may go.  Pause to resume, on one clock. */
 		o.handover_ns = mono_seconds() * 1e9 - pause_ns;

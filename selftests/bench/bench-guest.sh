@@ -135,7 +135,7 @@ for mode in auto manual initset; do
 done
 echo "BENCH-JSON-SLOWDOWN {$js}"
 
-# 7. A guest that out-dirties its storage (dm-delay holds each request of
+# 6. A guest that out-dirties its storage (dm-delay holds each request of
 # the page file 20 ms: about 12 MB/s), with and without the throttle the
 # session asks for: rounds, final round, switch-over, guest store rate.
 echo "== a guest dirtying 8 MiB at 8000 pages/s into slow storage (20 ms a request)"
@@ -167,7 +167,7 @@ else
 fi
 echo "BENCH-JSON-CONVERGE {$js}"
 
-# 6. A guest that is 90 % zero pages: what pre-copy writes, and how long.
+# 7. A guest that is 90 % zero pages: what pre-copy writes, and how long.
 echo "== a 64 MiB guest, 90 % zero pages"
 out=$(vmpf-vm --ram 64M --working-set 6553K --rate 4000 --seconds 0.3 \
 	--migrate-to /dev/vda --json 2>&1)
@@ -183,7 +183,7 @@ else
 	fail "the 90 % zero guest did not migrate"
 fi
 
-# 7. Same-host handover (vmpf-ctl handover): pause to resume in the new VMM
+# 8. Same-host handover (vmpf-ctl handover): pause to resume in the new VMM
 # for a 64 MiB and a 1 GiB guest in a memfd; nothing of RAM is copied, so
 # the ratio should stay near 1.
 echo "== same-host handover (pause to resume), 2 vCPUs dirtying 4 MiB at 4000 pages/s"
@@ -219,4 +219,33 @@ for mib in 64 1024; do
 	ho0=${ho0:-$1}
 done
 echo "BENCH-JSON-HANDOVER [$js]"
+
+# 9. Time to first instruction of a lazy restore: from RESTORE_OPEN to the
+# vCPUs running (vmpf-vm --restore, no prefetch), 64 MiB against 1 GiB.
+echo "== lazy restore: RESTORE_OPEN to the guest running, no prefetch"
+js="" r0=""
+for mib in 64 1024; do
+	[ "$mib" -le "$SWMAX" ] || continue
+	out=$(vmpf-vm --ram ${mib}M --vcpus 2 --working-set 4M --rate 4000 --seconds 0.3 \
+		--downtime 1 --migrate-to /dev/vda --json 2>&1)
+	if ! echo "$out" | grep -q '"committed":true'; then
+		fail "migrating a $mib MiB guest for the restore figure failed"
+		continue
+	fi
+	: > /tmp/ttfi.ns
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		r=$((r + 1))
+		out=$(vmpf-vm --restore /dev/vda --no-prefetch --seconds 0.2 --json 2>&1)
+		json resume_ns >> /tmp/ttfi.ns
+	done
+	set -- $(stats < /tmp/ttfi.ns)
+	awk -v m="$mib" -v a="$1" -v b="$2" -v c="$3" 'BEGIN {
+		printf "  %5d MiB guest  %8.1f ms [%.1f-%.1f]\n", m, a / 1e6, b / 1e6, c / 1e6 }'
+	js="$js${js:+,}{\"mib\":$mib,\"resume_ns\":$1,\"resume_ns_min\":$2,\"resume_ns_max\":$3}"
+	[ -n "$r0" ] && awk -v a="$r0" -v b="$1" -v m="$mib" 'BEGIN {
+		if (a > 0) printf "  ratio %d MiB / 64 MiB: %.2f (goal <= 1.2)\n", m, b / a }'
+	r0=${r0:-$1}
+done
+echo "BENCH-JSON-RESUME [$js]"
 echo "VMPF-BENCH-END $rc"
