@@ -49,6 +49,16 @@ static inline void release_fault_lock(struct vm_fault *vmf)
 #endif
 
 /*
+ * 6.3: inode operations take the mount's idmapping, not a user namespace:
+ * struct vmpf_idmap is whichever the kernel passes.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define vmpf_idmap	user_namespace
+#else
+#define vmpf_idmap	mnt_idmap
+#endif
+
+/*
  * 6.7: vfs_iocb_iter_write() takes freeze protection itself; before, the
  * caller did.  Call vmpf_iocb_iter_write() instead.
  */

@@ -67,6 +67,7 @@ static const struct vmpf_ioctl_desc {
 	{ VMPF_IOC_VM_MEMSLOTS,		VMPF_FEATURE_EXTERNAL, vmpf_vm_memslots },
 	{ VMPF_IOC_RESTORE_NODE,	VMPF_FEATURE_RESTORE | VMPF_FEATURE_EXTERNAL,
 					vmpf_restore_node },
+	{ VMPF_IOC_RESTORE_MEMFD,	VMPF_FEATURE_RESTORE, vmpf_restore_memfd },
 };
 
 /* The ioctls a descriptor accepts once the handshake agreed on @features. */

@@ -46,10 +46,13 @@
  * dropped by __fput()); when the session goes, the inode gets tmpfs's
  * operations back for any later open.
  *
- * Root can open the object again through /proc/PID/map_files/: such an
- * open is refused while the restore runs (it could read or map a page
- * before it is filled, or write one that the fill then overwrites), and
- * allowed once every page is in.
+ * The object can be opened again (VMPF_IOC_RESTORE_MEMFD gives a
+ * descriptor, which QEMU reopens through /proc/self/fd/N; root can use
+ * /proc/PID/map_files/): while the restore runs, such a file maps through
+ * the fault handler and punches holes through the hook above, and its
+ * read(), write(), splice and size changes are refused (EBUSY: they would
+ * read a page before its fill, or write one the fill then overwrites).
+ * Once every page is in, it is ordinary tmpfs.
  */
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -68,7 +71,8 @@ static struct file_operations vmpf_shm_fops;
 static long (*vmpf_shmem_fallocate)(struct file *file, int mode, loff_t off,
 				    loff_t len);
 
-static int (*vmpf_shmem_open)(struct inode *inode, struct file *file);
+static struct inode_operations vmpf_shm_iops;
+static const struct inode_operations *vmpf_shmem_iops;
 
 /*
  * Protects the @private_data of the objects' address spaces: the session,
@@ -131,19 +135,63 @@ static int vmpf_shm_mmap(struct file *file, struct vm_area_struct *vma)
 	return ret;
 }
 
-static int vmpf_shm_open(struct inode *inode, struct file *file)
+/* The session of @mapping's object is still filling it. */
+static bool vmpf_shm_restoring(struct address_space *mapping)
 {
 	struct vmpf_restore *rst;
-	int ret = 0;
+	bool busy;
 
 	down_read(&vmpf_shm_sem);
-	rst = vmpf_mapping_private(inode->i_mapping);
-	if (rst && atomic64_read(&rst->resident) < rst->total_pages)
-		ret = -EBUSY;
+	rst = vmpf_mapping_private(mapping);
+	busy = rst && atomic64_read(&rst->resident) < rst->total_pages;
 	up_read(&vmpf_shm_sem);
-	if (ret)
-		return ret;
-	return vmpf_shmem_open ? vmpf_shmem_open(inode, file) : 0;
+	return busy;
+}
+
+/*
+ * read(), write() and splice see or change pages behind the fault
+ * handler's back: refused until every page is in (a page not restored
+ * would read as zero; a write would be overwritten by its fill).
+ */
+static ssize_t vmpf_shm_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	if (vmpf_shm_restoring(iocb->ki_filp->f_mapping))
+		return -EBUSY;
+	return vmpf_shmem_fops->read_iter(iocb, to);
+}
+
+static ssize_t vmpf_shm_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	if (vmpf_shm_restoring(iocb->ki_filp->f_mapping))
+		return -EBUSY;
+	return vmpf_shmem_fops->write_iter(iocb, from);
+}
+
+static ssize_t vmpf_shm_splice_read(struct file *in, loff_t *ppos,
+				    struct pipe_inode_info *pipe, size_t len,
+				    unsigned int flags)
+{
+	if (vmpf_shm_restoring(in->f_mapping))
+		return -EBUSY;
+	return vmpf_shmem_fops->splice_read(in, ppos, pipe, len, flags);
+}
+
+static ssize_t vmpf_shm_splice_write(struct pipe_inode_info *pipe, struct file *out,
+				     loff_t *ppos, size_t len, unsigned int flags)
+{
+	if (vmpf_shm_restoring(out->f_mapping))
+		return -EBUSY;
+	return vmpf_shmem_fops->splice_write(pipe, out, ppos, len, flags);
+}
+
+/* Nor may the object change size under the fills. */
+static int vmpf_shm_setattr(struct vmpf_idmap *idmap, struct dentry *dentry,
+			    struct iattr *attr)
+{
+	if ((attr->ia_valid & ATTR_SIZE) &&
+	    vmpf_shm_restoring(d_inode(dentry)->i_mapping))
+		return -EBUSY;
+	return vmpf_shmem_iops->setattr(idmap, dentry, attr);
 }
 
 int vmpf_guestmem_create(struct vmpf_restore *rst)
@@ -157,8 +205,9 @@ int vmpf_guestmem_create(struct vmpf_restore *rst)
 	/* Dropped by __fput()'s fops_put(): the object pins the module. */
 	__module_get(THIS_MODULE);
 	f->f_op = &vmpf_shm_fops;
-	/* Later opens (map_files) get ours too, with a module reference. */
+	/* Later opens (/proc/self/fd/N, map_files) get ours too. */
 	file_inode(f)->i_fop = &vmpf_shm_fops;
+	file_inode(f)->i_op = &vmpf_shm_iops;
 	vmpf_mapping_private(f->f_mapping) = rst;
 	rst->shm = f;
 	return 0;
@@ -175,6 +224,7 @@ void vmpf_guestmem_put(struct vmpf_restore *rst)
 	down_write(&vmpf_shm_sem);
 	vmpf_mapping_private(rst->shm->f_mapping) = NULL;
 	file_inode(rst->shm)->i_fop = vmpf_shmem_fops;
+	file_inode(rst->shm)->i_op = vmpf_shmem_iops;
 	up_write(&vmpf_shm_sem);
 	fput(rst->shm);
 }
@@ -218,15 +268,26 @@ int __init vmpf_guestmem_init(void)
 		return PTR_ERR(f);
 	}
 	vmpf_shmem_fops = f->f_op;
+	vmpf_shmem_iops = file_inode(f)->i_op;
 	vmpf_shm_fops = *f->f_op;
+	vmpf_shm_iops = *vmpf_shmem_iops;
 	fput(f);
 	vmpf_shmem_fallocate = vmpf_shm_fops.fallocate;
-	vmpf_shmem_open = vmpf_shm_fops.open;
 	vmpf_shmem_mmap = vmpf_shm_fops.mmap;
 	vmpf_shm_fops.owner = THIS_MODULE;
 	vmpf_shm_fops.fallocate = vmpf_shm_fallocate;
-	vmpf_shm_fops.open = vmpf_shm_open;
 	vmpf_shm_fops.mmap = vmpf_shm_mmap;
+	/* Wrapped where tmpfs has them (it does, with CONFIG_TMPFS). */
+	if (vmpf_shm_fops.read_iter)
+		vmpf_shm_fops.read_iter = vmpf_shm_read_iter;
+	if (vmpf_shm_fops.write_iter)
+		vmpf_shm_fops.write_iter = vmpf_shm_write_iter;
+	if (vmpf_shm_fops.splice_read)
+		vmpf_shm_fops.splice_read = vmpf_shm_splice_read;
+	if (vmpf_shm_fops.splice_write)
+		vmpf_shm_fops.splice_write = vmpf_shm_splice_write;
+	if (vmpf_shm_iops.setattr)
+		vmpf_shm_iops.setattr = vmpf_shm_setattr;
 	return 0;
 }
 

@@ -336,6 +336,31 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 	return 0;
 }
 
+long vmpf_restore_memfd(struct vmpf_file *vf, void __user *uarg)
+{
+	struct vmpf_restore *rst = vmpf_restore_get(vf);
+	struct vmpf_restore_memfd m;
+	int fd;
+
+	if (copy_from_user(&m, uarg, sizeof(m)))
+		return -EFAULT;
+	if (m.flags || m.reserved[0] || m.reserved[1] || m.reserved[2])
+		return -EINVAL;
+	if (!rst)
+		return -ENOENT;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	m.fd = fd;
+	if (copy_to_user(uarg, &m, sizeof(m))) {
+		put_unused_fd(fd);
+		return -EFAULT;
+	}
+	/* The session's own file of the object: guestmem.c's operations. */
+	fd_install(fd, get_file(rst->shm));
+	return 0;
+}
+
 __poll_t vmpf_restore_poll(struct vmpf_restore *rst)
 {
 	__poll_t mask = 0;

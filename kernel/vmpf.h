@@ -181,6 +181,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_info(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_prefetch(struct vmpf_file *vf, void __user *uarg);
 long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg);
+long vmpf_restore_memfd(struct vmpf_file *vf, void __user *uarg);
 int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);	/* fault.c */
 __poll_t vmpf_restore_poll(struct vmpf_restore *rst);
 void vmpf_restore_release(struct vmpf_restore *rst);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -865,35 +866,59 @@ TEST_F(rst, hole_racing_prefetch)
 }
 
 /*
- * Root can reopen the object through map_files: refused while pages are
- * still to be filled (it would see or write them before the fill), and
- * the restored memory once complete.
+ * The object's descriptor (VMPF_IOC_RESTORE_MEMFD), reopened through
+ * /proc/self/fd/N as QEMU's memory-backend-file does: its mapping restores
+ * pages, its punched holes (QEMU's balloon) count pages as restored and
+ * zero, and read(), write() and ftruncate() wait for the restore's end
+ * (EBUSY), after which it is ordinary tmpfs.
  */
-TEST_F(rst, object_reopen_refused_while_restoring)
+TEST_F(rst, memfd_reopened_like_qemu)
 {
+	struct vmpf_restore_memfd mf = { 0 };
 	struct vmpf_restore_status st;
 	unsigned char buf[4096];
-	char path[96];
+	unsigned char *map;
+	char path[64];
 	int fd, i;
 
 	ASSERT_EQ(0, OPEN(self));
-	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 self->dev, 0);
-	ASSERT_NE(MAP_FAILED, self->map);
-	object_path(self->map, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	EXPECT_EQ(-1, fd);
-	EXPECT_EQ(EBUSY, errno);
-	if (fd >= 0)
-		close(fd);
-	for (i = 0; i < TOTAL_PAGES; i++)
-		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
-	ASSERT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
+	mf.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_MEMFD, &mf));
+	mf.reserved[1] = 0;
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_MEMFD, &mf));
+	snprintf(path, sizeof(path), "/proc/self/fd/%llu", (unsigned long long)mf.fd);
 	fd = open(path, O_RDWR);
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
+	close(mf.fd);
+	EXPECT_EQ(TOTAL_PAGES * 4096L, lseek(fd, 0, SEEK_END));
+	EXPECT_EQ(-1, pread(fd, buf, 4096, 7 * 4096));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, pwrite(fd, buf, 4096, 7 * 4096));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ftruncate(fd, 4096));
+	EXPECT_EQ(EBUSY, errno);
+
+	map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	EXPECT_TRUE(check_page(map + 4 * 4096, 4));
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 20 * 4096,
+			       10 * 4096)) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(-1, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 40 * 4096 + 100,
+				4096));
+	EXPECT_EQ(EINVAL, errno);
+	rstatus(self->dev, &st);
+	EXPECT_EQ(10, st.discarded);
+	EXPECT_EQ(1, st.demand_pages);
+	for (i = 20; i < 30; i++)
+		ASSERT_TRUE(page_is_clear(map + i * 4096)) TH_LOG("page %d", i);
+	for (i = 0; i < TOTAL_PAGES; i++)
+		if (i < 20 || i >= 30)
+			ASSERT_TRUE(check_page(map + i * 4096, i)) TH_LOG("page %d", i);
+	rstatus(self->dev, &st);
+	ASSERT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(4096, pread(fd, buf, 4096, 7 * 4096));
 	EXPECT_TRUE(check_page(buf, 7));
+	munmap(map, TOTAL_PAGES * 4096);
 	close(fd);
 }
 

@@ -11,7 +11,7 @@
  * memslots of the backend through QEMU's KVM descriptor (taken with
  * pidfd_getfd); the page file holds the backend's pages in the backend's
  * order, holes (memory no memslot maps) included, so that the destination
- * QEMU can map the whole backend from the restore session's device node.
+ * QEMU can map the whole backend from the restore session's guest memory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +46,7 @@
 #define KVM_MEM_LOG_DIRTY_PAGES	(1UL << 0)
 #define QEMU_STATE_MAX		(16ULL << 20)	/* room for QEMU's device state */
 #define QEMU_STATE_FD		200		/* -incoming fd: in the new QEMU */
+#define QEMU_RAM_FD		201		/* guest memory, open across exec */
 #define IGNORE_SHARED(on) \
 	"{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": " on "}]}"
 
@@ -884,7 +885,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	static struct vmpf_restore_region regs[VMPF_MAX_REGIONS];
 	struct vmpf_restore_open ro = { 0 };
 	struct vmpf_restore_info ri = { 0 };
-	struct vmpf_restore_node node = { 0 };
+	struct vmpf_restore_memfd memfd = { 0 };
 	struct vmpf_restore_status rs;
 	struct vmpf_api api;
 	char why[700], id[64], path[128], backend[400], tmpdir[] = "/tmp/vmpf-ctl.XXXXXX";
@@ -894,7 +895,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	int dev = -1, target, ret, obj, p[2] = { -1, -1 }, i, n, rc = CTL_EXIT_FAIL, wst;
 	pid_t child = -1;
 	void *state = NULL;
-	int complete = 0;
+	int complete = 0, ram_fd = -1;
 
 	signal(SIGPIPE, SIG_IGN);
 	ret = find_backend(o->qemu_argv, o->qemu_argc, &obj, id, sizeof(id));
@@ -942,23 +943,27 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	bytes = ro.total_pages * VMPF_PF_PAGE_SIZE;
-	ret = __vmpf_ioctl(dev, VMPF_IOC_RESTORE_NODE, &node);
+	/*
+	 * Guest memory's own descriptor, which QEMU reopens by path
+	 * (/proc/self/fd/N: QEMU 7.2 opens mem-path by name): a tmpfs file, so
+	 * that QEMU's discards (virtio-balloon, free page reporting) punch
+	 * holes in it; fallocate() on a device node fails with ENODEV.
+	 */
+	ret = __vmpf_ioctl(dev, VMPF_IOC_RESTORE_MEMFD, &memfd);
 	if (ret) {
-		vmpf_ioctl_error(VMPF_IOC_RESTORE_NODE, -ret, why, sizeof(why));
+		vmpf_ioctl_error(VMPF_IOC_RESTORE_MEMFD, -ret, why, sizeof(why));
 		goto out;
 	}
-	snprintf(path, sizeof(path), "/dev/%s", (char *)node.name);
-	/* devtmpfs makes the node; without it (a container), make it here. */
-	for (i = 0; i < 40 && access(path, F_OK); i++)
-		nap_ms(50);
-	if (access(path, F_OK) &&
-	    mknod(path, S_IFCHR | 0600, makedev(node.dev >> 32, node.dev & 0xffffffff))) {
-		snprintf(why, sizeof(why), "no device node %s for the restore session: %s", path,
-			 strerror(errno));
+	if (dup2((int)memfd.fd, QEMU_RAM_FD) < 0) {
+		snprintf(why, sizeof(why), "dup2: %s", strerror(errno));
+		close((int)memfd.fd);
 		goto out;
 	}
+	close((int)memfd.fd);
+	ram_fd = QEMU_RAM_FD;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", QEMU_RAM_FD);
 
-	/* QEMU's command line, with the RAM backend on the node and ours added. */
+	/* QEMU's command line, with the RAM backend on guest memory and ours added. */
 	if (!mkdtemp(tmpdir)) {
 		snprintf(why, sizeof(why), "mkdtemp: %s", strerror(errno));
 		goto out;
@@ -988,7 +993,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		printf("restore    %s: %llu MiB of guest RAM in %llu regions, device state %llu bytes\n",
 		       o->qemu, (unsigned long long)bytes >> 20, (unsigned long long)ri.nr_regions,
 		       (unsigned long long)ri.state_len);
-		printf("qemu       RAM backend '%s' mapped from %s\n", id, path);
+		printf("qemu       RAM backend '%s' mapped from the session's guest memory (%s)\n",
+		       id, path);
 		fflush(stdout);
 	}
 
@@ -1109,6 +1115,8 @@ out:
 		close(p[1]);
 	if (dev >= 0)
 		close(dev);
+	if (ram_fd >= 0)
+		close(ram_fd);
 	if (tmpdir[strlen(tmpdir) - 1] != 'X') {
 		unlink(sock);
 		rmdir(tmpdir);

@@ -69,6 +69,7 @@ static const struct {
 	{ VMPF_IOC_ROUND_POLICY, "VMPF_IOC_ROUND_POLICY" },
 	{ VMPF_IOC_VM_MEMSLOTS, "VMPF_IOC_VM_MEMSLOTS" },
 	{ VMPF_IOC_RESTORE_NODE, "VMPF_IOC_RESTORE_NODE" },
+	{ VMPF_IOC_RESTORE_MEMFD, "VMPF_IOC_RESTORE_MEMFD" },
 };
 
 const char *vmpf_ioctl_name(unsigned long cmd)

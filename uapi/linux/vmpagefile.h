@@ -756,6 +756,34 @@ struct vmpf_restore_node {
 	__u8 name[64];
 };
 
+/**
+ * struct vmpf_restore_memfd - VMPF_IOC_RESTORE_MEMFD
+ * @flags:	in: must be zero.
+ * @reserved:	in: must be zero.
+ * @fd:		out: a new descriptor (O_RDWR, O_CLOEXEC) of the session's
+ *		guest memory.
+ *
+ * Guest RAM of a restore session is a shared-memory object (a tmpfs file
+ * the module keeps): offset 0 is the first region's first page, its size
+ * the page file's pages.  This gives a descriptor of it, for a VMM that
+ * maps guest RAM from a file and returns memory with fallocate(2) (QEMU's
+ * memory-backend-file,mem-path=/proc/self/fd/N,share=on: its balloon and
+ * discards punch holes through that descriptor; a device node's cannot).
+ * While the restore runs: mmap() goes through the restore's fault
+ * handler; a punched hole counts its pages as restored (they read as zero,
+ * never from the page file) and must cover whole pages of those not yet
+ * restored (EINVAL); read(), write(), splice and a size change fail with
+ * EBUSY.  Once the restore is complete the object is ordinary tmpfs.  The
+ * descriptor, and each reopening of it (/proc/self/fd/N), keeps guest
+ * memory alive after the session ends.  Needs VMPF_FEATURE_RESTORE.
+ * Errors: ENOENT no restore session; EINVAL bad fields; EMFILE.
+ */
+struct vmpf_restore_memfd {
+	__u64 flags;
+	__u64 reserved[3];
+	__u64 fd;
+};
+
 #define VMPF_IOC_API		_IOWR(VMPF_IOCTL_MAGIC, 0x00, struct vmpf_api)
 #define VMPF_IOC_DEV_INFO	_IOR(VMPF_IOCTL_MAGIC, 0x01, struct vmpf_dev_info)
 #define VMPF_IOC_SOURCE_ATTACH	_IOWR(VMPF_IOCTL_MAGIC, 0x02, struct vmpf_source_attach)
@@ -777,6 +805,7 @@ struct vmpf_restore_node {
 #define VMPF_IOC_ROUND_POLICY	_IOWR(VMPF_IOCTL_MAGIC, 0x0f, struct vmpf_round_policies)
 #define VMPF_IOC_VM_MEMSLOTS	_IOWR(VMPF_IOCTL_MAGIC, 0x10, struct vmpf_vm_memslots)
 #define VMPF_IOC_RESTORE_NODE	_IOWR(VMPF_IOCTL_MAGIC, 0x11, struct vmpf_restore_node)
+#define VMPF_IOC_RESTORE_MEMFD	_IOWR(VMPF_IOCTL_MAGIC, 0x12, struct vmpf_restore_memfd)
 
 /*
  * Page file format, version 2 (version 1 is version 2 without regions
