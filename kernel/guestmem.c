@@ -10,16 +10,17 @@
  * is first filled from the page file (fault.c, prefetch.c); after that the
  * page belongs to the object.
  *
- * Why tmpfs and not a page array of our own (before format 1.3's
- * sessions, struct vmpf_restore held a pointer per page): pages no address
- * space owns cannot be reclaimed, swapped, migrated or returned, and cost
- * 8 bytes each.  Why not hugetlbfs: it needs a pool reserved in advance
+ * Why tmpfs and not a page array of our own (which struct vmpf_restore
+ * held up to version 0.2.0): pages no address space owns cannot be
+ * reclaimed, swapped, migrated or returned, and cost 8 bytes each.  Why not hugetlbfs: it needs a pool reserved in advance
  * and never swaps.  Why huge=never for now: a huge page would be mapped
  * whole by a PMD once one of its 512 pages is filled, exposing the others
  * before they are (a global shmem_enabled=force, a debugging switch,
  * overrides it; the fault path then refuses to map such a page).
  *
- * Two hooks keep "filled once, never over newer data" true:
+ * The object's file and inode operations are tmpfs's, copied at load with
+ * ours in front of some.  These keep "filled once, never over newer data"
+ * true:
  *  - mmap() (fault.c's vmpf_restore_mmap(), through vmpf_guestmem_mmap())
  *    switches the VMA's file to the object and its fault handler to
  *    fault.c's, which fills a page before handing the fault to tmpfs's own
@@ -66,7 +67,7 @@
 
 static struct vfsmount *vmpf_mnt;
 
-/* tmpfs's file operations, with our fallocate() and owner; set at load. */
+/* tmpfs's file and inode operations, with ours in front: set at load. */
 static struct file_operations vmpf_shm_fops;
 static long (*vmpf_shmem_fallocate)(struct file *file, int mode, loff_t off,
 				    loff_t len);
