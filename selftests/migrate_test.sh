@@ -17,6 +17,9 @@ echo "TAP version 13"
 echo "1..17"
 
 BLK=/dev/ram0
+# What the module holds with only vmpf-ctl's own descriptor open (a struct
+# vmpf_file: its size depends on the kernel's debug options).
+mem0=$(vmpf-ctl version --json 2>&1 | sed -n 's/.*"mem_bytes":\([0-9]*\).*/\1/p')
 have_file=0
 if mke2fs -q /dev/ram1 >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext4 /dev/ram1 /mnt; then
 	have_file=1
@@ -267,9 +270,9 @@ else notok vmm_death_ends_session_held_elsewhere "watch still running: $alive" "
 # 14. After all that the module holds nothing.
 v=$(vmpf-ctl version --json 2>&1)
 if has "$v" '"open_files":1,"sessions":0,"mem_bytes":[0-9]*}' &&
-   [ "$(echo "$v" | sed -n 's/.*"mem_bytes":\([0-9]*\).*/\1/p')" -le 256 ]; then
+   [ "$(echo "$v" | sed -n 's/.*"mem_bytes":\([0-9]*\).*/\1/p')" -le "${mem0:-0}" ]; then
 	ok module_memory_returned
-else notok module_memory_returned "$v"; fi
+else notok module_memory_returned "$v" "at the start: ${mem0:-unknown} bytes"; fi
 
 [ $have_file = 1 ] && umount /mnt
 rm -rf $t

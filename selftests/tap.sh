@@ -12,6 +12,9 @@ notok() {
 	for l in "$@"; do echo "$l" | sed 's/^/# /'; done
 	n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $TAP_PREFIX.$name"
 }
+# under_kasan: the debug lane's kernel, where the module's copy runs many
+# times slower than the guest's stores: rates and timings mean nothing.
+under_kasan() { dmesg | grep -q 'KernelAddressSanitizer initialized'; }
 # has TEXT REGEX
 has() { echo "$1" | grep -q "$2"; }
 # num JSON KEY: the first number under "KEY"
