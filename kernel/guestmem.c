@@ -12,8 +12,9 @@
  *
  * Why tmpfs and not a page array of our own (which struct vmpf_restore
  * held up to version 0.2.0): pages no address space owns cannot be
- * reclaimed, swapped, migrated or returned, and cost 8 bytes each.  Why not hugetlbfs: it needs a pool reserved in advance
- * and never swaps.  Why huge=never for now: a huge page would be mapped
+ * reclaimed, swapped, migrated or returned, and cost 8 bytes each.  Why
+ * not hugetlbfs: it needs a pool reserved in advance and never swaps.
+ * Why huge=never for now: a huge page would be mapped
  * whole by a PMD once one of its 512 pages is filled, exposing the others
  * before they are (a global shmem_enabled=force, a debugging switch,
  * overrides it; the fault path then refuses to map such a page).
