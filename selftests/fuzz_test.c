@@ -256,12 +256,38 @@ static void fill_page(unsigned char *p, uint64_t i)
 		memcpy(p, &i, sizeof(i));
 }
 
+/*
+ * Image pages some thread punched a hole over (MADV_REMOVE on a mapping of
+ * the committed image: restored memory returns it, and it then reads as
+ * zero).  Set before the madvise(), so a read that meets the hole finds
+ * the bit; global over the sessions, so it only widens what is accepted.
+ */
+static unsigned long image_holes[(TOTAL_PAGES + 63) / 64];
+
+static void mark_holes(uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = first; i < first + n && i < TOTAL_PAGES; i++)
+		__atomic_fetch_or(&image_holes[i / 64], 1UL << (i % 64), __ATOMIC_SEQ_CST);
+}
+
 static int page_ok(const unsigned char *p, uint64_t i)
 {
 	unsigned char want[4096];
+	int b;
 
 	fill_page(want, i);
-	return !memcmp((const void *)p, want, 4095);	/* the last byte is scribbled on */
+	if (!memcmp((const void *)p, want, 4095))	/* the last byte is scribbled on */
+		return 1;
+	if (i >= TOTAL_PAGES ||
+	    !(__atomic_load_n(&image_holes[i / 64], __ATOMIC_SEQ_CST) & (1UL << (i % 64))))
+		return 0;
+	/* In a hole: zeros, or the page's bytes where a read raced the punch. */
+	for (b = 0; b < 4095; b++)
+		if (p[b] && p[b] != want[b])
+			return 0;
+	return 1;
 }
 
 static int get_slot_fd(void)
@@ -954,8 +980,9 @@ static void fuzz_fork(void)
 
 /*
  * Change a mapping the VMM's way: protections, advice (MADV_DOFORK undoes
- * VM_DONTCOPY), moves; growing must fail (VM_DONTEXPAND).  Their errnos
- * are the mm's business, not checked.
+ * VM_DONTCOPY; MADV_REMOVE returns restored memory, which then reads as
+ * zero), moves; growing must fail (VM_DONTEXPAND).  Their errnos are the
+ * mm's business, not checked.
  */
 static void fuzz_mm(void)
 {
@@ -988,6 +1015,8 @@ static void fuzz_mm(void)
 		break;
 	case 1:
 		a = advice[rn(sizeof(advice) / sizeof(advice[0]))];
+		if (a == MADV_REMOVE && m->image)
+			mark_holes(m->first + i, n);
 		if (a == MADV_DOFORK && !madvise(m->p, m->pages * 4096, a))
 			m->dofork = 1;
 		else if (a != MADV_DOFORK)
