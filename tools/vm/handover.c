@@ -91,14 +91,14 @@ static int handover_send(int conn, struct vm *vm, int mem_fd, int session,
 {
 	struct handover_msg msg = { .magic = HANDOVER_MAGIC };
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov[2];
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf,
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	struct pollfd p = { .fd = conn, .events = POLLIN };
-	size_t len, sent;
+	size_t len, total, sent = 0;
+	char *buf, word;
 	void *blob;
-	char word;
 	ssize_t n;
 	int i;
 
@@ -112,22 +112,35 @@ static int handover_send(int conn, struct vm *vm, int mem_fd, int session,
 	msg.state_len = len;
 	msg.pause_ns = pause_ns;
 	msg.session = session;
-	iov[0] = (struct iovec){ .iov_base = &msg, .iov_len = sizeof(msg) };
-	iov[1] = (struct iovec){ .iov_base = blob, .iov_len = len };
+	/* Header and state in one buffer; the descriptor rides on its start. */
+	total = sizeof(msg) + len;
+	buf = malloc(total);
+	if (!buf) {
+		free(blob);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(buf, &msg, sizeof(msg));
+	memcpy(buf + sizeof(msg), blob, len);
+	free(blob);
+	iov = (struct iovec){ .iov_base = buf, .iov_len = total };
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &mem_fd, sizeof(int));
-	n = sendmsg(conn, &mh, MSG_NOSIGNAL);
-	sent = n > 0 ? (size_t)n : 0;
-	/* The rest of the blob, if the socket took only part of it. */
-	while (n >= 0 && sent < sizeof(msg) + len) {
-		n = send(conn, (char *)blob + (sent - sizeof(msg)),
-			 sizeof(msg) + len - sent, MSG_NOSIGNAL);
+	do
+		n = sendmsg(conn, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	sent = n > 0 ? n : 0;
+	/* The rest, if the socket took only part of it. */
+	while (n >= 0 && sent < total) {
+		n = send(conn, buf + sent, total - sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			n = 0;
 		sent += n > 0 ? n : 0;
 	}
-	free(blob);
-	if (n < 0) {
+	free(buf);
+	if (sent < total) {
 		snprintf(err, errlen, "cannot send the VM: %s", strerror(errno));
 		return -1;
 	}
