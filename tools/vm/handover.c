@@ -211,13 +211,16 @@ int handover_take(const char *path, struct handover_msg *msg, void **state,
 	}
 	n = recvmsg(fd, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
 	c = CMSG_FIRSTHDR(&mh);
+	/* A descriptor that came is ours to close, whatever came with it. */
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(mem_fd, CMSG_DATA(c), sizeof(int));
 	if (n != sizeof(*msg) || memcmp(msg->magic, HANDOVER_MAGIC, sizeof(msg->magic)) ||
-	    !c || c->cmsg_type != SCM_RIGHTS || msg->state_len > (64 << 20)) {
+	    *mem_fd < 0 || msg->state_len > (64 << 20)) {
 		snprintf(err, errlen, "%s: not a vmpf-vm handing a VM over", path);
 		ret = -EPROTO;
 		goto err;
 	}
-	memcpy(mem_fd, CMSG_DATA(c), sizeof(int));
 	*state = malloc(msg->state_len ? msg->state_len : 1);
 	ret = *state ? read_all(fd, *state, msg->state_len) : -ENOMEM;
 	if (ret) {
