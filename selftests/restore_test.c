@@ -881,6 +881,8 @@ TEST_F(rst, memfd_reopened_like_qemu)
 	char path[64];
 	int fd, i;
 
+	/* No session yet: nothing to give. */
+	EXPECT_EQ(-ENOENT, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_MEMFD, &mf));
 	ASSERT_EQ(0, OPEN(self));
 	mf.reserved[1] = 1;
 	EXPECT_EQ(-EINVAL, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_MEMFD, &mf));
