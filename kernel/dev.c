@@ -28,6 +28,10 @@ static_assert(sizeof(struct vmpf_round_stats) == 64);
 static_assert(sizeof(struct vmpf_pf_super) <= VMPF_PF_BLOCK);
 static_assert(sizeof(struct vmpf_pf_commit) <= VMPF_PF_BLOCK);
 static_assert(sizeof(struct vmpf_pf_page) == 8);
+/* The lease has a sector of block 1 to itself, after the commit record's. */
+static_assert(sizeof(struct vmpf_pf_commit) <= 512);
+static_assert(sizeof(struct vmpf_pf_lease) == 176);
+static_assert(VMPF_PF_LEASE_OFF % 512 == 0);
 static_assert(sizeof(struct vmpf_restore_open) == 80);
 static_assert(sizeof(struct vmpf_restore_info) == 64);
 static_assert(sizeof(struct vmpf_restore_region) == 48);

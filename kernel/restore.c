@@ -34,6 +34,7 @@ static void vmpf_rst_account(struct vmpf_restore *rst, size_t bytes)
 
 static void vmpf_restore_free(struct vmpf_restore *rst)
 {
+	vmpf_lease_release(&rst->lease);
 	vmpf_guestmem_put(rst);
 	kvfree(rst->filled);
 	kvfree(rst->inflight);
@@ -166,6 +167,14 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if (ret)
 		goto err;
 	ret = vmpf_restore_load(rst);
+	if (ret)
+		goto err;
+	/* May watch another owner's lease for its period: before allocating. */
+	if (!(o.flags & VMPF_RESTORE_NO_LEASE))
+		ret = vmpf_lease_acquire(&rst->lease, &rst->store, &rst->sb,
+					 o.flags & VMPF_RESTORE_FORCE);
+	else if (!(o.flags & VMPF_RESTORE_FORCE))
+		ret = vmpf_lease_check_target(&rst->store, false);
 	if (ret)
 		goto err;
 
@@ -328,6 +337,7 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 		st.complete_ns = rst->complete_ns;
 		st.first_bad = rst->first_bad;
 		st.prefetch_held = rst->prefetch_held;
+		st.lease = vmpf_lease_state(&rst->lease);
 		strscpy(st.message, rst->message, sizeof(st.message));
 		spin_unlock(&rst->lock);
 	}

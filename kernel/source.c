@@ -468,6 +468,10 @@ long vmpf_source_attach(struct vmpf_file *vf, void __user *uarg)
 		ret = -ENOSPC;
 		goto err_src;
 	}
+	/* Never write over an image a restore still reads (lease.c). */
+	ret = vmpf_lease_check_target(&src->store, true);
+	if (ret)
+		goto err_src;
 
 	ret = vmpf_source_alloc(src);
 	if (ret)

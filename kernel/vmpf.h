@@ -22,6 +22,8 @@
  *               guest memory by path (QEMU)
  *   guestmem.c  the memory a restored guest lives in: a tmpfs object the
  *               VMM maps, swapped and moved like any shared memory
+ *   lease.c     one owner of an image at a time: the ownership lease in
+ *               the page file, taken, renewed and let go of
  */
 #ifndef _VMPF_H
 #define _VMPF_H
@@ -35,6 +37,7 @@
 #include <linux/mutex.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/vmpagefile.h>
 
 #define VMPF_VERSION	VMPF_VERSION_NUM
@@ -151,6 +154,40 @@ int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos);
 int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 			  unsigned int n, loff_t pos);
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
+
+/*
+ * lease.c: the image's ownership lease (struct vmpf_pf_lease).  @lock
+ * protects @state, @beat, @page, @store, @logged and the lease's I/O; the
+ * renewal is @work, on system_unbound_wq.  The lease has its own
+ * reference to the page file (@store): it is renewed for as long as the
+ * session lives, after the restore let go of its own at completion.  The
+ * other fields are constant once taken; @page is NULL when none is held.
+ */
+struct vmpf_lease {
+	struct mutex lock;		/* see above */
+	struct delayed_work work;
+	struct vmpf_store store;	/* file NULL once let go of */
+	struct page *page;		/* block 1, read and written back */
+	__le64 generation;		/* the image's */
+	u64 owner;
+	u64 beat;
+	u64 takeovers;
+	u64 acquired_ns;
+	u64 renewed_ns;			/* last renewal that reached the file */
+	u32 period_ms;
+	u32 pid;
+	u32 state;			/* VMPF_LEASE_*, as the status reports it */
+	bool finishing;			/* every page was read: say RESTORED */
+	bool logged;			/* a renewal failure was logged */
+	char host[64];
+};
+
+int vmpf_lease_acquire(struct vmpf_lease *ls, struct vmpf_store *st,
+		       const struct vmpf_pf_super *sb, bool force);
+void vmpf_lease_finish(struct vmpf_lease *ls);
+void vmpf_lease_release(struct vmpf_lease *ls);
+u32 vmpf_lease_state(struct vmpf_lease *ls);
+int vmpf_lease_check_target(struct vmpf_store *st, bool reading);
 
 /* pagefile.c: on-disk layout of a page file for a set of regions */
 struct vmpf_layout {

@@ -601,7 +601,7 @@ static void lazy_check(const char *path, const struct sums *s, struct lazy *r, i
 	if (fd < 0)
 		die("cannot open %s: %s", path, strerror(errno));
 	ro.target_fd = fd;
-	ro.flags = VMPF_RESTORE_NO_PREFETCH;
+	ro.flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE;
 	r->err = -__vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro);
 	close(fd);
 	if (r->err) {

@@ -542,7 +542,7 @@ TEST_F(ext, two_step_switchover_then_restore_through_node)
 	rt = open(TARGET, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	ASSERT_LE(0, rt);
 	ro.target_fd = rt;
-	ro.flags = VMPF_RESTORE_NO_PREFETCH;
+	ro.flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, vmpf_ioctl_checked(rfd, VMPF_IOC_RESTORE_OPEN, &ro));
 	close(rt);
 	ASSERT_EQ(0, vmpf_ioctl_checked(rfd, VMPF_IOC_RESTORE_INFO, &ri));

@@ -53,7 +53,7 @@ FIXTURE_SETUP(fl)
 	self->pf = open(PF, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	ASSERT_LE(0, self->pf);
 	ro.target_fd = self->pf;
-	ro.flags = VMPF_RESTORE_NO_PREFETCH;
+	ro.flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE;
 	vmpf_ioctl(self->dev, VMPF_IOC_RESTORE_OPEN, &ro);
 	ri.regions = (unsigned long)reg;
 	ri.regions_cap = VMPF_MAX_REGIONS;

@@ -149,7 +149,8 @@ static const int allowed_list[NR_OPS][20] = {
 	[OP_ABORT]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EBUSY },
 	[OP_MARK_DIRTY]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EPERM, EFAULT },
 	[OP_RESTORE_OPEN]	= { EBADFD, EOPNOTSUPP, EINVAL, ENODATA, EBADMSG,
-				    EPROTONOSUPPORT, EBUSY, EFAULT, ENOMEM, EIO },
+				    EPROTONOSUPPORT, EBUSY, EFAULT, ENOMEM, EIO,
+				    EROFS, EALREADY },
 	[OP_RESTORE_INFO]	= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EFAULT },
 	[OP_PREFETCH]		= { EBADFD, EOPNOTSUPP, EINVAL, ENOENT, EFAULT, ENOMEM },
 	[OP_RESTORE_STATUS]	= { EBADFD, EINVAL, EFAULT },
@@ -542,11 +543,11 @@ static void fuzz_mark_dirty(int fd)
 
 static void fuzz_restore_open(int fd)
 {
-	struct vmpf_restore_open o = { .target_fd = image_ro };
+	struct vmpf_restore_open o = { .target_fd = image_ro, .flags = VMPF_RESTORE_NO_LEASE };
 	static const uint64_t rates[] = { 0, 0, 1, 50, 1000, ~0ULL };
 	uint64_t p;
 
-	o.flags = rn(4);
+	o.flags = rn(16);
 	o.prefetch_rate = rates[rn(6)];
 	if (chance(25))
 		o.target_fd = some_fd();
@@ -1152,7 +1153,7 @@ static void source_scenario(void)
 /* A restore session on the image, mapped whole and touched. */
 static void restore_scenario(void)
 {
-	struct vmpf_restore_open o = { .target_fd = image_ro, .flags = rn(4),
+	struct vmpf_restore_open o = { .target_fd = image_ro, .flags = rn(4) | VMPF_RESTORE_NO_LEASE,
 				       .prefetch_rate = rn(2) ? 0 : 1 + rn(2000) };
 	struct vmpf_prefetch pf = { .op = 1 + rn(2), .rate = rn(3) ? 0 : rn(5000) };
 	struct map *m = &maps[rn(MAPS_PER_THREAD)];

@@ -483,7 +483,7 @@ FIXTURE_TEARDOWN(hostile)
 
 static int restore_open(int dev, int target, struct vmpf_restore_open *ro)
 {
-	*ro = (struct vmpf_restore_open){ .target_fd = target, .flags = VMPF_RESTORE_NO_PREFETCH };
+	*ro = (struct vmpf_restore_open){ .target_fd = target, .flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE };
 	return vmpf_ioctl_checked(dev, VMPF_IOC_RESTORE_OPEN, ro);
 }
 

@@ -148,7 +148,8 @@ FIXTURE_SETUP(rst)
 	self->target = open(TARGET, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	ASSERT_LE(0, self->target);
 	self->ro = (struct vmpf_restore_open){
-		.target_fd = self->target, .flags = VMPF_RESTORE_NO_PREFETCH,
+		.target_fd = self->target,
+		.flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE,
 	};
 }
 
@@ -181,11 +182,153 @@ TEST_F(rst, open_without_feature)
 	close(fd);
 }
 
+/* The image's lease record, read from TARGET. */
+static int read_lease(struct vmpf_pf_lease *l)
+{
+	int fd = open(TARGET, O_RDONLY | O_DIRECT);
+	void *page;
+	int ret = -1;
+
+	if (fd < 0 || posix_memalign(&page, 4096, 4096))
+		return -1;
+	if (pread(fd, page, 4096, VMPF_PF_BLOCK) == 4096) {
+		memcpy(l, (char *)page + (VMPF_PF_LEASE_OFF - VMPF_PF_BLOCK), sizeof(*l));
+		ret = 0;
+	}
+	free(page);
+	close(fd);
+	return ret;
+}
+
+/* Write a lease record of another owner for the image on TARGET. */
+static int write_lease(uint32_t state, uint64_t owner)
+{
+	struct vmpf_pf_lease l = { 0 };
+	struct vmpf_pf_super sb;
+	int fd = open(TARGET, O_RDONLY);
+
+	if (fd < 0 || pread(fd, &sb, sizeof(sb), 0) != sizeof(sb))
+		return -1;
+	close(fd);
+	memcpy(l.magic, VMPF_PF_LEASE_MAGIC, 8);
+	l.generation = sb.generation;
+	l.owner = htole64(owner);
+	l.beat = htole64(7);
+	l.takeovers = htole64(1);
+	l.state = htole32(state);
+	l.lease_ms = htole32(1000);
+	l.pid = htole32(4242);
+	strcpy((char *)l.host, "gone-host");
+	l.crc = htole32(pf_crc32c(&l, sizeof(l)));
+	return poke(VMPF_PF_LEASE_OFF, &l, sizeof(l));
+}
+
+/* Leases: a read-write descriptor, a 1 s lease_ms. */
+static void lease_setup(struct __test_metadata *_metadata, FIXTURE_DATA(rst) *self)
+{
+	int fd = open("/sys/module/vmpagefile/parameters/lease_ms", O_WRONLY);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(4, write(fd, "1000", 4));
+	close(fd);
+	close(self->target);
+	self->target = open(TARGET, O_RDWR | O_DIRECT | O_CLOEXEC);
+	ASSERT_LE(0, self->target);
+	self->ro.target_fd = self->target;
+	self->ro.flags = VMPF_RESTORE_NO_PREFETCH;
+}
+
+TEST_F(rst, lease_needs_a_writable_page_file)
+{
+	self->ro.flags = VMPF_RESTORE_NO_PREFETCH;
+	EXPECT_EQ(-EROFS, OPEN(self));
+	self->ro.flags |= VMPF_RESTORE_NO_LEASE;
+	EXPECT_EQ(0, OPEN(self));
+}
+
+/*
+ * A session takes the lease and renews it; a second session on another
+ * descriptor is refused (it sees a renewal); when the first ends, the
+ * record says FREE and the second takes it at once.
+ */
+TEST_F(rst, lease_one_owner_at_a_time)
+{
+	struct vmpf_restore_status st;
+	struct vmpf_pf_lease l;
+	struct vmpf_api api;
+	int dev2 = vmpf_open(vmpf_device_path());
+	uint64_t beat;
+
+	lease_setup(_metadata, self);
+	ASSERT_LE(0, dev2);
+	ASSERT_EQ(0, vmpf_handshake(dev2, VMPF_FEATURE_RESTORE, &api));
+	ASSERT_TRUE(api.features & VMPF_FEATURE_LEASE);
+	ASSERT_EQ(0, OPEN(self));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(VMPF_LEASE_READING, st.lease);
+	ASSERT_EQ(0, read_lease(&l));
+	EXPECT_EQ(0, memcmp(l.magic, VMPF_PF_LEASE_MAGIC, 8));
+	EXPECT_EQ(VMPF_LEASE_READING, le32toh(l.state));
+	EXPECT_EQ(getpid(), (pid_t)le32toh(l.pid));
+	EXPECT_EQ(1000, le32toh(l.lease_ms));
+	beat = le64toh(l.beat);
+	EXPECT_EQ(-EBUSY, vmpf_ioctl_checked(dev2, VMPF_IOC_RESTORE_OPEN, &self->ro));
+	/* NO_LEASE does not get around a live owner either. */
+	self->ro.flags |= VMPF_RESTORE_NO_LEASE;
+	EXPECT_EQ(-EBUSY, vmpf_ioctl_checked(dev2, VMPF_IOC_RESTORE_OPEN, &self->ro));
+	self->ro.flags &= ~VMPF_RESTORE_NO_LEASE;
+	ASSERT_EQ(0, read_lease(&l));
+	EXPECT_LT(beat, le64toh(l.beat)) TH_LOG("the lease was not renewed");
+	close(self->dev);
+	self->dev = -1;
+	ASSERT_EQ(0, read_lease(&l));
+	EXPECT_EQ(VMPF_LEASE_FREE, le32toh(l.state));
+	EXPECT_EQ(0, vmpf_ioctl_checked(dev2, VMPF_IOC_RESTORE_OPEN, &self->ro));
+	ASSERT_EQ(0, read_lease(&l));
+	EXPECT_EQ(VMPF_LEASE_READING, le32toh(l.state));
+	EXPECT_EQ(2, le64toh(l.takeovers));
+	close(dev2);
+}
+
+/* A record nobody renews (its host died) is taken over after its period. */
+TEST_F(rst, lease_silent_owner_taken_over)
+{
+	struct vmpf_pf_lease l;
+
+	lease_setup(_metadata, self);
+	ASSERT_EQ(0, write_lease(VMPF_LEASE_RESTORED, 0x1234));
+	ASSERT_EQ(0, OPEN(self));
+	ASSERT_EQ(0, read_lease(&l));
+	EXPECT_EQ(VMPF_LEASE_READING, le32toh(l.state));
+	EXPECT_NE(0x1234, le64toh(l.owner));
+	EXPECT_EQ(2, le64toh(l.takeovers));
+	EXPECT_STRNE("gone-host", (char *)l.host);
+}
+
+/* A revoked image needs force; garbage in the record means nobody owns it. */
+TEST_F(rst, lease_revoked_needs_force_garbage_is_free)
+{
+	static const char junk[176] = "not a lease at all";
+
+	lease_setup(_metadata, self);
+	ASSERT_EQ(0, write_lease(VMPF_LEASE_REVOKED, 0x99));
+	EXPECT_EQ(-EALREADY, OPEN(self));
+	self->ro.flags |= VMPF_RESTORE_FORCE;
+	EXPECT_EQ(0, OPEN(self));
+	close(self->dev);
+	self->dev = vmpf_open(vmpf_device_path());
+	ASSERT_LE(0, self->dev);
+	ASSERT_EQ(0, vmpf_handshake(self->dev, VMPF_FEATURE_RESTORE, &(struct vmpf_api){ 0 }));
+	ASSERT_EQ(0, poke(VMPF_PF_LEASE_OFF, junk, sizeof(junk)));
+	self->ro.flags &= ~VMPF_RESTORE_FORCE;
+	EXPECT_EQ(0, OPEN(self));
+}
+
 TEST_F(rst, open_bad_flags_and_reserved)
 {
 	self->ro.flags = 1ULL << 7;
 	EXPECT_EQ(-EINVAL, OPEN(self));
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	self->ro.reserved[2] = 1;
 	EXPECT_EQ(-EINVAL, OPEN(self));
 }
@@ -421,7 +564,7 @@ TEST_F(rst, prefetch_completes)
 	struct vmpf_restore_status st;
 	int i;
 
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
 	EXPECT_TRUE(pfd.revents & POLLIN);
@@ -462,7 +605,7 @@ TEST_F(rst, close_during_prefetch)
 	int fd;
 
 	vmpf_ioctl(self->dev, VMPF_IOC_DEV_INFO, &before);
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	self->ro.prefetch_rate = 50;	/* slow: still running at close */
 	ASSERT_EQ(0, OPEN(self));
 	usleep(100000);
@@ -512,7 +655,7 @@ TEST_F(rst, prefetch_racing_faults)
 	pthread_t t[4];
 	int i;
 
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ, MAP_SHARED, self->dev, 0);
 	ASSERT_NE(MAP_FAILED, self->map);
@@ -538,7 +681,7 @@ TEST_F(rst, bad_page_wakes_poll)
 	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
 
 	ASSERT_EQ(0, poke(DATA_OFF + 10 * 4096 + 99, "\xee", 1));
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
 	EXPECT_TRUE(pfd.revents & POLLERR);
@@ -556,7 +699,7 @@ TEST_F(rst, prefetch_run_after_its_end)
 	int i;
 
 	ASSERT_EQ(0, poke(DATA_OFF + 10 * 4096 + 99, "\xee", 1));
-	self->ro.flags = 0;
+	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	for (i = 0; i < 600; i++) {
 		rstatus(self->dev, &st);
@@ -618,7 +761,7 @@ TEST_F(rst, prefetch_skips_unreadable_page)
 	fd = open("/dev/mapper/vmpf-hole", O_RDONLY | O_DIRECT);
 	ASSERT_LE(0, fd);
 	self->ro.target_fd = fd;
-	self->ro.flags = VMPF_RESTORE_SEQUENTIAL;
+	self->ro.flags = VMPF_RESTORE_SEQUENTIAL | VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	for (i = 0; i < 600; i++) {		/* 60 s: the retries take 3.4 s */
 		rstatus(self->dev, &st);
@@ -841,7 +984,7 @@ TEST_F(rst, hole_racing_prefetch)
 	int i, round;
 
 	/* Slow enough that the holes meet it half-way. */
-	self->ro.flags = VMPF_RESTORE_SEQUENTIAL;
+	self->ro.flags = VMPF_RESTORE_SEQUENTIAL | VMPF_RESTORE_NO_LEASE;
 	self->ro.prefetch_rate = 1000;
 	ASSERT_EQ(0, OPEN(self));
 	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,

@@ -914,7 +914,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		vmpf_ioctl_error(VMPF_IOC_API, -ret, why, sizeof(why));
 		goto out;
 	}
-	target = open(o->qemu, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	/* Read-write: the restore writes its ownership lease into the file. */
+	target = open(o->qemu, O_RDWR | O_DIRECT | O_CLOEXEC);
 	if (target < 0) {
 		snprintf(why, sizeof(why), "cannot open the page file %s with O_DIRECT: %s", o->qemu,
 			 strerror(errno));
@@ -922,7 +923,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	}
 	t0 = now_ns();
 	ro.target_fd = target;
-	ro.flags = o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0;
+	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
+		   (o->force ? VMPF_RESTORE_FORCE : 0);
 	ret = __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro);
 	close(target);
 	if (ret) {

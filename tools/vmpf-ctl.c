@@ -405,6 +405,32 @@ static int cmd_restore(const struct ctl_opts *o)
 	return CTL_EXIT_OK;
 }
 
+/* Who owns the image, as its lease says (a live owner renews it). */
+static void ctl_print_lease(const struct vmpf_pf_lease *l)
+{
+	const char *host = (const char *)l->host;
+	unsigned int pid = le32toh(l->pid);
+
+	switch (le32toh(l->state)) {
+	case VMPF_LEASE_READING:
+	case VMPF_LEASE_RESTORED:
+		printf("owner      host %s, pid %u: %s; lease of %u ms, renewed %llu times (a live owner renews it every %u ms)\n",
+		       host, pid, le32toh(l->state) == VMPF_LEASE_READING ?
+		       "restoring (pages are read from this file)" :
+		       "restored (the VM runs there from memory)",
+		       le32toh(l->lease_ms), (unsigned long long)le64toh(l->beat),
+		       le32toh(l->lease_ms) / 4);
+		break;
+	case VMPF_LEASE_REVOKED:
+		printf("owner      the source took the VM back (host %s): restores are refused\n", host);
+		break;
+	default:
+		printf("owner      nobody now (the last: host %s, pid %u, whose restore ended)\n",
+		       host, pid);
+		break;
+	}
+}
+
 static int cmd_pagefile(const struct ctl_opts *o)
 {
 	unsigned long long counts[3] = { 0 }, pages, i, bad = 0, first_bad = 0;
@@ -483,6 +509,17 @@ static int cmd_pagefile(const struct ctl_opts *o)
 		       pf.committed ? (unsigned long long)le64toh(pf.commit.state_len) : 0ULL,
 		       pf.committed ? (unsigned long long)le64toh(pf.commit.rounds) : 0ULL,
 		       counts[0], counts[1], counts[2]);
+		if (pf.lease_valid) {
+			printf("\"lease\":{\"state\":\"%s\",\"host\":",
+			       pf_lease_state_name(le32toh(pf.lease.state)));
+			ctl_json_string(stdout, (const char *)pf.lease.host);
+			printf(",\"pid\":%u,\"renewals\":%llu,\"lease_ms\":%u,\"owners\":%llu},",
+			       le32toh(pf.lease.pid), (unsigned long long)le64toh(pf.lease.beat),
+			       le32toh(pf.lease.lease_ms),
+			       (unsigned long long)le64toh(pf.lease.takeovers));
+		} else {
+			printf("\"lease\":null,");
+		}
 		if (history)
 			printf("\"history\":{\"precopy_ns\":%llu,\"final_pages\":%llu,"
 			       "\"dirty_rate\":%llu,\"write_rate\":%llu,\"throttle_pct\":%u,"
@@ -517,6 +554,10 @@ static int cmd_pagefile(const struct ctl_opts *o)
 			       (unsigned long long)le64toh(pf.commit.state_len));
 		else
 			printf("committed  no: %s\n", pf.why);
+		if (pf.lease_valid)
+			ctl_print_lease(&pf.lease);
+		else if (pf.committed)
+			printf("owner      nobody: no restore has taken the image\n");
 		if (history)
 			printf("history    pre-copy %.2f s, final round %llu pages, throttle %u %% (peak %u %%), %llu pages/s dirtied, %.1f MiB/s written\n",
 			       le64toh(pf.commit.precopy_ns) / 1e9,

@@ -97,7 +97,7 @@ static const struct ctl_command {
 		"restore", CTL_CMD_RESTORE,
 		"watch and steer a restore: pages resident, faults, prefetch",
 		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]\n"
-		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] -- QEMU [ARGS...]",
+		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force] -- QEMU [ARGS...]",
 		"Shows the restore session held by process PID: pages resident, brought\n"
 		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
 		"histogram.  --run starts or resumes the background prefetch, --pause\n"
@@ -113,7 +113,15 @@ static const struct ctl_command {
 		"device state, and the guest resumes (unless -S) before its RAM has\n"
 		"arrived: faults read pages from PAGEFILE in the kernel, the prefetch\n"
 		"reads the rest.  vmpf-ctl stays until QEMU exits, prints when all of\n"
-		"guest RAM is in memory, and exits with QEMU's status.\n",
+		"guest RAM is in memory, and exits with QEMU's status.\n"
+		"\n"
+		"One VM runs from one image: the restore takes the image's ownership\n"
+		"lease in PAGEFILE and renews it while it reads from the file.  Another\n"
+		"restore of the image, on any host, is refused while that lease is\n"
+		"renewed; an owner that stopped renewing (its host died) is taken over\n"
+		"after the lease's period (10 s by default).  An image restored whole\n"
+		"before is refused.  --force takes the image whatever its lease says:\n"
+		"only when the VM that owned it is known to be gone.\n",
 	},
 	{
 		"migrate", CTL_CMD_MIGRATE,
@@ -265,6 +273,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->manual = 1;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;
+		} else if (!strcmp(a, "--force")) {
+			o->force = 1;
 		} else if (!strcmp(a, "--") && ((o->cmd == CTL_CMD_RESTORE && o->qemu) ||
 					       o->cmd == CTL_CMD_HANDOVER)) {
 			o->qemu_argv = &argv[i + 1];
@@ -391,8 +401,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--downtime and --manual are for migrate only");
 		return CTL_EXIT_USAGE;
 	}
-	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || (o->no_prefetch && !o->qemu)) {
-		snprintf(err, errlen, "--qemu and --no-prefetch are for restore only");
+	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || ((o->no_prefetch || o->force) && !o->qemu)) {
+		snprintf(err, errlen, "--qemu, --no-prefetch and --force are for restore --qemu only");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;
@@ -692,7 +702,16 @@ void ctl_print_status_full(FILE *f, const struct vmpf_status *st,
 void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json)
 {
 	static const char *const phases[] = { "none", "running", "complete" };
+	static const char *const leases[] = { "none", "reading", "restored", "revoked", "lost" };
+	static const char *const lease_text[] = {
+		"none: this session took no ownership lease",
+		"held: this host owns the image, and pages are read from the page file",
+		"held: every page was read; the VM runs here",
+		"revoked",
+		"lost: a new migration went into the page file, or another session took the image over",
+	};
 	const char *phase = st->phase < 3 ? phases[st->phase] : "unknown";
+	unsigned int lease = st->lease < 5 ? st->lease : 0;
 	unsigned int i;
 
 	if (json) {
@@ -701,7 +720,7 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 			"\"zero_pages\":%llu,\"io_errors\":%llu,\"crc_errors\":%llu,"
 			"\"bad_pages\":%llu,\"elapsed_ns\":%llu,\"complete_ns\":%llu,"
 			"\"mem_bytes\":%llu,\"io_retries\":%llu,\"discarded\":%llu,"
-			"\"prefetch_held\":%s,\"fault_hist_us_log2\":[", phase,
+			"\"prefetch_held\":%s,\"lease\":\"%s\",\"fault_hist_us_log2\":[", phase,
 			st->prefetching ? "true" : "false",
 			(unsigned long long)st->total_pages, (unsigned long long)st->resident,
 			(unsigned long long)st->demand_pages, (unsigned long long)st->prefetched,
@@ -709,7 +728,8 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 			(unsigned long long)st->crc_errors, (unsigned long long)st->bad_pages,
 			(unsigned long long)st->elapsed_ns, (unsigned long long)st->complete_ns,
 			(unsigned long long)st->mem_bytes, (unsigned long long)st->io_retries,
-			(unsigned long long)st->discarded, st->prefetch_held ? "true" : "false");
+			(unsigned long long)st->discarded, st->prefetch_held ? "true" : "false",
+			leases[lease]);
 		for (i = 0; i < VMPF_FAULT_HIST; i++)
 			fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)st->fault_hist[i]);
 		fputs("],\"message\":", f);
@@ -730,6 +750,7 @@ void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int
 		(unsigned long long)st->crc_errors, (unsigned long long)st->io_retries);
 	if (st->complete_ns)
 		fprintf(f, "complete   after %.3f s\n", st->complete_ns / 1e9);
+	fprintf(f, "lease      %s\n", lease_text[lease]);
 	fputs("faults     waits by latency:", f);
 	for (i = 0; i < VMPF_FAULT_HIST; i++)
 		if (st->fault_hist[i])

@@ -45,6 +45,7 @@ struct ctl_opts {
 	int manual;		/* migrate --manual: switch over on 'finish' only */
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
+	int force;		/* restore --qemu: --force (whatever the lease says) */
 	char *const *qemu_argv;	/* restore --qemu: the QEMU command after --;
 				 * handover: the new VMM's */
 	int qemu_argc;

@@ -63,6 +63,32 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* The image's ownership lease, when one was ever taken (pf->lease_valid). */
+static void pf_read_lease(struct pf *pf)
+{
+	struct vmpf_pf_lease l;
+	uint32_t crc;
+
+	if (pread_all(pf->fd, &l, sizeof(l), VMPF_PF_LEASE_OFF))
+		return;
+	crc = le32toh(l.crc);
+	l.crc = 0;
+	if (memcmp(l.magic, VMPF_PF_LEASE_MAGIC, 8) || l.generation != pf->sb.generation ||
+	    pf_crc32c(&l, sizeof(l)) != crc)
+		return;
+	l.crc = htole32(crc);
+	l.host[sizeof(l.host) - 1] = 0;
+	pf->lease = l;
+	pf->lease_valid = 1;
+}
+
+const char *pf_lease_state_name(uint32_t state)
+{
+	static const char *const names[] = { "free", "reading", "restored", "revoked" };
+
+	return state < 4 ? names[state] : "unknown";
+}
+
 int pf_open(struct pf *pf, const char *path)
 {
 	struct vmpf_pf_super sb;
@@ -153,6 +179,8 @@ int pf_open(struct pf *pf, const char *path)
 		pf->committed = 1;
 	c.crc = htole32(crc);
 	pf->commit = c;
+	if (pf->committed)
+		pf_read_lease(pf);
 	return 0;
 }
 

@@ -15,6 +15,8 @@ struct pf {
 	struct vmpf_pf_super sb;
 	struct vmpf_pf_commit commit;
 	int committed;			/* the commit record is valid */
+	struct vmpf_pf_lease lease;	/* the image's ownership lease, */
+	int lease_valid;		/* if one was ever taken */
 	struct vmpf_pf_page *table;	/* loaded by pf_load_table() */
 	char why[160];			/* why it is not (fully) valid */
 };
@@ -27,6 +29,9 @@ uint32_t pf_crc32c(const void *p, size_t len);
  */
 int pf_open(struct pf *pf, const char *path);
 void pf_close(struct pf *pf);
+
+/* "free", "reading", "restored", "revoked" (VMPF_LEASE_*). */
+const char *pf_lease_state_name(uint32_t state);
 
 /* Read the page table; -EBADMSG if its crc differs from the commit's. */
 int pf_load_table(struct pf *pf);

@@ -212,10 +212,28 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			snprintf(buf, len,
 				 "%s: a vCPU is running (inside KVM_RUN): pause every vCPU before the switch-over",
 				 name);
+		else if (cmd == VMPF_IOC_RESTORE_OPEN)
+			snprintf(buf, len,
+				 "%s: the image is in use: a restore of it (on this host or another) holds its lease and renews it; one VM runs from one image at a time",
+				 name);
+		else if (cmd == VMPF_IOC_SOURCE_ATTACH)
+			snprintf(buf, len,
+				 "%s: busy: the descriptor already has a session, a memslot already logs dirty pages, or the page file holds an image a restore (on this host or another) still reads: it would be overwritten",
+				 name);
 		else
 			snprintf(buf, len,
 				 "%s: busy: the descriptor already has a session, a memslot already logs dirty pages, or the migration already committed",
 				 name);
+		break;
+	case EALREADY:
+		snprintf(buf, len,
+			 "%s: the image was restored whole before (or its source took the VM back): restoring it again would run the VM twice; force it only if that VM is gone",
+			 name);
+		break;
+	case EROFS:
+		snprintf(buf, len,
+			 "%s: the page file is open read-only, but a restore writes its ownership lease into it: open it read-write (or take no lease)",
+			 name);
 		break;
 	case ECANCELED:
 		snprintf(buf, len, "%s: the migration was aborted", name);

@@ -54,12 +54,19 @@
  * process (CAP_SYS_PTRACE), regions no memslot maps (VMPF_SLOT_NONE), the
  * switch-over in two steps (VMPF_FINISH_PAGES, VMPF_FINISH_STATE) and a
  * device node per restore session (VMPF_IOC_RESTORE_NODE).
+ * VMPF_FEATURE_LEASE: one owner of an image at a time.  A restore session
+ * takes the image's ownership lease in the page file (struct
+ * vmpf_pf_lease) and renews it while it reads from the file; a second
+ * restore of the image, on any host, is refused while the lease is live,
+ * and so is a new migration into the file (VMPF_RESTORE_NO_LEASE,
+ * VMPF_RESTORE_FORCE, docs/pagefile-format.md).
  */
 #define VMPF_FEATURE_SOURCE	_BITULL(0)
 #define VMPF_FEATURE_RESTORE	_BITULL(1)
 #define VMPF_FEATURE_EXTERNAL	_BITULL(2)
+#define VMPF_FEATURE_LEASE	_BITULL(3)
 #define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE | VMPF_FEATURE_RESTORE | \
-				 VMPF_FEATURE_EXTERNAL)
+				 VMPF_FEATURE_EXTERNAL | VMPF_FEATURE_LEASE)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
 #define VMPF_IOCTL_MAGIC	0xBA
@@ -192,8 +199,11 @@ struct vmpf_region {
  * O_RDWR | O_DIRECT without O_APPEND; EBADF a descriptor is not open; EPERM the VM belongs
  * to another process; ENOSPC the target is too small; EBUSY this
  * descriptor already has a session, the VM already has a source session
- * (on any descriptor), or a memslot already logs dirty pages for someone
- * else; EOPNOTSUPP the handshake did not ask for
+ * (on any descriptor), a memslot already logs dirty pages for someone
+ * else, or the target holds an image a restore session (on any host)
+ * still owns: its lease was renewed while the attach watched it for up to
+ * the lease's period (VMPF_FEATURE_LEASE); EINTR a fatal signal during
+ * that wait; EOPNOTSUPP the handshake did not ask for
  * VMPF_FEATURE_SOURCE; EXDEV the VM has memslots in another address space
  * (x86: SMM's SMRAM; writes there would not be tracked); ENOPROTOOPT the
  * VM uses KVM's dirty ring with KVM_DIRTY_LOG_INITIALLY_SET (KVM then
@@ -536,11 +546,25 @@ struct vmpf_mark_dirty {
 /* struct vmpf_restore_open.flags */
 #define VMPF_RESTORE_NO_PREFETCH	_BITULL(0)	/* faults only */
 #define VMPF_RESTORE_SEQUENTIAL		_BITULL(1)	/* prefetch in page order, not hot-first */
-#define VMPF_RESTORE_FLAGS_ALL		(VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_SEQUENTIAL)
+/*
+ * Take no ownership lease: the caller guarantees by other means that no
+ * other host runs this image (or only inspects it).  A live lease of
+ * another session still refuses the open.
+ */
+#define VMPF_RESTORE_NO_LEASE		_BITULL(2)
+/*
+ * Take the lease without waiting for the owner's to expire, and restore
+ * an image whose source revoked it: the operator says that the VM
+ * recorded as its owner is gone.
+ */
+#define VMPF_RESTORE_FORCE		_BITULL(3)
+#define VMPF_RESTORE_FLAGS_ALL		(VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_SEQUENTIAL | \
+					 VMPF_RESTORE_NO_LEASE | VMPF_RESTORE_FORCE)
 
 /**
  * struct vmpf_restore_open - VMPF_IOC_RESTORE_OPEN
- * @target_fd:	in: the page file, opened O_DIRECT (read-only is enough).
+ * @target_fd:	in: the page file, opened O_RDWR | O_DIRECT (O_RDONLY with
+ *		VMPF_RESTORE_NO_LEASE).
  * @flags:	in: VMPF_RESTORE_*.
  * @prefetch_rate: in: prefetch at most this many pages per second; 0 means
  *		as fast as the storage allows.
@@ -555,11 +579,18 @@ struct vmpf_mark_dirty {
  * no committed image (never committed, or a migration into it was started
  * since); EBADMSG a crc mismatch in superblock, commit record, page table
  * or device state; EPROTONOSUPPORT another format version; EBUSY the
- * descriptor already has a session; EOPNOTSUPP the handshake did not ask
- * for VMPF_FEATURE_RESTORE; ENOMEM the page table does not fit (it is
- * charged to the caller's memory cgroup); EIO the page file could not be
- * read.  mmap() of a descriptor without a restore session fails with
- * ENODEV.
+ * descriptor already has a session, or another session (on this host or
+ * another) holds the image's ownership lease and renewed it while this
+ * open watched it; EALREADY the image's source took the VM back after the
+ * commit (VMPF_LEASE_REVOKED): VMPF_RESTORE_FORCE restores it all the same;
+ * EROFS @target_fd is open read-only and VMPF_RESTORE_NO_LEASE was not
+ * given; EINTR a fatal signal while waiting for an owner's lease;
+ * EOPNOTSUPP the handshake did not ask for VMPF_FEATURE_RESTORE; ENOMEM
+ * the page table does not fit (it is charged to the caller's memory
+ * cgroup); EIO the page file could not be read.  The open watches another
+ * owner's lease for up to its period (10 s by default, module parameter
+ * lease_ms) before it takes an expired one over.  mmap() of a descriptor
+ * without a restore session fails with ENODEV.
  */
 struct vmpf_restore_open {
 	__u64 target_fd;
@@ -658,7 +689,7 @@ enum vmpf_restore_phase {
  * @prefetch_held: out: 1 while the prefetch waits for room in the VMM's
  *		memory cgroup (usage near memory.max or memory.high); faults
  *		go on, and may reclaim (swap) as any guest's do.
- * @reserved:	out: zero.
+ * @lease:	out: the session's ownership lease, VMPF_LEASE_*.
  * @message:	out: a sentence about the first bad page, if any.
  */
 struct vmpf_restore_status {
@@ -681,7 +712,7 @@ struct vmpf_restore_status {
 	__u64 io_retries;
 	__u64 discarded;
 	__u64 prefetch_held;
-	__u64 reserved[1];
+	__u64 lease;		/* VMPF_LEASE_* */
 	__u8 message[128];
 };
 
@@ -882,6 +913,48 @@ struct vmpf_pf_commit {
 	__le32 throttle_peak;	/* the highest throttle asked */
 	__le64 reserved[3];
 	__le32 reserved32;
+	__le32 crc;		/* crc32c of this struct with crc = 0 */
+};
+
+/*
+ * The ownership lease of the image (VMPF_FEATURE_LEASE): 512 bytes at
+ * VMPF_PF_LEASE_OFF, in block 1 after the commit record, whose sector it
+ * does not share.  All zero, or of another generation, or with a wrong
+ * crc: nobody owns the image.  A restore session writes it READING with
+ * a new @owner, RESTORED once every page was read (the VM runs on from
+ * its host's memory), and renews it (@beat) every @lease_ms / 4 for as
+ * long as the session lives, that is as long as the VM runs; FREE when
+ * the session ends.  Another restore takes over a READING or RESTORED
+ * lease only after watching it for @lease_ms without a renewal (its owner
+ * is gone); a new migration into the file waits for the same, but only
+ * for a READING lease: a RESTORED VM no longer reads the file.  REVOKED:
+ * the source took the VM back after the commit; restores refuse it.
+ */
+#define VMPF_PF_LEASE_MAGIC	"VMPFOWNR"
+#define VMPF_PF_LEASE_OFF	(VMPF_PF_BLOCK + 2048)
+
+/* struct vmpf_pf_lease.state, and struct vmpf_restore_status.lease */
+#define VMPF_LEASE_FREE		0	/* nobody owns the image (status: no lease) */
+#define VMPF_LEASE_READING	1	/* a restore reads pages from the file */
+#define VMPF_LEASE_RESTORED	2	/* every page read: the VM runs on @host */
+#define VMPF_LEASE_REVOKED	3	/* the source runs the VM again */
+/* status only: a new migration went into the file, or another took over */
+#define VMPF_LEASE_LOST		4
+
+struct vmpf_pf_lease {
+	__u8 magic[8];
+	__le64 generation;	/* the image's: the superblock's */
+	__le64 owner;		/* random, new for every owner */
+	__le64 beat;		/* bumped by every renewal */
+	__le64 takeovers;	/* owners the image had, this one included */
+	__le64 acquired_ns;	/* CLOCK_REALTIME when taken, for people */
+	__le32 state;		/* VMPF_LEASE_* */
+	__le32 lease_ms;	/* the owner renews every lease_ms / 4 */
+	__le32 pid;		/* the owner's process, for people */
+	__le32 reserved32;
+	__u8 host[64];		/* the owner's host name, NUL-padded */
+	__le64 reserved[5];
+	__le32 reserved2;
 	__le32 crc;		/* crc32c of this struct with crc = 0 */
 };
 
