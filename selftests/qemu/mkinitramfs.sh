@@ -27,6 +27,7 @@ cp /bin/busybox "$stage/bin/busybox"
 cp "$here/guest-init.sh" "$stage/init"
 cp "$here/demo-role.sh" "$stage/bin/demo-role.sh"
 cp "$here/../qemu_vmm_lib.sh" "$stage/bin/qemu_vmm_lib.sh"
+cp "$here/../nfs_lib.sh" "$stage/bin/nfs_lib.sh"
 # crash_test.sh's replayer, corrupter and lazy-restore checker.
 [ -x "$here/../crash_tool" ] && cp "$here/../crash_tool" "$stage/bin/crash_tool"
 "$here/mkinner.sh" "$stage/lib/vmpf-inner.cpio.gz"
@@ -100,17 +101,49 @@ for m in netfs 9pnet 9pnet_virtio 9p; do
 	fi
 done
 
+# NFS: the server (nfsd) and client (nfsv3, nfsv4) of nfs_test.sh and of
+# the demo's NFS storage, and virtio-net for the demo's link between its
+# two hosts.  Optional: without them nfs_test.sh skips, saying why.
+for m in nfsd nfsv3 nfsv4 virtio_net; do
+	if builtin "$m" || (find_module "$m" >/dev/null 2>&1); then
+		add_module "$m"
+	else
+		echo "mkinitramfs: no $m module in $moddir: no NFS in the guest" >&2
+	fi
+done
+
 # dmsetup, a dynamic binary: bring its libraries and loader along.
+# LIBPATH: more directories to find libraries in (the NFS programs').
 add_binary() {
 	local lib
 	cp "$1" "$stage/bin/"
-	for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
-		mkdir -p "$stage$(dirname "$lib")"
-		cp -L "$lib" "$stage$lib"
+	for lib in $(LD_LIBRARY_PATH=${LIBPATH:-} ldd "$1" | grep -o '/[^ ]*'); do
+		case $lib in
+		/lib64/*|/lib/x86_64-linux-gnu/*|/usr/lib/x86_64-linux-gnu/*)
+			mkdir -p "$stage$(dirname "$lib")"
+			cp -L "$lib" "$stage$lib" ;;
+		*)	# unpacked elsewhere (nfs-root.sh): where the loader looks
+			mkdir -p "$stage/lib/x86_64-linux-gnu"
+			cp -L "$lib" "$stage/lib/x86_64-linux-gnu/" ;;
+		esac
 	done
 }
 if command -v dmsetup >/dev/null; then
 	add_binary "$(command -v dmsetup)"
+fi
+# The NFS programs, from Debian's packages unpacked by nfs-root.sh, with
+# the files they read (/etc/netconfig for libtirpc, services, rpc).
+if nfs=$("$here/nfs-root.sh"); then
+	LIBPATH="$nfs/lib/x86_64-linux-gnu:$nfs/usr/lib/x86_64-linux-gnu"
+	for b in usr/sbin/rpc.nfsd usr/sbin/rpc.mountd usr/sbin/exportfs sbin/mount.nfs \
+		 sbin/rpcbind usr/sbin/rpcinfo; do
+		add_binary "$nfs/$b"
+	done
+	LIBPATH=
+	mkdir -p "$stage/etc"
+	cp "$nfs/etc/netconfig" "$nfs/etc/services" "$nfs/etc/protocols" "$nfs/etc/rpc" "$stage/etc/"
+else
+	echo "mkinitramfs: no NFS programs: nfs_test.sh will skip" >&2
 fi
 printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"
 
