@@ -1,16 +1,22 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# `make demo`: a real migration between two hosts that share nothing but a
-# disk.  Two QEMU machines boot the newest Debian 6.12 kernel with the
-# module; both see one raw image as a virtio disk (no host cache, shared).
-# Host A runs a dirtying VM and migrates it into the page file on that
-# disk; host B waits for the commit, restores the VM lazily and resumes it
-# while its memory arrives, then checks every page.  No network at all: the
-# commit record on the shared disk is the hand-off.
+# `make demo`: a real migration between two hosts that share nothing but
+# the page file's storage.  Two QEMU machines boot the newest Debian 6.12
+# kernel with the module.  Host A runs a dirtying VM and migrates it into
+# the page file; host B waits for the commit, restores the VM lazily and
+# resumes it while its memory arrives, then checks every page.
 #   VMPF_DEMO_RAM  guest RAM (default 256M; 128M with QEMU)
 #   VMPF_DEMO_VMM  vmpf-vm (default), or qemu: an unmodified QEMU (the
 #                  host's, run inside each host with KVM) migrated by
 #                  vmpf-ctl migrate --qmp and restore --qemu
+#   VMPF_DEMO_STORAGE  raw (default): both hosts see one raw image as a
+#                  virtio disk (no host cache, shared), the page file is
+#                  that disk, and there is no network at all: the commit
+#                  record is the hand-off.  nfs: the hosts have a private
+#                  link (UDP between two ports of this machine's loopback:
+#                  nothing leaves it); A exports a directory with the
+#                  kernel's NFS server, both mount it (NFSv4.2), and the
+#                  page file is a file there.
 # Exits non-zero if the migration or the verification fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +25,11 @@ case $VMM in
 vmpf-vm) RAM=${VMPF_DEMO_RAM:-256M} ;;
 qemu) RAM=${VMPF_DEMO_RAM:-128M} ;;
 *) echo "demo: VMPF_DEMO_VMM=$VMM: say vmpf-vm or qemu" >&2; exit 2 ;;
+esac
+STORAGE=${VMPF_DEMO_STORAGE:-raw}
+case $STORAGE in
+raw|nfs) ;;
+*) echo "demo: VMPF_DEMO_STORAGE=$STORAGE: say raw or nfs" >&2; exit 2 ;;
 esac
 OUT=build/demo
 mkdir -p "$OUT"
@@ -35,7 +46,7 @@ failed() {
 kernels=$(selftests/deps.sh) || die "installing what the demo needs failed"
 k=$(echo "$kernels" | tr ' ' '\n' | grep '^6\.12' | tail -n 1)
 [ -n "$k" ] || k=$(echo "$kernels" | awk '{print $NF}')
-echo "demo: kernel $k, guest RAM $RAM, VMM $VMM"
+echo "demo: kernel $k, guest RAM $RAM, VMM $VMM, storage $STORAGE"
 
 make -s tools >/dev/null || die "building the tools failed"
 rm -rf "$OUT/mod" && mkdir -p "$OUT/mod" && cp -r Kbuild Makefile dkms.conf kernel uapi "$OUT/mod/"
@@ -44,17 +55,7 @@ make -s -C "$OUT/mod" KERNELRELEASE="$k" module >"$OUT/build.log" 2>&1 ||
 selftests/qemu/mkinitramfs.sh "$k" "$OUT/mod/vmpagefile.ko" "$OUT/initrd.gz" \
 	tools/vmpf-ctl tools/vmpf-vm || die "building the initramfs failed"
 
-# The shared disk: the page file, then 16 MiB where A leaves its checksums.
 ram_mb=$(( $(numfmt --from=iec "$RAM") / 1048576 ))
-disk=$OUT/shared.img
-rm -f "$disk"
-truncate -s $(( (ram_mb + ram_mb / 32 + 2 + 8 + 16) * 1048576 )) "$disk"
-if [ "$VMM" = qemu ]; then
-	# QEMU's device-state room (16 MiB), and A's dump of guest RAM at pause.
-	truncate -s $(( (2 * ram_mb + ram_mb / 32 + 2 + 16 + 16) * 1048576 )) "$disk"
-fi
-
-echo "demo: booting host A (source) and host B (destination) on one shared disk"
 # Each host holds the guest's RAM once or twice (VMM and restore mapping).
 export VMPF_GUEST_MEM=$(( 768 + 2 * ram_mb ))
 roles="source dest"
@@ -63,10 +64,30 @@ if [ "$VMM" = qemu ]; then
 	export VMPF_GUEST_MEM=$(( 768 + 4 * ram_mb ))
 	roles="qemu-source qemu-dest"
 fi
-VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=${roles% *},$RAM" \
+if [ "$STORAGE" = raw ]; then
+	# The shared disk: the page file, then 16 MiB where A leaves its checksums.
+	disk=$OUT/shared.img
+	rm -f "$disk"
+	truncate -s $(( (ram_mb + ram_mb / 32 + 2 + 8 + 16) * 1048576 )) "$disk"
+	if [ "$VMM" = qemu ]; then
+		# QEMU's device-state room (16 MiB), and A's dump of guest RAM at pause.
+		truncate -s $(( (2 * ram_mb + ram_mb / 32 + 2 + 16 + 16) * 1048576 )) "$disk"
+	fi
+	echo "demo: booting host A (source) and host B (destination) on one shared disk"
+	link_a= link_b=
+else
+	# A's export (tmpfs) holds the page file, and the RAM dump with QEMU.
+	VMPF_GUEST_MEM=$(( VMPF_GUEST_MEM + 3 * ram_mb ))
+	disk=
+	# Two UDP ports of the loopback for the link, from this process's id.
+	p=$(( 20000 + ($$ % 20000) * 2 ))
+	link_a="$p:$((p + 1)):1" link_b="$((p + 1)):$p:2"
+	echo "demo: booting host A (source, NFS server) and host B (destination), linked by UDP ports $p and $((p + 1)) of 127.0.0.1"
+fi
+VMPF_SHARED_DISK=$disk VMPF_LINK=$link_a VMPF_APPEND="vmpf_demo=${roles% *},$RAM,$STORAGE" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 1200 &
 a=$!
-VMPF_SHARED_DISK=$disk VMPF_APPEND="vmpf_demo=${roles#* },$RAM" \
+VMPF_SHARED_DISK=$disk VMPF_LINK=$link_b VMPF_APPEND="vmpf_demo=${roles#* },$RAM,$STORAGE" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-b" 1200 &
 b=$!
 wait $a
@@ -74,6 +95,14 @@ wait $b
 
 res_a=$(tr -d '\r' < "$OUT/host-a/result.log")
 res_b=$(tr -d '\r' < "$OUT/host-b/result.log")
+if [ "$STORAGE" = nfs ]; then
+	echo
+	echo "=== storage: NFS ==="
+	for r in "$res_a" "$res_b"; do
+		echo "$r" | sed -n 's/^VMPF-DEMO storage .*"mount":"\([^"]*\)".*/mounted            \1/p'
+		echo "$r" | sed -n 's/^VMPF-DEMO storage-error /FAILED             /p'
+	done
+fi
 
 if [ "$VMM" = qemu ]; then
 	src=$(echo "$res_a" | sed -n 's/^VMPF-DEMO qemu-source {/{/p')
@@ -150,7 +179,11 @@ for h in host-a host-b; do
 done
 echo
 if [ $ok = 1 ]; then
-	echo "demo: migration through the shared disk succeeded"
+	if [ "$STORAGE" = nfs ]; then
+		echo "demo: migration through a page file on NFS succeeded"
+	else
+		echo "demo: migration through the shared disk succeeded"
+	fi
 else
 	echo "demo: FAILED (logs in $OUT/host-a and $OUT/host-b)"
 	exit 1

@@ -3,8 +3,11 @@
 # Developer probe, not part of make check (issue 14's investigation,
 # session 6): does a restored inner guest stall or crash after cont more
 # often through vmpagefile than through QEMU's own migration?  Modes
-# (PROBE_MODES, commas): vmpf, vmpf_dump, plain, plain_dump (_dump: QMP
-# pmemsave before cont).  A hung guest's vCPU is sampled (RIP, symbol) and
+# (PROBE_MODES, commas): vmpf, vmpf_dump, plain, plain_dump, plainsc,
+# plainsc_dump (_dump: QMP pmemsave before cont; plainsc: ten short QMP
+# stop/cont pauses a second apart before a plain migration, as vmpf-ctl's
+# soft-dirty scans make; live, live_dump: QEMU's own live migration, its
+# pre-copy under KVM dirty logging as vmpagefile's).  A hung guest's vCPU is sampled (RIP, symbol) and
 # sent an NMI (unknown_nmi_panic) for a backtrace.  Run:
 #   selftests/run-some.sh 6.12.117+deb12-amd64 dev/stall_probe_test.sh \
 #       PROBE_MODES=vmpf,plain,vmpf_dump [VMPF_KVM_AMD_PARAMS=vls=0]
@@ -51,8 +54,18 @@ trial() {
 	eval "set -- $(VQ_APPEND="$GUEST" vq_guest_args "$RAM")"
 	t0=$(now)
 	case $mode in
-	plain*)
-		qmp $S stop >/dev/null
+	plainsc*)
+		# What vmpf-ctl migrate's soft-dirty scans do to QEMU: a short
+		# pause about once a second, ten times, then a plain migration.
+		for _c in 1 2 3 4 5 6 7 8 9 10; do
+			qmp $S stop >/dev/null; sleep 0.06; qmp $S cont >/dev/null; sleep 1
+		done ;;
+	esac
+	case $mode in
+	plain*|live*)
+		# live: QEMU's own live migration, pre-copy with KVM's dirty
+		# logging while the guest runs, as vmpagefile's.
+		case $mode in plain*) qmp $S stop >/dev/null ;; esac
 		qmp $S migrate '{"uri": "exec:cat > /tmp/probe/state"}' > /dev/null
 		while ! qmp $S query-migrate | grep -q '"completed"\|"failed"'; do sleep 0.2; done
 		stopped=$(last_count $S)

@@ -1,10 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# One host of the two-host demo, inside its QEMU guest (busybox sh).  Both
-# hosts see the same disk as /dev/vda; nothing else connects them.
-#   source: run a dirtying VM, migrate it into the page file on /dev/vda,
-#           then leave its per-page checksums (taken at pause) at the end of
-#           the disk for the destination to verify against.
+# One host of the two-host demo, inside its QEMU guest (busybox sh).
+#   demo-role.sh ROLE RAM [STORAGE]
+# STORAGE raw (the default): both hosts see the same disk as /dev/vda,
+# the page file is that disk, and nothing else connects them.  nfs: the
+# hosts have a private link (eth0, 10.99.0.1 for A, 10.99.0.2 for B); A
+# exports a directory with the kernel's NFS server, both mount it
+# (NFSv4.2), and the page file is a file there.
+#   source: run a dirtying VM, migrate it into the page file, then leave
+#           its per-page checksums (taken at pause) for the destination to
+#           verify against: at the end of the disk, or as a file.
 #   dest:   wait for those checksums (so for the commit), restore the VM
 #           lazily from the page file, let it run while its memory arrives,
 #           then check through a second restore that every page the kernel
@@ -12,58 +17,121 @@
 #   qemu-source, qemu-dest: the same with an unmodified QEMU as the VMM
 #           (the host's, run inside this machine with KVM: qemu_vmm_lib.sh):
 #           vmpf-ctl migrate --qmp, then QEMU's RAM at pause (QMP pmemsave)
-#           at the end of the disk; vmpf-ctl restore --qemu on the other
-#           host, its RAM compared before the guest goes on, then the guest
-#           counts on and checks its own memory.
+#           for the other host; vmpf-ctl restore --qemu on the other host,
+#           its RAM compared before the guest goes on, then the guest counts
+#           on and checks its own memory.
 # Results go to the second serial port as "VMPF-DEMO <role> <json>" lines.
-role=$1 ram=$2
+role=$1 ram=$2 storage=${3:-raw}
 R=/dev/ttyS1
 DISK=/dev/vda
-SUMS_MB=$(( $(blockdev --getsize64 $DISK) / 1048576 - 16 ))	# the last 16 MiB
 # Every line of $2 goes out prefixed with "VMPF-DEMO $1 ".
 say() { echo "$2" | sed "s/^/VMPF-DEMO $1 /" > $R; }
+mb=$(( $(echo "$ram" | sed 's/M$//') ))
+
+case $storage in
+raw)
+	PF=$DISK
+	SUMS_MB=$(( $(blockdev --getsize64 $DISK) / 1048576 - 16 ))	# the last 16 MiB
+	;;
+nfs)
+	. /bin/nfs_lib.sh
+	SHARE=/mnt/share
+	PF=$SHARE/vm.pf
+	case $role in *source) me=1 ;; *) me=2 ;; esac
+	hostname host-$me
+	nfs_env
+	ip link set eth0 up && ip addr add 10.99.0.$me/24 dev eth0 ||
+		say storage-error "no network link: $(ip link 2>&1 | head -n 4)"
+	if [ $me = 1 ]; then
+		# The export: tmpfs (the server writes through its page cache;
+		# the clients' O_DIRECT is theirs), room for the page file and
+		# the RAM dump of the QEMU variant.
+		mkdir -p /srv/nfs
+		mount -t tmpfs -o size=$((3 * mb + 64))m tmpfs /srv/nfs
+		why=$(nfs_server_start /srv/nfs 10.99.0.0/24) || say storage-error "NFS server: $why"
+	fi
+	# Until the server answers (B boots alongside A).  lookupcache=none:
+	# files the other host creates show at once.
+	i=0
+	while ! why=$(nfs_mount 10.99.0.1:/srv/nfs $SHARE vers=4.2,proto=tcp,lookupcache=none) &&
+	      [ $i -lt 120 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	grep -q " $SHARE nfs4 " /proc/mounts || say storage-error "cannot mount the share: $why"
+	say storage "{\"storage\":\"nfs\",\"mount\":\"$(grep " $SHARE " /proc/mounts | cut -d' ' -f1-4)\"}"
+	if [ $me = 1 ]; then
+		# The page file: layout size of the image, with room to spare.
+		truncate -s $(( (mb + mb / 32 + 2 + 16) * 1048576 )) $PF
+	fi
+	;;
+*)
+	say storage-error "unknown storage '$storage'"
+	exit 1
+	;;
+esac
+
+# publish NAME FILE [HEADER]: FILE for the other host (nfs), as NAME.
+publish() {
+	cp "$2" "$SHARE/$1.tmp" && sync && mv "$SHARE/$1.tmp" "$SHARE/$1" &&
+		{ [ -z "${3:-}" ] || echo "$3" > "$SHARE/$1.hdr"; }
+}
+# await NAME: wait (10 min at most) until the other host published NAME.
+await() {
+	i=0
+	while [ ! -e "$SHARE/$1" ] && [ $i -lt 1200 ]; do sleep 0.5; i=$((i + 1)); done
+	[ -e "$SHARE/$1" ]
+}
 
 case $role in
 source)
 	out=$(vmpf-vm --ram "$ram" --vcpus 2 --working-set 8M --rate 4000 --seconds 1 \
-		--migrate-to $DISK --checksums /tmp/sums --json 2>/tmp/err); rc=$?
+		--migrate-to $PF --checksums /tmp/sums --json 2>/tmp/err); rc=$?
 	say source "$out"
 	[ -s /tmp/err ] && say source-stderr "$(cat /tmp/err)"
-	if [ $rc = 0 ]; then
+	if [ $rc = 0 ] && [ $storage = nfs ]; then
+		publish sums /tmp/sums || rc=1
+	elif [ $rc = 0 ]; then
 		{ printf 'VMPFSUMS %012d\n' "$(wc -c < /tmp/sums)"; cat /tmp/sums; } > /tmp/blob
 		dd if=/tmp/blob of=$DISK bs=1M seek=$SUMS_MB conv=fsync 2>/dev/null || rc=1
 	fi
+	# The NFS server stays until the destination is done with the file.
+	[ $storage = nfs ] && await dest.done
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 dest)
-	i=0
-	while [ $i -lt 600 ]; do
-		blockdev --flushbufs $DISK
-		hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 21)
-		case $hdr in VMPFSUMS*) break ;; esac
-		sleep 0.5
-		i=$((i + 1))
-	done
-	len=${hdr#VMPFSUMS }
-	len=$((10#$len + 0))
-	dd if=$DISK bs=1M skip=$SUMS_MB count=16 2>/dev/null | tail -c +22 | head -c "$len" > /tmp/sums
-	say dest-info "$(vmpf-ctl info $DISK --json 2>&1)"
-	out=$(vmpf-vm --restore $DISK --seconds 1 --wait-complete --json 2>/tmp/err); rc=$?
+	if [ $storage = nfs ]; then
+		await sums && cp $SHARE/sums /tmp/sums
+	else
+		i=0
+		while [ $i -lt 600 ]; do
+			blockdev --flushbufs $DISK
+			hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 21)
+			case $hdr in VMPFSUMS*) break ;; esac
+			sleep 0.5
+			i=$((i + 1))
+		done
+		len=${hdr#VMPFSUMS }
+		len=$((10#$len + 0))
+		dd if=$DISK bs=1M skip=$SUMS_MB count=16 2>/dev/null | tail -c +22 | head -c "$len" > /tmp/sums
+	fi
+	say dest-info "$(vmpf-ctl info $PF --json 2>&1)"
+	out=$(vmpf-vm --restore $PF --seconds 1 --wait-complete --json 2>/tmp/err); rc=$?
 	say dest "$out"
 	[ -s /tmp/err ] && say dest-stderr "$(cat /tmp/err)"
-	ver=$(vmpf-vm --restore $DISK --no-prefetch --verify /tmp/sums --seconds 0 --json 2>&1); vrc=$?
+	ver=$(vmpf-vm --restore $PF --no-prefetch --verify /tmp/sums --seconds 0 --json 2>&1); vrc=$?
 	say verify "$ver"
 	[ $rc = 0 ] && [ $vrc = 0 ] || rc=1
+	[ $storage = nfs ] && : > $SHARE/dest.done
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 qemu-source)
 	. /bin/qemu_vmm_lib.sh
-	mb=$(( $(echo "$ram" | sed 's/M$//') ))
 	rc=1
 	if vq_usable; then
 		VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc" vq_start /tmp/vm "$mb"
 		vq_wait_for /tmp/vm/serial.log "^vmpf-count 5" 300 "$VQ_PID"
-		out=$(vmpf-ctl migrate --qmp /tmp/vm/qmp.sock $DISK --json 2>/tmp/err); rc=$?
+		out=$(vmpf-ctl migrate --qmp /tmp/vm/qmp.sock $PF --json 2>/tmp/err); rc=$?
 		say qemu-source "$(echo "$out" | tail -n 1)"
 		[ -s /tmp/err ] && say source-stderr "$(cat /tmp/err)"
 	else
@@ -73,33 +141,44 @@ qemu-source)
 		count=$(tr -d '\r' < /tmp/vm/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | tail -n 1)
 		vmpf-ctl qmp --qmp /tmp/vm/qmp.sock pmemsave \
 			"{\"val\": 0, \"size\": $((mb << 20)), \"filename\": \"/tmp/src.mem\"}" > /dev/null
-		dd if=/tmp/src.mem of=$DISK bs=1M seek=$((SUMS_MB - mb)) conv=fsync 2>/dev/null &&
-			printf 'VMPFDUMP %012d %d\n' "$((mb << 20))" "$count" |
-			dd of=$DISK bs=1M seek=$SUMS_MB conv=fsync 2>/dev/null || rc=1
+		if [ $storage = nfs ]; then
+			publish src.mem /tmp/src.mem "VMPFDUMP $((mb << 20)) $count" || rc=1
+		else
+			dd if=/tmp/src.mem of=$DISK bs=1M seek=$((SUMS_MB - mb)) conv=fsync 2>/dev/null &&
+				printf 'VMPFDUMP %012d %d\n' "$((mb << 20))" "$count" |
+				dd of=$DISK bs=1M seek=$SUMS_MB conv=fsync 2>/dev/null || rc=1
+		fi
+		rm -f /tmp/src.mem
 		vmpf-ctl qmp --qmp /tmp/vm/qmp.sock quit > /dev/null
 	fi
+	[ $storage = nfs ] && await dest.done
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 qemu-dest)
 	. /bin/qemu_vmm_lib.sh
-	mb=$(( $(echo "$ram" | sed 's/M$//') ))
-	i=0
-	while [ $i -lt 1200 ]; do
-		blockdev --flushbufs $DISK
-		hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 32)
-		case $hdr in VMPFDUMP*) break ;; esac
-		sleep 0.5
-		i=$((i + 1))
-	done
+	if [ $storage = nfs ]; then
+		await src.mem
+		hdr=$(cat $SHARE/src.mem.hdr)
+		cp $SHARE/src.mem /tmp/src.mem
+	else
+		i=0
+		while [ $i -lt 1200 ]; do
+			blockdev --flushbufs $DISK
+			hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 32)
+			case $hdr in VMPFDUMP*) break ;; esac
+			sleep 0.5
+			i=$((i + 1))
+		done
+		dd if=$DISK of=/tmp/src.mem bs=1M skip=$((SUMS_MB - mb)) count=$mb 2>/dev/null
+	fi
 	count=$(echo "$hdr" | cut -d' ' -f3)
-	dd if=$DISK of=/tmp/src.mem bs=1M skip=$((SUMS_MB - mb)) count=$mb 2>/dev/null
-	say dest-info "$(vmpf-ctl info $DISK --json 2>&1)"
+	say dest-info "$(vmpf-ctl info $PF --json 2>&1)"
 	rc=1
 	mkdir -p /tmp/d
 	if vq_usable; then
 		eval "set -- $(VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc" vq_guest_args "$mb")"
 		# shellcheck disable=SC2086
-		vmpf-ctl restore --qemu $DISK -- $VQ_QEMU "$@" -S -serial file:/tmp/d/serial.log \
+		vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:/tmp/d/serial.log \
 			-qmp unix:/tmp/d/qmp.sock,server=on,wait=off > /tmp/d/restore.out 2>&1 &
 		rpid=$!
 		vq_wait_for /tmp/d/restore.out "^resumed\|vmpf-ctl:" 120 $rpid
@@ -123,6 +202,7 @@ qemu-dest)
 	else
 		say dest-stderr "cannot run QEMU here: $VQ_WHY"
 	fi
+	[ $storage = nfs ] && : > $SHARE/dest.done
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 esac

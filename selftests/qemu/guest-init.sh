@@ -63,10 +63,11 @@ if [ -n "$bench" ]; then
 	sync
 	poweroff -f
 fi
-# The two-host demo: vmpf_demo=source|dest,RAM on the kernel command line.
+# The two-host demo: vmpf_demo=ROLE,RAM,STORAGE on the kernel command line.
 demo=$(sed -n 's/.*vmpf_demo=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$demo" ]; then
-	/bin/demo-role.sh "${demo%,*}" "${demo#*,}"
+	# shellcheck disable=SC2046
+	/bin/demo-role.sh $(echo "$demo" | tr , ' ')
 	say "VMPF-DONE"
 	sync
 	poweroff -f

@@ -33,6 +33,15 @@ if [ -n "${VMPF_SHARED_DISK:-}" ]; then
 	extra+=(-drive "file=$VMPF_SHARED_DISK,if=none,id=d0,format=raw,cache=none,file.locking=off"
 	       -device virtio-blk-pci,drive=d0,share-rw=on)
 fi
+# VMPF_LINK=LOCAL:REMOTE:N: a private link to another test machine, a
+# virtio NIC whose frames go as UDP datagrams between ports LOCAL and
+# REMOTE of 127.0.0.1 (nothing leaves this machine); N (1-9) makes its MAC
+# address 52:54:00:99:00:0N.
+if [ -n "${VMPF_LINK:-}" ]; then
+	IFS=: read -r lp rp nic <<< "$VMPF_LINK"
+	extra+=(-netdev "dgram,id=l0,local.type=inet,local.host=127.0.0.1,local.port=$lp,remote.type=inet,remote.host=127.0.0.1,remote.port=$rp"
+		-device "virtio-net-pci,netdev=l0,mac=52:54:00:99:00:0$nic")
+fi
 mkdir -p "$out"
 rm -f "$out/console.log" "$out/result.log"
 
