@@ -47,9 +47,9 @@ static unsigned int lease_ms = 10000;
 module_param(lease_ms, uint, 0644);
 MODULE_PARM_DESC(lease_ms, "period of a restore's lease on its image, ms (default 10000, 1000 to 300000): renewed every quarter of it; another host takes a lease over after watching it this long without a renewal");
 
-static unsigned int lease_confirm_ms = 250;
+static unsigned int lease_confirm_ms = 100;
 module_param(lease_confirm_ms, uint, 0644);
-MODULE_PARM_DESC(lease_confirm_ms, "ms between writing a new lease and reading it back (default 250): longer than a lease write takes to reach the storage");
+MODULE_PARM_DESC(lease_confirm_ms, "ms between writing a new lease and reading it back (default 100): longer than a lease read and write take to reach the storage");
 
 #define VMPF_LEASE_MS_MIN	1000
 #define VMPF_LEASE_MS_MAX	300000
@@ -221,11 +221,14 @@ out:
 
 /*
  * Take the lease on the image @sb describes in @st, for a restore session
- * (VMPF_IOC_RESTORE_OPEN, which may sleep for the owner's lease period).
- * @force: take it without watching the owner, and whatever it says.
+ * (VMPF_IOC_RESTORE_OPEN, which may sleep for the owner's lease period):
+ * watch the owner's, write ours.  vmpf_lease_confirm() then reads it back,
+ * at least lease_confirm_ms later: the caller loads the page table
+ * meanwhile.  @force: take it without watching the owner, whatever it
+ * says.  On failure nothing is held.
  */
-int vmpf_lease_acquire(struct vmpf_lease *ls, struct vmpf_store *st,
-		       const struct vmpf_pf_super *sb, bool force)
+int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
+		    const struct vmpf_pf_super *sb, bool force)
 {
 	struct vmpf_pf_lease seen;
 	int ret;
@@ -271,33 +274,49 @@ int vmpf_lease_acquire(struct vmpf_lease *ls, struct vmpf_store *st,
 	ret = vmpf_lease_write(ls, st, VMPF_LEASE_READING);
 	if (ret)
 		goto err;
-	schedule_timeout_killable(msecs_to_jiffies(READ_ONCE(lease_confirm_ms)));
-	ret = vmpf_lease_read(st, ls->page, ls->generation);
-	if (!ret && fatal_signal_pending(current)) {
-		/* Let go at once rather than leave a lease to expire. */
-		if (vmpf_lease_ours(ls))
-			vmpf_lease_write(ls, st, VMPF_LEASE_FREE);
-		ret = -EINTR;
-	}
-	if (!ret && !vmpf_lease_ours(ls)) {
-		pr_info("another session took the image at the same moment (host %.64s)\n",
-			vmpf_lease_rec(ls->page)->host);
-		ret = -EBUSY;
-	}
-	if (ret)
-		goto err;
-
+	ls->renewed_ns = ktime_get_ns();
+	/* Held from here: vmpf_lease_release() lets go if the open fails. */
 	ls->store.file = get_file(st->file);
 	ls->store.size = st->size;
-	ls->renewed_ns = ktime_get_ns();
 	ls->state = VMPF_LEASE_READING;
-	queue_delayed_work(system_unbound_wq, &ls->work, msecs_to_jiffies(ls->period_ms / 4));
 	return 0;
 
 err:
 	__free_page(ls->page);
 	ls->page = NULL;
 	/* The image went away under us: the file holds no committed image now. */
+	return ret == -ESTALE ? -ENODATA : ret;
+}
+
+/*
+ * Read the lease back, lease_confirm_ms after it was written: still ours,
+ * the renewal starts; another session's (it took the image in the same
+ * moment), -EBUSY and it is left to that one.
+ */
+int vmpf_lease_confirm(struct vmpf_lease *ls)
+{
+	u64 since = ktime_get_ns() - ls->renewed_ns;
+	u64 wait = (u64)READ_ONCE(lease_confirm_ms) * NSEC_PER_MSEC;
+	int ret;
+
+	if (!ls->page)
+		return 0;
+	if (since < wait)
+		schedule_timeout_killable(nsecs_to_jiffies(wait - since) + 1);
+	if (fatal_signal_pending(current))
+		return -EINTR;	/* vmpf_lease_release() lets go */
+	mutex_lock(&ls->lock);
+	ret = vmpf_lease_read(&ls->store, ls->page, ls->generation);
+	if (!ret && !vmpf_lease_ours(ls)) {
+		pr_info("another session took the image at the same moment (host %.64s)\n",
+			vmpf_lease_rec(ls->page)->host);
+		ls->state = VMPF_LEASE_LOST;
+		ret = -EBUSY;
+	}
+	if (!ret)
+		queue_delayed_work(system_unbound_wq, &ls->work,
+				   msecs_to_jiffies(ls->period_ms / 4));
+	mutex_unlock(&ls->lock);
 	return ret == -ESTALE ? -ENODATA : ret;
 }
 
@@ -343,7 +362,7 @@ u32 vmpf_lease_state(struct vmpf_lease *ls)
 /*
  * Before a migration into @st, or a restore that takes no lease: refuse
  * while a restore session renews a lease on the image the file holds
- * (-EBUSY, after watching it as vmpf_lease_acquire() does).  @reading:
+ * (-EBUSY, after watching it as vmpf_lease_take() does).  @reading:
  * only a READING lease counts (a migration: a RESTORED VM no longer
  * reads the file).  0 when the file holds no image, or nobody owns it.
  */

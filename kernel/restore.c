@@ -54,12 +54,10 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 	kfree(rst);
 }
 
-/* Read and check superblock, commit record, page table and device state. */
-static int vmpf_restore_load(struct vmpf_restore *rst)
+/* Read and check superblock and commit record. */
+static int vmpf_restore_load_header(struct vmpf_restore *rst, struct vmpf_pf_commit *commit)
 {
-	struct vmpf_pf_commit commit;
 	struct page *page;
-	size_t table_len;
 	void *p;
 	int ret;
 
@@ -77,13 +75,19 @@ static int vmpf_restore_load(struct vmpf_restore *rst)
 		ret = vmpf_store_read_page(&rst->store, page, VMPF_PF_BLOCK);
 	if (!ret) {
 		p = kmap_local_page(page);
-		memcpy(&commit, p, sizeof(commit));
+		memcpy(commit, p, sizeof(*commit));
 		kunmap_local(p);
-		ret = vmpf_pf_check_commit(&commit, &rst->sb);
+		ret = vmpf_pf_check_commit(commit, &rst->sb);
 	}
 	__free_page(page);
-	if (ret)
-		return ret;
+	return ret;
+}
+
+/* Read and check the page table and the device state. */
+static int vmpf_restore_load(struct vmpf_restore *rst, const struct vmpf_pf_commit *commit)
+{
+	size_t table_len;
+	int ret;
 
 	rst->total_pages = le64_to_cpu(rst->sb.total_pages);
 	rst->data_off = le64_to_cpu(rst->sb.data_off);
@@ -98,10 +102,10 @@ static int vmpf_restore_load(struct vmpf_restore *rst)
 				  le64_to_cpu(rst->sb.table_off));
 	if (ret)
 		return ret;
-	if (vmpf_crc32c(rst->table, table_len) != le32_to_cpu(commit.table_crc))
+	if (vmpf_crc32c(rst->table, table_len) != le32_to_cpu(commit->table_crc))
 		return -EBADMSG;
 
-	rst->state_len = le64_to_cpu(commit.state_len);
+	rst->state_len = le64_to_cpu(commit->state_len);
 	rst->state = __vmalloc(PAGE_ALIGN(max_t(size_t, rst->state_len, 1)), VMPF_RST_GFP);
 	if (!rst->state)
 		return -ENOMEM;
@@ -111,7 +115,7 @@ static int vmpf_restore_load(struct vmpf_restore *rst)
 				  le64_to_cpu(rst->sb.state_off));
 	if (ret)
 		return ret;
-	if (vmpf_crc32c(rst->state, rst->state_len) != le32_to_cpu(commit.state_crc))
+	if (vmpf_crc32c(rst->state, rst->state_len) != le32_to_cpu(commit->state_crc))
 		return -EBADMSG;
 	return 0;
 }
@@ -136,6 +140,7 @@ static int vmpf_restore_start_prefetch(struct vmpf_restore *rst)
 
 long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 {
+	struct vmpf_pf_commit commit;
 	struct vmpf_restore_open o;
 	struct vmpf_restore *rst;
 	long ret;
@@ -166,15 +171,23 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	ret = vmpf_store_get(&rst->store, o.target_fd, false);
 	if (ret)
 		goto err;
-	ret = vmpf_restore_load(rst);
+	ret = vmpf_restore_load_header(rst, &commit);
 	if (ret)
 		goto err;
-	/* May watch another owner's lease for its period: before allocating. */
+	/*
+	 * The lease (lease.c) may watch another owner's for its period:
+	 * before allocating.  Its confirmation waits a little: the table
+	 * loads meanwhile.
+	 */
 	if (!(o.flags & VMPF_RESTORE_NO_LEASE))
-		ret = vmpf_lease_acquire(&rst->lease, &rst->store, &rst->sb,
-					 o.flags & VMPF_RESTORE_FORCE);
+		ret = vmpf_lease_take(&rst->lease, &rst->store, &rst->sb,
+				      o.flags & VMPF_RESTORE_FORCE);
 	else if (!(o.flags & VMPF_RESTORE_FORCE))
 		ret = vmpf_lease_check_target(&rst->store, false);
+	if (!ret)
+		ret = vmpf_restore_load(rst, &commit);
+	if (!ret)
+		ret = vmpf_lease_confirm(&rst->lease);
 	if (ret)
 		goto err;
 

@@ -182,8 +182,9 @@ struct vmpf_lease {
 	char host[64];
 };
 
-int vmpf_lease_acquire(struct vmpf_lease *ls, struct vmpf_store *st,
-		       const struct vmpf_pf_super *sb, bool force);
+int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
+		    const struct vmpf_pf_super *sb, bool force);
+int vmpf_lease_confirm(struct vmpf_lease *ls);
 void vmpf_lease_finish(struct vmpf_lease *ls);
 void vmpf_lease_release(struct vmpf_lease *ls);
 u32 vmpf_lease_state(struct vmpf_lease *ls);
