@@ -15,7 +15,7 @@ BLK=/dev/ram0
 P=/sys/module/vmpagefile/parameters
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..9"
 
 old_ms=$(cat $P/lease_ms)
 echo 1000 > $P/lease_ms
@@ -133,6 +133,36 @@ j=$(vmpf-ctl info --json $BLK 2>&1)
 if has "$i" "owner      nobody now (the last: host" && has "$j" '"lease":{"state":"free"'; then
 	ok info_after_owner_ended
 else notok info_after_owner_ended "$i" "$j"; fi
+
+# 8. A source takes its VM back after the commit (vmpf-ctl revoke):
+# restores are then refused unless forced; a revocation after a
+# destination ran the VM is refused unless forced.
+out=$(vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to $BLK \
+	--checksums $t/s8 2>&1) || echo "# migration failed: $out"
+v1=$(vmpf-ctl revoke $BLK 2>&1); rc1=$?
+r1=$(vmpf-vm --restore $BLK --seconds 0.1 2>&1); rcr1=$?
+r2=$(vmpf-vm --restore $BLK --force --verify $t/s8 --seconds 0.1 --json 2>&1); rcr2=$?
+v2=$(vmpf-ctl revoke $BLK 2>&1); rc2=$?
+v3=$(vmpf-ctl revoke --force $BLK 2>&1); rc3=$?
+if [ $rc1 = 0 ] && has "$v1" "revoked: no destination restores this image" &&
+   [ $rcr1 = 1 ] && has "$r1" "source took the VM back" &&
+   [ $rcr2 = 0 ] && has "$r2" '"verified_pages_mismatched":0' &&
+   [ $rc2 = 1 ] && has "$v2" "the VM ran on host .* after the commit" && [ $rc3 = 0 ]; then
+	ok revoke_after_commit
+else notok revoke_after_commit "revoke rc=$rc1: $v1" "restore rc=$rcr1: $r1" \
+	"forced restore rc=$rcr2: $r2" "revoke after it rc=$rc2: $v2" "forced rc=$rc3: $v3"; fi
+
+# 9. No revocation while a destination runs the VM.
+out=$(vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to $BLK 2>&1) ||
+	echo "# migration failed: $out"
+start_owner o9 $BLK
+v=$(vmpf-ctl revoke $BLK 2>&1); rc=$?
+l=$(lease_of $owner)
+kill -9 $owner
+wait $owner
+if [ $rc = 1 ] && has "$v" "the VM runs on host .* from this image" && [ "$l" = reading ]; then
+	ok revoke_refused_while_destination_runs
+else notok revoke_refused_while_destination_runs "rc=$rc: $v" "lease of the destination: $l"; fi
 
 echo "$old_ms" > $P/lease_ms
 rm -rf $t

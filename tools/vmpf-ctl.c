@@ -592,6 +592,17 @@ fail_uncommitted:
 	return CTL_EXIT_FAIL;
 }
 
+/* revoke: the source takes the VM back after its commit (tools/lib/pagefile.c). */
+static int cmd_revoke(const struct ctl_opts *o)
+{
+	char msg[400];
+
+	if (pf_revoke(o->path, o->force, msg, sizeof(msg)))
+		return ctl_fail(msg);
+	printf("%s: %s\n", o->path, msg);
+	return CTL_EXIT_OK;
+}
+
 /* handover: become the new VMM, pointed at the old one's socket. */
 static int cmd_handover(const struct ctl_opts *o)
 {
@@ -654,6 +665,8 @@ int main(int argc, char *argv[])
 		return ctl_qmp(&o);
 	case CTL_CMD_HANDOVER:
 		return cmd_handover(&o);
+	case CTL_CMD_REVOKE:
+		return cmd_revoke(&o);
 	default:
 		break;
 	}

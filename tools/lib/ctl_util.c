@@ -86,6 +86,20 @@ static const struct ctl_command {
 		"file could be read, committed or not.\n",
 	},
 	{
+		"revoke", CTL_CMD_REVOKE,
+		"take a VM back to its source after the commit: no destination restores it",
+		"vmpf-ctl revoke PAGEFILE [--force]",
+		"For a source whose migration committed but whose destination never\n"
+		"started (or failed before it ran the guest): marks the image in\n"
+		"PAGEFILE revoked in its ownership lease, so that every restore of it\n"
+		"is refused (unless forced), and only then may the source VM run again\n"
+		"(QEMU: QMP cont).  Refused while a destination renews a lease on the\n"
+		"image (the VM runs there: it watches the lease for its period), and if\n"
+		"a destination restored it before (the VM ran there after the commit,\n"
+		"its disks moved on).  --force revokes whatever the lease says.  Exits 0\n"
+		"once revoked.\n",
+	},
+	{
 		"verify", CTL_CMD_VERIFY,
 		"check every crc32c of a committed page file",
 		"vmpf-ctl verify PAGEFILE [--json]",
@@ -119,9 +133,9 @@ static const struct ctl_command {
 		"lease in PAGEFILE and renews it while it reads from the file.  Another\n"
 		"restore of the image, on any host, is refused while that lease is\n"
 		"renewed; an owner that stopped renewing (its host died) is taken over\n"
-		"after the lease's period (10 s by default).  An image restored whole\n"
-		"before is refused.  --force takes the image whatever its lease says:\n"
-		"only when the VM that owned it is known to be gone.\n",
+		"after the lease's period (10 s by default).  An image its source took\n"
+		"back (vmpf-ctl revoke) is refused.  --force takes the image whatever\n"
+		"its lease says: only when the VM that owned it is known to be gone.\n",
 	},
 	{
 		"migrate", CTL_CMD_MIGRATE,
@@ -319,7 +333,7 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			}
 			o->cmd = c->cmd;
 		} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY ||
-			    o->cmd == CTL_CMD_MIGRATE) && !o->path) {
+			    o->cmd == CTL_CMD_MIGRATE || o->cmd == CTL_CMD_REVOKE) && !o->path) {
 			o->path = a;
 		} else if (o->cmd == CTL_CMD_QMP && (!o->qmp_cmd || !o->qmp_args)) {
 			if (!o->qmp_cmd)
@@ -347,7 +361,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 	} else if (o->cmd == CTL_CMD_NONE) {
 		snprintf(err, errlen, "no command given; see 'vmpf-ctl --help'");
 		return CTL_EXIT_USAGE;
-	} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY) && !o->path) {
+	} else if ((o->cmd == CTL_CMD_INFO || o->cmd == CTL_CMD_VERIFY ||
+		    o->cmd == CTL_CMD_REVOKE) && !o->path) {
 		snprintf(err, errlen, "%s needs a PAGEFILE; see 'vmpf-ctl help %s'",
 			 ctl_find_cmd(o->cmd)->name, ctl_find_cmd(o->cmd)->name);
 		return CTL_EXIT_USAGE;
@@ -401,8 +416,9 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--downtime and --manual are for migrate only");
 		return CTL_EXIT_USAGE;
 	}
-	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || ((o->no_prefetch || o->force) && !o->qemu)) {
-		snprintf(err, errlen, "--qemu, --no-prefetch and --force are for restore --qemu only");
+	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || (o->no_prefetch && !o->qemu) ||
+	    (o->force && !o->qemu && o->cmd != CTL_CMD_REVOKE)) {
+		snprintf(err, errlen, "--qemu and --no-prefetch are for restore --qemu only, --force for it and revoke");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;

@@ -23,6 +23,7 @@ enum ctl_cmd {
 	CTL_CMD_MIGRATE,
 	CTL_CMD_QMP,
 	CTL_CMD_HANDOVER,
+	CTL_CMD_REVOKE,
 };
 
 struct ctl_opts {
@@ -45,7 +46,7 @@ struct ctl_opts {
 	int manual;		/* migrate --manual: switch over on 'finish' only */
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
-	int force;		/* restore --qemu: --force (whatever the lease says) */
+	int force;		/* restore --qemu, revoke: --force (whatever the lease says) */
 	char *const *qemu_argv;	/* restore --qemu: the QEMU command after --;
 				 * handover: the new VMM's */
 	int qemu_argc;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pagefile.h"
@@ -275,6 +277,142 @@ int pf_history(const char *path, struct vmpf_pf_commit *c, char *msg, size_t len
 	} else {
 		*c = pf.commit;
 	}
+	pf_close(&pf);
+	return ret;
+}
+
+/* Block 1 of @fd (O_DIRECT) into @blk, a 4096-aligned buffer. */
+static int pf_read_block1(int fd, void *blk)
+{
+	return pread(fd, blk, VMPF_PF_BLOCK, VMPF_PF_BLOCK) == VMPF_PF_BLOCK ? 0 :
+	       errno ? -errno : -EIO;
+}
+
+static int pf_lease_of(const void *blk, const struct vmpf_pf_super *sb, struct vmpf_pf_lease *l)
+{
+	uint32_t crc;
+
+	memcpy(l, (const char *)blk + (VMPF_PF_LEASE_OFF - VMPF_PF_BLOCK), sizeof(*l));
+	crc = le32toh(l->crc);
+	l->crc = 0;
+	if (memcmp(l->magic, VMPF_PF_LEASE_MAGIC, 8) || l->generation != sb->generation ||
+	    pf_crc32c(l, sizeof(*l)) != crc)
+		return 0;
+	l->crc = htole32(crc);
+	l->host[sizeof(l->host) - 1] = 0;
+	return 1;
+}
+
+static double pf_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int pf_revoke(const char *path, int force, char *msg, size_t len)
+{
+	struct vmpf_pf_lease l, now, mine;
+	struct utsname un;
+	struct pf pf;
+	void *blk = NULL;
+	int fd = -1, ret, had;
+	double end;
+
+	ret = pf_open(&pf, path);
+	if (ret || !pf.committed) {
+		snprintf(msg, len, "%s holds no committed image: nothing to revoke (%s)", path,
+			 pf.why);
+		pf_close(&pf);
+		return -ENODATA;
+	}
+	fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 || posix_memalign(&blk, VMPF_PF_BLOCK, VMPF_PF_BLOCK)) {
+		ret = -errno;
+		snprintf(msg, len, "cannot open %s read-write with O_DIRECT: %s", path,
+			 strerror(errno));
+		goto out;
+	}
+	ret = pf_read_block1(fd, blk);
+	if (ret) {
+		snprintf(msg, len, "cannot read %s: %s", path, strerror(-ret));
+		goto out;
+	}
+	had = pf_lease_of(blk, &pf.sb, &l);
+	if (had && !force) {
+		switch (le32toh(l.state)) {
+		case VMPF_LEASE_REVOKED:
+			snprintf(msg, len, "already revoked (host %s): no destination restores it",
+				 (const char *)l.host);
+			ret = 0;
+			goto out;
+		case VMPF_LEASE_READING:
+		case VMPF_LEASE_RESTORED:
+			/* Alive if it renews within its period and a quarter. */
+			end = pf_now() + le32toh(l.lease_ms) * 1.25e-3;
+			while (pf_now() < end) {
+				usleep(le32toh(l.lease_ms) * 50);
+				ret = pf_read_block1(fd, blk);
+				if (ret || !pf_lease_of(blk, &pf.sb, &now) ||
+				    memcmp(&now, &l, sizeof(l)))
+					break;
+			}
+			if (pf_now() < end) {
+				snprintf(msg, len,
+					 "the VM runs on host %s (pid %u) from this image: the source must not run it too",
+					 (const char *)l.host, le32toh(l.pid));
+				ret = -EBUSY;
+				goto out;
+			}
+			snprintf(msg, len,
+				 "host %s restored this image and stopped renewing its lease: the VM ran there after the commit, so its disks moved on since the source paused; --force revokes all the same",
+				 (const char *)l.host);
+			ret = -EALREADY;
+			goto out;
+		default:
+			snprintf(msg, len,
+				 "the VM ran on host %s after the commit (its restore has ended): its disks moved on since the source paused; --force revokes all the same",
+				 (const char *)l.host);
+			ret = -EALREADY;
+			goto out;
+		}
+	}
+
+	memset(&mine, 0, sizeof(mine));
+	memcpy(mine.magic, VMPF_PF_LEASE_MAGIC, 8);
+	mine.generation = pf.sb.generation;
+	mine.owner = htole64(((uint64_t)getpid() << 32) ^ (uint64_t)(pf_now() * 1e9));
+	mine.takeovers = htole64(had ? le64toh(l.takeovers) + 1 : 1);
+	mine.acquired_ns = htole64((uint64_t)time(NULL) * 1000000000ULL);
+	mine.state = htole32(VMPF_LEASE_REVOKED);
+	mine.pid = htole32(getpid());
+	if (!uname(&un))
+		memcpy(mine.host, un.nodename, strnlen(un.nodename, sizeof(mine.host) - 1));
+	mine.crc = htole32(pf_crc32c(&mine, sizeof(mine)));
+	memcpy((char *)blk + (VMPF_PF_LEASE_OFF - VMPF_PF_BLOCK), &mine, sizeof(mine));
+	if (pwrite(fd, blk, VMPF_PF_BLOCK, VMPF_PF_BLOCK) != VMPF_PF_BLOCK || fsync(fd)) {
+		ret = errno ? -errno : -EIO;
+		snprintf(msg, len, "writing the revocation into %s failed: %s", path, strerror(-ret));
+		goto out;
+	}
+	/* As the kernel's lease: a destination that took it at the same moment. */
+	usleep(100000);
+	ret = pf_read_block1(fd, blk);
+	if (!ret && (!pf_lease_of(blk, &pf.sb, &now) || memcmp(&now, &mine, sizeof(mine)))) {
+		snprintf(msg, len,
+			 "a destination took the image at the same moment (host %s): do not resume the source",
+			 (const char *)now.host);
+		ret = -EBUSY;
+		goto out;
+	}
+	if (!ret)
+		snprintf(msg, len,
+			 "revoked: no destination restores this image now (unless forced); the source VM may run again");
+out:
+	free(blk);
+	if (fd >= 0)
+		close(fd);
 	pf_close(&pf);
 	return ret;
 }

@@ -49,4 +49,12 @@ int pf_read_page(struct pf *pf, uint64_t idx, void *buf);
  */
 int pf_history(const char *path, struct vmpf_pf_commit *c, char *msg, size_t len);
 
+/*
+ * Revoke the image committed in @path: the source takes the VM back, and
+ * restores refuse the image (VMPF_LEASE_REVOKED).  Refused (-EBUSY) while
+ * a destination renews a lease on it, and (-EALREADY) if one restored it
+ * before, unless @force.  0 with a sentence in @msg, or -errno with why.
+ */
+int pf_revoke(const char *path, int force, char *msg, size_t len);
+
 #endif /* VMPF_PAGEFILE_H */

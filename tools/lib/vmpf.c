@@ -227,7 +227,7 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		break;
 	case EALREADY:
 		snprintf(buf, len,
-			 "%s: the image was restored whole before (or its source took the VM back): restoring it again would run the VM twice; force it only if that VM is gone",
+			 "%s: the image's source took the VM back after the commit (vmpf-ctl revoke): restoring it would run the VM twice; force it only if the source VM is gone",
 			 name);
 		break;
 	case EROFS:
