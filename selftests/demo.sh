@@ -16,7 +16,10 @@
 #                  link (UDP between two ports of this machine's loopback:
 #                  nothing leaves it); A exports a directory with the
 #                  kernel's NFS server, both mount it (NFSv4.2), and the
-#                  page file is a file there.
+#                  page file is a file there.  ocfs2: the shared disk
+#                  holds an OCFS2 filesystem, which both hosts mount with
+#                  the o2cb cluster stack (disk heartbeat, the DLM over
+#                  the same private link); the page file is a file there.
 # Exits non-zero if the migration or the verification fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +31,8 @@ qemu) RAM=${VMPF_DEMO_RAM:-128M} ;;
 esac
 STORAGE=${VMPF_DEMO_STORAGE:-raw}
 case $STORAGE in
-raw|nfs) ;;
-*) echo "demo: VMPF_DEMO_STORAGE=$STORAGE: say raw or nfs" >&2; exit 2 ;;
+raw|nfs|ocfs2) ;;
+*) echo "demo: VMPF_DEMO_STORAGE=$STORAGE: say raw, nfs or ocfs2" >&2; exit 2 ;;
 esac
 OUT=build/demo
 mkdir -p "$OUT"
@@ -76,13 +79,26 @@ if [ "$STORAGE" = raw ]; then
 	echo "demo: booting host A (source) and host B (destination) on one shared disk"
 	link_a= link_b=
 else
-	# A's export (tmpfs) holds the page file, and the RAM dump with QEMU.
-	VMPF_GUEST_MEM=$(( VMPF_GUEST_MEM + 3 * ram_mb ))
-	disk=
 	# Two UDP ports of the loopback for the link, from this process's id.
 	p=$(( 20000 + ($$ % 20000) * 2 ))
 	link_a="$p:$((p + 1)):1" link_b="$((p + 1)):$p:2"
+	disk=
+fi
+if [ "$STORAGE" = nfs ]; then
+	# A's export (tmpfs) holds the page file, and the RAM dump with QEMU.
+	VMPF_GUEST_MEM=$(( VMPF_GUEST_MEM + 3 * ram_mb ))
 	echo "demo: booting host A (source, NFS server) and host B (destination), linked by UDP ports $p and $((p + 1)) of 127.0.0.1"
+elif [ "$STORAGE" = ocfs2 ]; then
+	# The page file, the RAM dump with QEMU, OCFS2's journals and metadata.
+	disk=$OUT/shared.img
+	rm -f "$disk"
+	truncate -s $(( (3 * ram_mb + 16 + 128) * 1048576 )) "$disk"
+	o2=$(selftests/qemu/pkg-root.sh ocfs2) || die "OCFS2's tools cannot be had"
+	LD_LIBRARY_PATH=$o2/usr/lib/x86_64-linux-gnu:$o2/lib/x86_64-linux-gnu \
+		"$o2/sbin/mkfs.ocfs2" -q -F -b 4K -C 4K -N 2 -J size=8M -L vmpfshare \
+		--cluster-stack=o2cb --cluster-name=vmpf "$disk" > "$OUT/mkfs.log" 2>&1 ||
+		die "mkfs.ocfs2 failed: $(tail -n 3 "$OUT/mkfs.log")"
+	echo "demo: booting host A (source) and host B (destination): OCFS2 on one shared disk, the o2cb cluster over UDP ports $p and $((p + 1)) of 127.0.0.1"
 fi
 VMPF_SHARED_DISK=$disk VMPF_LINK=$link_a VMPF_APPEND="vmpf_demo=${roles% *},$RAM,$STORAGE" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 1200 &
@@ -95,9 +111,9 @@ wait $b
 
 res_a=$(tr -d '\r' < "$OUT/host-a/result.log")
 res_b=$(tr -d '\r' < "$OUT/host-b/result.log")
-if [ "$STORAGE" = nfs ]; then
+if [ "$STORAGE" != raw ]; then
 	echo
-	echo "=== storage: NFS ==="
+	echo "=== storage: $STORAGE ==="
 	for r in "$res_a" "$res_b"; do
 		echo "$r" | sed -n 's/^VMPF-DEMO storage .*"mount":"\([^"]*\)".*/mounted            \1/p'
 		echo "$r" | sed -n 's/^VMPF-DEMO storage-error /FAILED             /p'
@@ -179,8 +195,8 @@ for h in host-a host-b; do
 done
 echo
 if [ $ok = 1 ]; then
-	if [ "$STORAGE" = nfs ]; then
-		echo "demo: migration through a page file on NFS succeeded"
+	if [ "$STORAGE" != raw ]; then
+		echo "demo: migration through a page file on $STORAGE succeeded"
 	else
 		echo "demo: migration through the shared disk succeeded"
 	fi

@@ -2,7 +2,7 @@
 # NFS in the test machines (busybox sh; sourced by nfs_test.sh and the
 # demo's NFS storage): the kernel's NFS server (nfsd) with Debian's
 # rpcbind, rpc.mountd, exportfs and rpc.nfsd, and its client through
-# mount.nfs.  mkinitramfs.sh puts the programs in /bin (nfs-root.sh).
+# mount.nfs.  mkinitramfs.sh puts the programs in /bin (pkg-root.sh).
 
 # nfs_have: 0 when the programs and modules are there; else says why.
 nfs_have() {

@@ -6,7 +6,10 @@
 # the page file is that disk, and nothing else connects them.  nfs: the
 # hosts have a private link (eth0, 10.99.0.1 for A, 10.99.0.2 for B); A
 # exports a directory with the kernel's NFS server, both mount it
-# (NFSv4.2), and the page file is a file there.
+# (NFSv4.2), and the page file is a file there.  ocfs2: the shared disk
+# holds an OCFS2 filesystem (made on the machine running the demo), which
+# both hosts mount with the o2cb cluster stack (heartbeat on the disk, the
+# DLM over the private link); the page file is a file there.
 #   source: run a dirtying VM, migrate it into the page file, then leave
 #           its per-page checksums (taken at pause) for the destination to
 #           verify against: at the end of the disk, or as a file.
@@ -65,6 +68,52 @@ nfs)
 		truncate -s $(( (mb + mb / 32 + 2 + 16) * 1048576 )) $PF
 	fi
 	;;
+ocfs2)
+	SHARE=/mnt/share
+	PF=$SHARE/vm.pf
+	case $role in *source) me=1 ;; *) me=2 ;; esac
+	# o2cb names the nodes by host name.
+	hostname host-$me
+	ip link set lo up
+	ip link set eth0 up && ip addr add 10.99.0.$me/24 dev eth0 ||
+		say storage-error "no network link: $(ip link 2>&1 | head -n 4)"
+	mkdir -p /etc/ocfs2 /dlm $SHARE
+	cat > /etc/ocfs2/cluster.conf <<'CONF'
+cluster:
+	node_count = 2
+	heartbeat_mode = local
+	name = vmpf
+
+node:
+	ip_port = 7777
+	ip_address = 10.99.0.1
+	number = 1
+	name = host-1
+	cluster = vmpf
+
+node:
+	ip_port = 7777
+	ip_address = 10.99.0.2
+	number = 2
+	name = host-2
+	cluster = vmpf
+CONF
+	grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
+	mount -t ocfs2_dlmfs ocfs2_dlmfs /dlm 2>/dev/null
+	why=$(o2cb register-cluster vmpf 2>&1) || say storage-error "o2cb register-cluster: $why"
+	# Both hosts mount at once; the second joins the first's domain.
+	i=0
+	while ! why=$(mount.ocfs2 $DISK $SHARE 2>&1) && [ $i -lt 20 ]; do
+		sleep 3
+		i=$((i + 1))
+	done
+	if grep -q " $SHARE ocfs2 " /proc/mounts; then
+		say storage "{\"storage\":\"ocfs2\",\"mount\":\"$(grep " $SHARE " /proc/mounts | cut -d' ' -f1-4)\"}"
+	else
+		say storage-error "cannot mount OCFS2: $why $(dmesg | grep -i 'ocfs2\|o2' | tail -n 3)"
+	fi
+	[ $me = 1 ] && truncate -s $(( (mb + mb / 32 + 2 + 16) * 1048576 )) $PF
+	;;
 *)
 	say storage-error "unknown storage '$storage'"
 	exit 1
@@ -89,18 +138,19 @@ source)
 		--migrate-to $PF --checksums /tmp/sums --json 2>/tmp/err); rc=$?
 	say source "$out"
 	[ -s /tmp/err ] && say source-stderr "$(cat /tmp/err)"
-	if [ $rc = 0 ] && [ $storage = nfs ]; then
+	if [ $rc = 0 ] && [ -n "${SHARE:-}" ]; then
 		publish sums /tmp/sums || rc=1
 	elif [ $rc = 0 ]; then
 		{ printf 'VMPFSUMS %012d\n' "$(wc -c < /tmp/sums)"; cat /tmp/sums; } > /tmp/blob
 		dd if=/tmp/blob of=$DISK bs=1M seek=$SUMS_MB conv=fsync 2>/dev/null || rc=1
 	fi
-	# The NFS server stays until the destination is done with the file.
-	[ $storage = nfs ] && await dest.done
+	# The NFS server (the OCFS2 node) stays until the destination is done.
+	[ -n "${SHARE:-}" ] && await dest.done
+	[ "$storage" = ocfs2 ] && sleep 5 && umount $SHARE
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 dest)
-	if [ $storage = nfs ]; then
+	if [ -n "${SHARE:-}" ]; then
 		await sums && cp $SHARE/sums /tmp/sums
 	else
 		i=0
@@ -122,7 +172,10 @@ dest)
 	ver=$(vmpf-vm --restore $PF --no-prefetch --verify /tmp/sums --seconds 0 --json 2>&1); vrc=$?
 	say verify "$ver"
 	[ $rc = 0 ] && [ $vrc = 0 ] || rc=1
-	[ $storage = nfs ] && : > $SHARE/dest.done
+	[ -n "${SHARE:-}" ] && : > $SHARE/dest.done
+	# OCFS2: leave the cluster before the other host does (a two-node
+	# o2cb cluster fences the higher node that loses the lower one).
+	[ "$storage" = ocfs2 ] && umount $SHARE
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 qemu-source)
@@ -141,7 +194,7 @@ qemu-source)
 		count=$(tr -d '\r' < /tmp/vm/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | tail -n 1)
 		vmpf-ctl qmp --qmp /tmp/vm/qmp.sock pmemsave \
 			"{\"val\": 0, \"size\": $((mb << 20)), \"filename\": \"/tmp/src.mem\"}" > /dev/null
-		if [ $storage = nfs ]; then
+		if [ -n "${SHARE:-}" ]; then
 			publish src.mem /tmp/src.mem "VMPFDUMP $((mb << 20)) $count" || rc=1
 		else
 			dd if=/tmp/src.mem of=$DISK bs=1M seek=$((SUMS_MB - mb)) conv=fsync 2>/dev/null &&
@@ -151,12 +204,13 @@ qemu-source)
 		rm -f /tmp/src.mem
 		vmpf-ctl qmp --qmp /tmp/vm/qmp.sock quit > /dev/null
 	fi
-	[ $storage = nfs ] && await dest.done
+	[ -n "${SHARE:-}" ] && await dest.done
+	[ "$storage" = ocfs2 ] && sleep 5 && umount $SHARE
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 qemu-dest)
 	. /bin/qemu_vmm_lib.sh
-	if [ $storage = nfs ]; then
+	if [ -n "${SHARE:-}" ]; then
 		await src.mem
 		hdr=$(cat $SHARE/src.mem.hdr)
 		cp $SHARE/src.mem /tmp/src.mem
@@ -202,7 +256,10 @@ qemu-dest)
 	else
 		say dest-stderr "cannot run QEMU here: $VQ_WHY"
 	fi
-	[ $storage = nfs ] && : > $SHARE/dest.done
+	[ -n "${SHARE:-}" ] && : > $SHARE/dest.done
+	# OCFS2: leave the cluster before the other host does (a two-node
+	# o2cb cluster fences the higher node that loses the lower one).
+	[ "$storage" = ocfs2 ] && umount $SHARE
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 esac

@@ -102,9 +102,10 @@ for m in netfs 9pnet 9pnet_virtio 9p; do
 done
 
 # NFS: the server (nfsd) and client (nfsv3, nfsv4) of nfs_test.sh and of
-# the demo's NFS storage, and virtio-net for the demo's link between its
-# two hosts.  Optional: without them nfs_test.sh skips, saying why.
-for m in nfsd nfsv3 nfsv4 virtio_net; do
+# the demo's NFS storage; OCFS2 with its o2cb stack for the demo's OCFS2
+# storage; virtio-net for the demo's link between its two hosts.
+# Optional: without them nfs_test.sh skips, saying why.
+for m in nfsd nfsv3 nfsv4 virtio_net ocfs2 ocfs2_stack_o2cb ocfs2_dlmfs; do
 	if builtin "$m" || (find_module "$m" >/dev/null 2>&1); then
 		add_module "$m"
 	else
@@ -122,7 +123,7 @@ add_binary() {
 		/lib64/*|/lib/x86_64-linux-gnu/*|/usr/lib/x86_64-linux-gnu/*)
 			mkdir -p "$stage$(dirname "$lib")"
 			cp -L "$lib" "$stage$lib" ;;
-		*)	# unpacked elsewhere (nfs-root.sh): where the loader looks
+		*)	# unpacked elsewhere (pkg-root.sh): where the loader looks
 			mkdir -p "$stage/lib/x86_64-linux-gnu"
 			cp -L "$lib" "$stage/lib/x86_64-linux-gnu/" ;;
 		esac
@@ -131,9 +132,9 @@ add_binary() {
 if command -v dmsetup >/dev/null; then
 	add_binary "$(command -v dmsetup)"
 fi
-# The NFS programs, from Debian's packages unpacked by nfs-root.sh, with
+# The NFS programs, from Debian's packages unpacked by pkg-root.sh, with
 # the files they read (/etc/netconfig for libtirpc, services, rpc).
-if nfs=$("$here/nfs-root.sh"); then
+if nfs=$("$here/pkg-root.sh" nfs); then
 	LIBPATH="$nfs/lib/x86_64-linux-gnu:$nfs/usr/lib/x86_64-linux-gnu"
 	for b in usr/sbin/rpc.nfsd usr/sbin/rpc.mountd usr/sbin/exportfs sbin/mount.nfs \
 		 sbin/rpcbind usr/sbin/rpcinfo; do
@@ -144,6 +145,19 @@ if nfs=$("$here/nfs-root.sh"); then
 	cp "$nfs/etc/netconfig" "$nfs/etc/services" "$nfs/etc/protocols" "$nfs/etc/rpc" "$stage/etc/"
 else
 	echo "mkinitramfs: no NFS programs: nfs_test.sh will skip" >&2
+fi
+# OCFS2's tools and o2cb (the demo's OCFS2 storage), in /sbin too, where
+# mount.ocfs2 runs ocfs2_hb_ctl from.
+if o2=$("$here/pkg-root.sh" ocfs2); then
+	LIBPATH="$o2/lib/x86_64-linux-gnu:$o2/usr/lib/x86_64-linux-gnu"
+	mkdir -p "$stage/sbin"
+	for b in mkfs.ocfs2 mount.ocfs2 o2cb ocfs2_hb_ctl mounted.ocfs2; do
+		add_binary "$o2/sbin/$b"
+		ln -sf "/bin/$b" "$stage/sbin/$b"
+	done
+	LIBPATH=
+else
+	echo "mkinitramfs: no OCFS2 tools: the demo cannot use OCFS2" >&2
 fi
 printf '%s\n' "${order[@]}" > "$stage/lib/modules/load.order"
 
