@@ -91,7 +91,7 @@ static void vmpf_restore_complete(struct vmpf_restore *rst)
 	down_write(&rst->store_sem);
 	vmpf_store_put(&rst->store);
 	up_write(&rst->store_sem);
-	vmpf_lease_finish(&rst->lease);
+	vmpf_lease_finish(rst->lease);
 	spin_lock(&rst->lock);
 	rst->complete_ns = ktime_get_ns() - rst->open_ns;
 	spin_unlock(&rst->lock);

@@ -27,9 +27,20 @@
  * on through the page file it came from.  Its owner's renewal then finds
  * another image in the file and stops (VMPF_LEASE_LOST in its status).
  *
- * The record has a sector of block 1 to itself, but the page file is read
- * and written by the page: each write reads block 1 and writes it back,
- * the commit record as read, after checking that it is still the image's.
+ * The record has a sector of block 1 to itself: a write reads block 1,
+ * checks that it still holds the image's commit record and our lease, and
+ * writes the lease's sector alone, never the commit record's (a migration
+ * into the file rewrites block 1 meanwhile).  Where direct I/O cannot
+ * write a sector alone (a device with 4 KiB logical blocks), the whole
+ * block goes back after the superblock was checked too: a narrow window
+ * remains there (docs/pagefile-format.md).  Lease I/O is tried once, never
+ * retried: a retried write would act on a read that is seconds old.
+ *
+ * Lifetime: the lease is allocated by vmpf_lease_take() and belongs to
+ * the restore session; vmpf_lease_release() hands it to its worker, which
+ * writes FREE (as a kworker: a VMM killed with SIGKILL would have its own
+ * I/O cut short), lets go of the file and frees it.  The work runs on
+ * vmpf_wq, which the module drains at unload.
  */
 #include <linux/delay.h>
 #include <linux/jiffies.h>
@@ -49,10 +60,12 @@ MODULE_PARM_DESC(lease_ms, "period of a restore's lease on its image, ms (defaul
 
 static unsigned int lease_confirm_ms = 100;
 module_param(lease_confirm_ms, uint, 0644);
-MODULE_PARM_DESC(lease_confirm_ms, "ms between writing a new lease and reading it back (default 100): longer than a lease read and write take to reach the storage");
+MODULE_PARM_DESC(lease_confirm_ms, "ms between writing a new lease and reading it back (default 100, 10 to 5000): longer than a lease read and write take to reach the storage");
 
 #define VMPF_LEASE_MS_MIN	1000
 #define VMPF_LEASE_MS_MAX	300000
+#define VMPF_CONFIRM_MS_MIN	10
+#define VMPF_CONFIRM_MS_MAX	5000
 
 static u32 vmpf_lease_period(u32 ms)
 {
@@ -81,6 +94,12 @@ static u32 vmpf_lease_rec_state(const struct vmpf_pf_lease *l, __le64 gen)
 	return vmpf_lease_valid(l, gen) ? le32_to_cpu(l->state) : VMPF_LEASE_FREE;
 }
 
+/* Held by a session: READING or RESTORED. */
+static bool vmpf_lease_held(u32 state)
+{
+	return state == VMPF_LEASE_READING || state == VMPF_LEASE_RESTORED;
+}
+
 /*
  * Read block 1 into @page (lowmem: alloc_page(GFP_KERNEL)).  -ESTALE when
  * it no longer holds image @gen's commit record: a new migration went
@@ -99,10 +118,35 @@ static int vmpf_lease_read(struct vmpf_store *st, struct page *page, __le64 gen)
 	return 0;
 }
 
+/*
+ * A device that cannot write the lease's sector alone: the whole block goes
+ * back, so first make sure the superblock is still the image's (a new
+ * migration writes it before block 1).
+ */
+static int vmpf_lease_write_block(struct vmpf_lease *ls)
+{
+	struct page *sb_page = alloc_page(GFP_KERNEL);
+	const struct vmpf_pf_super *sb;
+	int ret;
+
+	if (!sb_page)
+		return -ENOMEM;
+	ret = vmpf_store_read_page(&ls->store, sb_page, 0);
+	sb = page_address(sb_page);
+	if (!ret && (memcmp(sb->magic, VMPF_PF_MAGIC, sizeof(sb->magic)) ||
+		     sb->generation != ls->generation))
+		ret = -ESTALE;
+	if (!ret)
+		ret = vmpf_store_write_pages(&ls->store, &ls->page, 1, VMPF_PF_BLOCK);
+	__free_page(sb_page);
+	return ret;
+}
+
 /* Write our record with @state into block 1 as last read into @ls->page. */
-static int vmpf_lease_write(struct vmpf_lease *ls, struct vmpf_store *st, u32 state)
+static int vmpf_lease_write(struct vmpf_lease *ls, u32 state)
 {
 	struct vmpf_pf_lease *l = vmpf_lease_rec(ls->page);
+	int ret;
 
 	memset(l, 0, sizeof(*l));
 	memcpy(l->magic, VMPF_PF_LEASE_MAGIC, sizeof(l->magic));
@@ -116,13 +160,16 @@ static int vmpf_lease_write(struct vmpf_lease *ls, struct vmpf_store *st, u32 st
 	l->pid = cpu_to_le32(ls->pid);
 	memcpy(l->host, ls->host, sizeof(l->host));
 	l->crc = cpu_to_le32(vmpf_crc32c(l, sizeof(*l)));
-	return vmpf_store_write_pages(st, &ls->page, 1, VMPF_PF_BLOCK);
-}
-
-/* Held by a session: READING or RESTORED. */
-static bool vmpf_lease_held(u32 state)
-{
-	return state == VMPF_LEASE_READING || state == VMPF_LEASE_RESTORED;
+	if (ls->whole_block)
+		return vmpf_lease_write_block(ls);
+	/* The record's 512-byte sector alone. */
+	ret = vmpf_store_write_part(&ls->store, ls->page, VMPF_PF_LEASE_OFF - VMPF_PF_BLOCK,
+				    512, VMPF_PF_LEASE_OFF);
+	if (ret == -EINVAL) {
+		ls->whole_block = true;
+		ret = vmpf_lease_write_block(ls);
+	}
+	return ret;
 }
 
 static bool vmpf_lease_ours(struct vmpf_lease *ls)
@@ -137,8 +184,9 @@ static bool vmpf_lease_ours(struct vmpf_lease *ls)
  * Watch a lease another session holds (@seen, a copy) for its period and
  * a quarter, reading it into @page: 0 when it did not change (its owner
  * is gone) or was let go (FREE); -EBUSY when it was renewed or taken by
- * another session (@now then holds it); -EALREADY when it became REVOKED.
- * Sleeps killably: a process being killed gets -EINTR.
+ * another session; -EALREADY when it became REVOKED.  A record that reads
+ * invalid meanwhile (torn) changes nothing: the watch goes on.  Sleeps
+ * killably: a process being killed gets -EINTR.
  */
 static int vmpf_lease_watch(struct vmpf_store *st, struct page *page, __le64 gen,
 			    const struct vmpf_pf_lease *seen)
@@ -158,9 +206,9 @@ static int vmpf_lease_watch(struct vmpf_store *st, struct page *page, __le64 gen
 		ret = vmpf_lease_read(st, page, gen);
 		if (ret)
 			return ret;
-		if (!memcmp(now, seen, sizeof(*now)))
+		if (!memcmp(now, seen, sizeof(*now)) || !vmpf_lease_valid(now, gen))
 			continue;
-		switch (vmpf_lease_rec_state(now, gen)) {
+		switch (le32_to_cpu(now->state)) {
 		case VMPF_LEASE_FREE:
 			return 0;
 		case VMPF_LEASE_READING:
@@ -177,10 +225,20 @@ static int vmpf_lease_watch(struct vmpf_store *st, struct page *page, __le64 gen
 	return 0;
 }
 
+/* Let go for good: the worker's last step; frees @ls. */
+static void vmpf_lease_free(struct vmpf_lease *ls)
+{
+	vmpf_store_put(&ls->store);
+	__free_page(ls->page);
+	kfree(ls);
+}
+
 static void vmpf_lease_renew(struct work_struct *work)
 {
 	struct vmpf_lease *ls = container_of(to_delayed_work(work), struct vmpf_lease, work);
-	u32 state = READ_ONCE(ls->finishing) ? VMPF_LEASE_RESTORED : VMPF_LEASE_READING;
+	bool releasing = READ_ONCE(ls->releasing);
+	u32 state = releasing ? VMPF_LEASE_FREE :
+		    READ_ONCE(ls->finishing) ? VMPF_LEASE_RESTORED : VMPF_LEASE_READING;
 	int ret;
 
 	mutex_lock(&ls->lock);
@@ -188,22 +246,26 @@ static void vmpf_lease_renew(struct work_struct *work)
 		goto out;
 	ret = vmpf_lease_read(&ls->store, ls->page, ls->generation);
 	if (ret == -ESTALE || (!ret && !vmpf_lease_ours(ls))) {
-		if (ls->state == VMPF_LEASE_RESTORED)
+		if (releasing)
+			;	/* nothing of ours to let go of */
+		else if (ls->state == VMPF_LEASE_RESTORED)
 			pr_info("a restored VM's page file now holds %s: its lease ends\n",
 				ret ? "a new migration" : "another owner's lease");
 		else
 			pr_warn("a restore session lost its lease on the image: %s; pages not read yet may fail\n",
 				ret ? "a new migration went into the page file" :
 				"another session took the image over");
-		ls->state = VMPF_LEASE_LOST;
-		vmpf_store_put(&ls->store);
+		WRITE_ONCE(ls->state, VMPF_LEASE_LOST);
 		goto out;
 	}
 	if (!ret) {
 		ls->beat++;
-		ret = vmpf_lease_write(ls, &ls->store, state);
+		ret = vmpf_lease_write(ls, state);
 	}
-	if (ret) {
+	if (ret && releasing) {
+		pr_warn("letting go of the lease on the image failed (error %d): another host may take it over after %u ms\n",
+			ret, ls->period_ms);
+	} else if (ret) {
 		/* Keep trying: the owner is alive, the storage may come back. */
 		if (!ls->logged)
 			pr_warn("renewing the lease on the image failed (error %d): after %u ms without a renewal another host may take the image over\n",
@@ -212,36 +274,56 @@ static void vmpf_lease_renew(struct work_struct *work)
 	} else {
 		ls->logged = false;
 		ls->renewed_ns = ktime_get_ns();
-		ls->state = state;
+		WRITE_ONCE(ls->state, state);
 	}
-	queue_delayed_work(system_unbound_wq, &ls->work, msecs_to_jiffies(ls->period_ms / 4));
 out:
+	if (releasing) {
+		mutex_unlock(&ls->lock);
+		vmpf_lease_free(ls);
+		return;
+	}
+	if (vmpf_lease_held(ls->state))
+		queue_delayed_work(vmpf_wq, &ls->work, msecs_to_jiffies(ls->period_ms / 4));
 	mutex_unlock(&ls->lock);
 }
 
 /*
  * Take the lease on the image @sb describes in @st, for a restore session
  * (VMPF_IOC_RESTORE_OPEN, which may sleep for the owner's lease period):
- * watch the owner's, write ours.  vmpf_lease_confirm() then reads it back,
- * at least lease_confirm_ms later: the caller loads the page table
- * meanwhile.  @force: take it without watching the owner, whatever it
- * says.  On failure nothing is held.
+ * watch the owner's, write ours, start renewing.  vmpf_lease_confirm()
+ * then reads it back, at least lease_confirm_ms later: the caller loads
+ * the page table meanwhile.  @force: take it without watching the owner,
+ * whatever it says.  *@out is the lease (NULL on failure).
  */
-int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
+int vmpf_lease_take(struct vmpf_lease **out, struct vmpf_store *st,
 		    const struct vmpf_pf_super *sb, bool force)
 {
 	struct vmpf_pf_lease seen;
+	struct vmpf_lease *ls;
 	int ret;
 
-	mutex_init(&ls->lock);
-	INIT_DELAYED_WORK(&ls->work, vmpf_lease_renew);
+	*out = NULL;
 	if (!(st->file->f_mode & FMODE_WRITE))
 		return -EROFS;
-	ls->page = alloc_page(GFP_KERNEL);
-	if (!ls->page)
+	/* O_APPEND would put the record at the end of the file. */
+	if (st->file->f_flags & O_APPEND)
+		return -EINVAL;
+	ls = kzalloc(sizeof(*ls), GFP_KERNEL_ACCOUNT);
+	if (!ls)
 		return -ENOMEM;
+	ls->page = alloc_page(GFP_KERNEL);
+	if (!ls->page) {
+		kfree(ls);
+		return -ENOMEM;
+	}
+	mutex_init(&ls->lock);
+	INIT_DELAYED_WORK(&ls->work, vmpf_lease_renew);
+	ls->store.file = get_file(st->file);
+	ls->store.size = st->size;
+	ls->store.once = true;
 	ls->generation = sb->generation;
-	ret = vmpf_lease_read(st, ls->page, ls->generation);
+
+	ret = vmpf_lease_read(&ls->store, ls->page, ls->generation);
 	if (ret)
 		goto err;
 	seen = *vmpf_lease_rec(ls->page);
@@ -251,7 +333,7 @@ int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
 	case VMPF_LEASE_READING:
 	case VMPF_LEASE_RESTORED:
 		if (!force)
-			ret = vmpf_lease_watch(st, ls->page, ls->generation, &seen);
+			ret = vmpf_lease_watch(&ls->store, ls->page, ls->generation, &seen);
 		break;
 	default:
 		if (!force)
@@ -271,51 +353,51 @@ int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
 	ls->period_ms = vmpf_lease_period(READ_ONCE(lease_ms));
 	ls->pid = task_tgid_nr(current);
 	strscpy_pad(ls->host, utsname()->nodename, sizeof(ls->host));
-	ret = vmpf_lease_write(ls, st, VMPF_LEASE_READING);
+	ret = vmpf_lease_write(ls, VMPF_LEASE_READING);
 	if (ret)
 		goto err;
 	ls->renewed_ns = ktime_get_ns();
-	/* Held from here: vmpf_lease_release() lets go if the open fails. */
-	ls->store.file = get_file(st->file);
-	ls->store.size = st->size;
+	ls->written_ns = ls->renewed_ns;
 	ls->state = VMPF_LEASE_READING;
+	/* Renewed from now on, while the open goes on loading. */
+	queue_delayed_work(vmpf_wq, &ls->work, msecs_to_jiffies(ls->period_ms / 4));
+	*out = ls;
 	return 0;
 
 err:
-	__free_page(ls->page);
-	ls->page = NULL;
+	vmpf_lease_free(ls);
 	/* The image went away under us: the file holds no committed image now. */
 	return ret == -ESTALE ? -ENODATA : ret;
 }
 
 /*
- * Read the lease back, lease_confirm_ms after it was written: still ours,
- * the renewal starts; another session's (it took the image in the same
- * moment), -EBUSY and it is left to that one.
+ * Read the lease back, lease_confirm_ms after it was first written: still
+ * ours, 0; another session's (it took the image in the same moment),
+ * -EBUSY, and it is left to that one.
  */
 int vmpf_lease_confirm(struct vmpf_lease *ls)
 {
-	u64 since = ktime_get_ns() - ls->renewed_ns;
-	u64 wait = (u64)READ_ONCE(lease_confirm_ms) * NSEC_PER_MSEC;
+	u64 wait, end;
 	int ret;
 
-	if (!ls->page)
+	if (!ls)
 		return 0;
-	if (since < wait)
-		schedule_timeout_killable(nsecs_to_jiffies(wait - since) + 1);
-	if (fatal_signal_pending(current))
-		return -EINTR;	/* vmpf_lease_release() lets go */
+	wait = clamp_t(u32, READ_ONCE(lease_confirm_ms), VMPF_CONFIRM_MS_MIN,
+		       VMPF_CONFIRM_MS_MAX) * NSEC_PER_MSEC;
+	end = ls->written_ns + wait;
+	while (ktime_get_ns() < end) {
+		schedule_timeout_killable(nsecs_to_jiffies(end - ktime_get_ns()) + 1);
+		if (fatal_signal_pending(current))
+			return -EINTR;	/* vmpf_lease_release() lets go */
+	}
 	mutex_lock(&ls->lock);
 	ret = vmpf_lease_read(&ls->store, ls->page, ls->generation);
 	if (!ret && !vmpf_lease_ours(ls)) {
 		pr_info("another session took the image at the same moment (host %.64s)\n",
 			vmpf_lease_rec(ls->page)->host);
-		ls->state = VMPF_LEASE_LOST;
+		WRITE_ONCE(ls->state, VMPF_LEASE_LOST);
 		ret = -EBUSY;
 	}
-	if (!ret)
-		queue_delayed_work(system_unbound_wq, &ls->work,
-				   msecs_to_jiffies(ls->period_ms / 4));
 	mutex_unlock(&ls->lock);
 	return ret == -ESTALE ? -ENODATA : ret;
 }
@@ -326,37 +408,36 @@ int vmpf_lease_confirm(struct vmpf_lease *ls)
  */
 void vmpf_lease_finish(struct vmpf_lease *ls)
 {
-	if (!ls->page)
+	if (!ls)
 		return;
 	WRITE_ONCE(ls->finishing, true);
-	mod_delayed_work(system_unbound_wq, &ls->work, 0);
+	mod_delayed_work(vmpf_wq, &ls->work, 0);
 }
 
-/* The session ends: write FREE, let go of the file. */
+/*
+ * The session ends: its worker writes FREE, lets go of the file and frees
+ * the lease.  Does not wait for the storage.
+ */
 void vmpf_lease_release(struct vmpf_lease *ls)
 {
-	if (!ls->page)
+	if (!ls)
 		return;
-	cancel_delayed_work_sync(&ls->work);
-	mutex_lock(&ls->lock);
-	if (vmpf_lease_held(ls->state)) {
-		if (!vmpf_lease_read(&ls->store, ls->page, ls->generation) && vmpf_lease_ours(ls)) {
-			ls->beat++;
-			if (vmpf_lease_write(ls, &ls->store, VMPF_LEASE_FREE))
-				pr_warn("letting go of the lease on the image failed: another host may take it over after %u ms\n",
-					ls->period_ms);
-		}
-		ls->state = VMPF_LEASE_FREE;
-	}
-	vmpf_store_put(&ls->store);
-	mutex_unlock(&ls->lock);
-	__free_page(ls->page);
-	ls->page = NULL;
+	WRITE_ONCE(ls->releasing, true);
+	mod_delayed_work(vmpf_wq, &ls->work, 0);
 }
 
+/* The status's view, VMPF_LEASE_*: LOST also when not renewed for a period. */
 u32 vmpf_lease_state(struct vmpf_lease *ls)
 {
-	return ls->page ? READ_ONCE(ls->state) : VMPF_LEASE_FREE;
+	u32 state;
+
+	if (!ls)
+		return VMPF_LEASE_FREE;
+	state = READ_ONCE(ls->state);
+	if (vmpf_lease_held(state) &&
+	    ktime_get_ns() - READ_ONCE(ls->renewed_ns) > (u64)ls->period_ms * NSEC_PER_MSEC)
+		return VMPF_LEASE_EXPIRED;
+	return state;
 }
 
 /*

@@ -26,9 +26,11 @@ static struct miscdevice vmpf_misc = {
 };
 
 /*
- * Restore reads handed over by faults (fault.c): they can block for as
- * long as the storage's retries (seconds), so not on a queue the whole
- * kernel shares.  Flushed and destroyed at unload, after every file.
+ * Restore reads handed over by faults (fault.c) and the ownership leases'
+ * renewals and last writes (lease.c): they can block for as long as the
+ * storage's retries (seconds), so not on a queue the whole kernel shares.
+ * Flushed and destroyed at unload, after every file: a lease's last write
+ * is queued at once when its session ends.
  */
 struct workqueue_struct *vmpf_wq;
 

@@ -34,7 +34,7 @@ static void vmpf_rst_account(struct vmpf_restore *rst, size_t bytes)
 
 static void vmpf_restore_free(struct vmpf_restore *rst)
 {
-	vmpf_lease_release(&rst->lease);
+	vmpf_lease_release(rst->lease);
 	vmpf_guestmem_put(rst);
 	kvfree(rst->filled);
 	kvfree(rst->inflight);
@@ -187,7 +187,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if (!ret)
 		ret = vmpf_restore_load(rst, &commit);
 	if (!ret)
-		ret = vmpf_lease_confirm(&rst->lease);
+		ret = vmpf_lease_confirm(rst->lease);
 	if (ret)
 		goto err;
 
@@ -350,7 +350,7 @@ long vmpf_restore_status(struct vmpf_file *vf, void __user *uarg)
 		st.complete_ns = rst->complete_ns;
 		st.first_bad = rst->first_bad;
 		st.prefetch_held = rst->prefetch_held;
-		st.lease = vmpf_lease_state(&rst->lease);
+		st.lease = vmpf_lease_state(rst->lease);
 		strscpy(st.message, rst->message, sizeof(st.message));
 		spin_unlock(&rst->lock);
 	}

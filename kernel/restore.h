@@ -57,7 +57,7 @@ struct vmpf_restore {
 	bool read_in_worker;		/* the page file is a regular file: see fault.c */
 	struct rw_semaphore store_sem;	/* see above */
 	struct vmpf_store store;	/* file NULL once complete */
-	struct vmpf_lease lease;	/* ownership of the image: lease.c */
+	struct vmpf_lease *lease;	/* ownership of the image (lease.c), or NULL */
 
 	struct file *file;		/* the session's descriptor: no reference */
 	struct file *shm;		/* guest memory: see guestmem.c */

@@ -89,15 +89,15 @@ void vmpf_store_put(struct vmpf_store *st)
 	st->file = NULL;
 }
 
-/* One synchronous direct request over @bv, in as many calls as it takes. */
+/* One synchronous direct request of @len bytes over @bv, in as many calls as it takes. */
 static int vmpf_store_rw_once(struct vmpf_store *st, unsigned int dir,
-			      struct bio_vec *bv, unsigned int n, loff_t pos)
+			      struct bio_vec *bv, unsigned int n, size_t len, loff_t pos)
 {
 	struct iov_iter iter;
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	iov_iter_bvec(&iter, dir, bv, n, (size_t)n * PAGE_SIZE);
+	iov_iter_bvec(&iter, dir, bv, n, len);
 	while (iov_iter_count(&iter)) {
 		init_sync_kiocb(&kiocb, st->file);
 		kiocb.ki_pos = pos;
@@ -138,18 +138,18 @@ static bool vmpf_store_backoff(unsigned int ms)
  * that mm's other faults, and a fatal signal ends the wait.
  */
 static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
-			 struct bio_vec *bv, unsigned int n, loff_t pos)
+			 struct bio_vec *bv, unsigned int n, size_t len, loff_t pos)
 {
 	bool failing = atomic_read(&st->failing);
 	unsigned int tries, i;
 	int ret;
 
-	if (pos < 0 || pos + (loff_t)n * PAGE_SIZE > st->size)
+	if (pos < 0 || pos + (loff_t)len > st->size)
 		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
-	tries = failing ? min(READ_ONCE(io_retries), 1U) :
+	tries = st->once ? 0 : failing ? min(READ_ONCE(io_retries), 1U) :
 		min(READ_ONCE(io_retries), VMPF_RETRY_MAX);
 	for (i = 0;; i++) {
-		ret = vmpf_store_rw_once(st, dir, bv, n, pos);
+		ret = vmpf_store_rw_once(st, dir, bv, n, len, pos);
 		/*
 		 * Checked against the size at attach above: a device that now
 		 * says the request is past its end (a write's ENOSPC, a read's
@@ -157,7 +157,7 @@ static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 		 * Not "too small" and not worth retrying: gone.
 		 */
 		if ((ret == -ENOSPC || ret == -EIO) &&
-		    i_size_read(st->file->f_mapping->host) < pos + (loff_t)n * PAGE_SIZE)
+		    i_size_read(st->file->f_mapping->host) < pos + (loff_t)len)
 			ret = -ENODEV;
 		if (!ret) {
 			if (atomic_read(&st->failing))
@@ -200,7 +200,20 @@ int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
 	if (n > VMPF_IO_PAGES)
 		return -EINVAL;
 	vmpf_store_bvec(bv, pages, n);
-	return vmpf_store_rw(st, ITER_SOURCE, bv, n, pos);
+	return vmpf_store_rw(st, ITER_SOURCE, bv, n, (size_t)n * PAGE_SIZE, pos);
+}
+
+/*
+ * Write @len bytes at @off of @page to @pos: less than a page, for the
+ * lease's sector, which shares its block with the commit record.  @pos
+ * and @len must suit the file's direct I/O (EINVAL otherwise).
+ */
+int vmpf_store_write_part(struct vmpf_store *st, struct page *page, unsigned int off,
+			  unsigned int len, loff_t pos)
+{
+	struct bio_vec bv = { .bv_page = page, .bv_len = len, .bv_offset = off };
+
+	return vmpf_store_rw(st, ITER_SOURCE, &bv, 1, len, pos);
 }
 
 /*
@@ -223,7 +236,7 @@ static int vmpf_store_buf(struct vmpf_store *st, unsigned int dir, void *buf,
 		for (i = 0; i < n; i++)
 			bvec_set_page(&bv[i], vmalloc_to_page(buf + done + i * PAGE_SIZE),
 				      PAGE_SIZE, 0);
-		ret = vmpf_store_rw(st, dir, bv, n, pos + done);
+		ret = vmpf_store_rw(st, dir, bv, n, (size_t)n << PAGE_SHIFT, pos + done);
 		if (ret)
 			return ret;
 		done += (size_t)n << PAGE_SHIFT;
@@ -242,7 +255,7 @@ int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos)
 {
 	struct bio_vec bv = { .bv_page = page, .bv_len = PAGE_SIZE, .bv_offset = 0 };
 
-	return vmpf_store_rw(st, ITER_DEST, &bv, 1, pos);
+	return vmpf_store_rw(st, ITER_DEST, &bv, 1, PAGE_SIZE, pos);
 }
 
 /* Read @n whole pages in one request (the prefetch: not on a fault's stack). */
@@ -254,7 +267,7 @@ int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 	if (n > VMPF_IO_PAGES)
 		return -EINVAL;
 	vmpf_store_bvec(bv, pages, n);
-	return vmpf_store_rw(st, ITER_DEST, bv, n, pos);
+	return vmpf_store_rw(st, ITER_DEST, bv, n, (size_t)n * PAGE_SIZE, pos);
 }
 
 /* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */

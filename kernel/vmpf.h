@@ -60,7 +60,7 @@ struct vmpf_counters {
 
 extern struct vmpf_counters vmpf_counters;
 extern const struct file_operations vmpf_fops;
-extern struct workqueue_struct *vmpf_wq;	/* main.c: restore reads for faults */
+extern struct workqueue_struct *vmpf_wq;	/* main.c: restore reads, leases */
 
 struct vmpf_source;
 struct vmpf_node;
@@ -141,6 +141,7 @@ struct vmpf_store {
 	loff_t size;
 	atomic64_t retries;	/* requests repeated after a transient error */
 	atomic_t failing;	/* a request failed after all its retries, none succeeded since */
+	bool once;		/* one try: the lease's (a retried write acts on a stale read) */
 };
 
 int vmpf_store_get(struct vmpf_store *st, int fd, bool write);
@@ -149,6 +150,8 @@ int vmpf_store_write_pages(struct vmpf_store *st, struct page **pages,
 			   unsigned int n, loff_t pos);
 int vmpf_store_write_buf(struct vmpf_store *st, const void *buf, size_t len,
 			 loff_t pos);
+int vmpf_store_write_part(struct vmpf_store *st, struct page *page, unsigned int off,
+			  unsigned int len, loff_t pos);
 int vmpf_store_sync(struct vmpf_store *st);
 int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos);
 int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
@@ -156,33 +159,39 @@ int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
 
 /*
- * lease.c: the image's ownership lease (struct vmpf_pf_lease).  @lock
- * protects @state, @beat, @page, @store, @logged and the lease's I/O; the
- * renewal is @work, on system_unbound_wq.  The lease has its own
- * reference to the page file (@store): it is renewed for as long as the
- * session lives, after the restore let go of its own at completion.  The
- * other fields are constant once taken; @page is NULL when none is held.
+ * lease.c: the image's ownership lease (struct vmpf_pf_lease), allocated
+ * by vmpf_lease_take() for a restore session and freed by its worker
+ * after vmpf_lease_release().  @lock protects @state's changes, @beat,
+ * @page, @whole_block, @logged, @renewed_ns and the lease's I/O; the
+ * renewal is @work, on vmpf_wq.  The lease has its own reference to the
+ * page file (@store, tried once: no retries): it is renewed for as long as
+ * the session lives, also after the restore let go of its own file at
+ * completion.  @state is read locklessly by the status (READ_ONCE); the
+ * other fields are constant once taken.
  */
 struct vmpf_lease {
 	struct mutex lock;		/* see above */
 	struct delayed_work work;
-	struct vmpf_store store;	/* file NULL once let go of */
-	struct page *page;		/* block 1, read and written back */
+	struct vmpf_store store;
+	struct page *page;		/* block 1, as last read */
 	__le64 generation;		/* the image's */
 	u64 owner;
 	u64 beat;
 	u64 takeovers;
-	u64 acquired_ns;
+	u64 acquired_ns;		/* CLOCK_REALTIME, for the record */
+	u64 written_ns;			/* first written, for the confirmation */
 	u64 renewed_ns;			/* last renewal that reached the file */
 	u32 period_ms;
 	u32 pid;
-	u32 state;			/* VMPF_LEASE_*, as the status reports it */
+	u32 state;			/* VMPF_LEASE_* */
 	bool finishing;			/* every page was read: say RESTORED */
+	bool releasing;			/* the session ended: FREE, then free */
+	bool whole_block;		/* the sector cannot be written alone */
 	bool logged;			/* a renewal failure was logged */
 	char host[64];
 };
 
-int vmpf_lease_take(struct vmpf_lease *ls, struct vmpf_store *st,
+int vmpf_lease_take(struct vmpf_lease **out, struct vmpf_store *st,
 		    const struct vmpf_pf_super *sb, bool force);
 int vmpf_lease_confirm(struct vmpf_lease *ls);
 void vmpf_lease_finish(struct vmpf_lease *ls);

@@ -252,7 +252,9 @@ qemu-dest)
 		wait $rpid
 		[ "$same" = true ] && [ -n "$first" ] && [ "$first" -gt "${count:-0}" ] &&
 			echo "$verify" | grep -q '^vmpf-verify ok' && rc=0
-		[ $rc = 0 ] || say dest-stderr "$(tail -n 5 /tmp/d/restore.out; cat /tmp/same)"
+		[ $rc = 0 ] || say dest-stderr "$(tail -n 5 /tmp/d/restore.out; cat /tmp/same)
+the guest's console, last lines:
+$(tr -d '\r' < /tmp/d/serial.log | tail -n 25)"
 	else
 		say dest-stderr "cannot run QEMU here: $VQ_WHY"
 	fi

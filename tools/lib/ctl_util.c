@@ -718,16 +718,18 @@ void ctl_print_status_full(FILE *f, const struct vmpf_status *st,
 void ctl_print_restore_status(FILE *f, const struct vmpf_restore_status *st, int json)
 {
 	static const char *const phases[] = { "none", "running", "complete" };
-	static const char *const leases[] = { "none", "reading", "restored", "revoked", "lost" };
+	static const char *const leases[] = { "none", "reading", "restored", "revoked", "lost",
+					      "expired" };
 	static const char *const lease_text[] = {
 		"none: this session took no ownership lease",
 		"held: this host owns the image, and pages are read from the page file",
 		"held: every page was read; the VM runs here",
 		"revoked",
 		"lost: a new migration went into the page file, or another session took the image over",
+		"expired: not renewed for its period (the storage is away): another host may have taken the image over",
 	};
 	const char *phase = st->phase < 3 ? phases[st->phase] : "unknown";
-	unsigned int lease = st->lease < 5 ? st->lease : 0;
+	unsigned int lease = st->lease < 6 ? st->lease : 0;
 	unsigned int i;
 
 	if (json) {

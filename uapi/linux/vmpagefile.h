@@ -940,6 +940,8 @@ struct vmpf_pf_commit {
 #define VMPF_LEASE_REVOKED	3	/* the source runs the VM again */
 /* status only: a new migration went into the file, or another took over */
 #define VMPF_LEASE_LOST		4
+/* status only: not renewed for its period: another host may have taken over */
+#define VMPF_LEASE_EXPIRED	5
 
 struct vmpf_pf_lease {
 	__u8 magic[8];
