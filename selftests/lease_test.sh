@@ -15,7 +15,7 @@ BLK=/dev/ram0
 P=/sys/module/vmpagefile/parameters
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..10"
 
 old_ms=$(cat $P/lease_ms)
 echo 1000 > $P/lease_ms
@@ -163,6 +163,22 @@ wait $owner
 if [ $rc = 1 ] && has "$v" "the VM runs on host .* from this image" && [ "$l" = reading ]; then
 	ok revoke_refused_while_destination_runs
 else notok revoke_refused_while_destination_runs "rc=$rc: $v" "lease of the destination: $l"; fi
+
+# 10. A page file this host may only read (a read-only device here, a
+# read-only export elsewhere): a restore cannot take the lease and says
+# so; --no-lease restores without one (the operator vouches that no other
+# host runs the VM), and leaves no record.
+out=$(vmpf-vm --ram 16M --working-set 1M --rate 2000 --seconds 0.2 --migrate-to $BLK \
+	--checksums $t/s10 2>&1) || echo "# migration failed: $out"
+blockdev --setro $BLK
+r1=$(vmpf-vm --restore $BLK --seconds 0.1 2>&1); rc1=$?
+r2=$(vmpf-vm --restore $BLK --no-lease --verify $t/s10 --seconds 0.1 --json 2>&1); rc2=$?
+blockdev --setrw $BLK
+i=$(vmpf-ctl info $BLK 2>&1)
+if [ $rc1 = 1 ] && has "$r1" "cannot open the page file" && [ $rc2 = 0 ] &&
+   has "$r2" '"verified_pages_mismatched":0' && has "$i" "owner      nobody: no restore has taken"; then
+	ok no_lease_on_a_read_only_page_file
+else notok no_lease_on_a_read_only_page_file "rc=$rc1: $r1" "--no-lease rc=$rc2: $r2" "$i"; fi
 
 echo "$old_ms" > $P/lease_ms
 rm -rf $t

@@ -915,7 +915,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	/* Read-write: the restore writes its ownership lease into the file. */
-	target = open(o->qemu, O_RDWR | O_DIRECT | O_CLOEXEC);
+	target = open(o->qemu, (o->no_lease ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
 	if (target < 0) {
 		snprintf(why, sizeof(why), "cannot open the page file %s with O_DIRECT: %s", o->qemu,
 			 strerror(errno));
@@ -924,7 +924,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	t0 = now_ns();
 	ro.target_fd = target;
 	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
-		   (o->force ? VMPF_RESTORE_FORCE : 0);
+		   (o->force ? VMPF_RESTORE_FORCE : 0) |
+		   (o->no_lease ? VMPF_RESTORE_NO_LEASE : 0);
 	ret = __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro);
 	close(target);
 	if (ret) {

@@ -103,6 +103,8 @@ static const char usage[] =
 "  --no-prefetch       with --restore: faults only, no background prefetch\n"
 "  --force             with --restore: restore the image whatever its ownership\n"
 "                      lease says (its owner is known to be gone)\n"
+"  --no-lease          with --restore: take no ownership lease (the page file\n"
+"                      may be read-only): no other host may run this VM\n"
 "  --sequential        with --restore: prefetch in page order, not hot-first\n"
 "  --prefetch-rate N   with --restore: at most N pages per second\n"
 "  --wait-complete     with --restore: run until every page is resident\n"
@@ -131,7 +133,7 @@ struct opts {
 	const char *load_state, *load_ram, *verify;
 	const char *migrate_to, *load_pagefile, *restore;
 	uint64_t prefetch_rate;
-	int no_prefetch, sequential, wait_complete, force;
+	int no_prefetch, sequential, wait_complete, force, no_lease;
 	int memfd, handover;		/* --memfd, --handover */
 	const char *take_over;		/* --take-over PATH */
 	uint64_t handover_ns;		/* the new VMM: pause to resume */
@@ -225,6 +227,9 @@ static int parse(int argc, char **argv, struct opts *o)
 			takes = 0;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--no-lease")) {
+			o->no_lease = 1;
 			takes = 0;
 		} else if (!strcmp(a, "--sequential")) {
 			o->sequential = 1;
@@ -497,7 +502,7 @@ static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *sta
 		goto err;
 	}
 	/* Read-write: the restore writes its ownership lease into the file. */
-	target = open(o->restore, O_RDWR | O_DIRECT | O_CLOEXEC);
+	target = open(o->restore, (o->no_lease ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
 	if (target < 0) {
 		fprintf(stderr, "vmpf-vm: cannot open the page file %s with O_DIRECT: %s\n",
 			o->restore, strerror(errno));
@@ -506,7 +511,8 @@ static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *sta
 	ro.target_fd = target;
 	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
 		   (o->sequential ? VMPF_RESTORE_SEQUENTIAL : 0) |
-		   (o->force ? VMPF_RESTORE_FORCE : 0);
+		   (o->force ? VMPF_RESTORE_FORCE : 0) |
+		   (o->no_lease ? VMPF_RESTORE_NO_LEASE : 0);
 	ro.prefetch_rate = o->prefetch_rate;
 	o->open_t = mono_seconds();
 	ret = __vmpf_ioctl(fd, VMPF_IOC_RESTORE_OPEN, &ro);

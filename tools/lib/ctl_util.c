@@ -111,7 +111,7 @@ static const struct ctl_command {
 		"restore", CTL_CMD_RESTORE,
 		"watch and steer a restore: pages resident, faults, prefetch",
 		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]\n"
-		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force] -- QEMU [ARGS...]",
+		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force | --no-lease] -- QEMU [ARGS...]",
 		"Shows the restore session held by process PID: pages resident, brought\n"
 		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
 		"histogram.  --run starts or resumes the background prefetch, --pause\n"
@@ -135,7 +135,9 @@ static const struct ctl_command {
 		"renewed; an owner that stopped renewing (its host died) is taken over\n"
 		"after the lease's period (10 s by default).  An image its source took\n"
 		"back (vmpf-ctl revoke) is refused.  --force takes the image whatever\n"
-		"its lease says: only when the VM that owned it is known to be gone.\n",
+		"its lease says: only when the VM that owned it is known to be gone.\n"
+		"--no-lease takes no lease (PAGEFILE may then be read-only, e.g. on a\n"
+		"read-only export): you guarantee that no other host runs this VM.\n",
 	},
 	{
 		"migrate", CTL_CMD_MIGRATE,
@@ -289,6 +291,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->no_prefetch = 1;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
+		} else if (!strcmp(a, "--no-lease")) {
+			o->no_lease = 1;
 		} else if (!strcmp(a, "--") && ((o->cmd == CTL_CMD_RESTORE && o->qemu) ||
 					       o->cmd == CTL_CMD_HANDOVER)) {
 			o->qemu_argv = &argv[i + 1];
@@ -416,9 +420,9 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--downtime and --manual are for migrate only");
 		return CTL_EXIT_USAGE;
 	}
-	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || (o->no_prefetch && !o->qemu) ||
+	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || ((o->no_prefetch || o->no_lease) && !o->qemu) ||
 	    (o->force && !o->qemu && o->cmd != CTL_CMD_REVOKE)) {
-		snprintf(err, errlen, "--qemu and --no-prefetch are for restore --qemu only, --force for it and revoke");
+		snprintf(err, errlen, "--qemu, --no-prefetch and --no-lease are for restore --qemu only, --force for it and revoke");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;

@@ -47,6 +47,7 @@ struct ctl_opts {
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
 	int force;		/* restore --qemu, revoke: --force (whatever the lease says) */
+	int no_lease;		/* restore --qemu: --no-lease (no ownership lease) */
 	char *const *qemu_argv;	/* restore --qemu: the QEMU command after --;
 				 * handover: the new VMM's */
 	int qemu_argc;
