@@ -354,6 +354,9 @@ int vmpf_lease_take(struct vmpf_lease **out, struct vmpf_store *st,
 	ls->pid = task_tgid_nr(current);
 	strscpy_pad(ls->host, utsname()->nodename, sizeof(ls->host));
 	ret = vmpf_lease_write(ls, VMPF_LEASE_READING);
+	/* A read-only device (blockdev --setro) refuses the write itself. */
+	if (ret == -EPERM || ret == -EACCES)
+		ret = -EROFS;
 	if (ret)
 		goto err;
 	ls->renewed_ns = ktime_get_ns();

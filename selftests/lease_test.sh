@@ -175,7 +175,7 @@ r1=$(vmpf-vm --restore $BLK --seconds 0.1 2>&1); rc1=$?
 r2=$(vmpf-vm --restore $BLK --no-lease --verify $t/s10 --seconds 0.1 --json 2>&1); rc2=$?
 blockdev --setrw $BLK
 i=$(vmpf-ctl info $BLK 2>&1)
-if [ $rc1 = 1 ] && has "$r1" "cannot open the page file" && [ $rc2 = 0 ] &&
+if [ $rc1 = 1 ] && has "$r1" "the page file is read-only" && [ $rc2 = 0 ] &&
    has "$r2" '"verified_pages_mismatched":0' && has "$i" "owner      nobody: no restore has taken"; then
 	ok no_lease_on_a_read_only_page_file
 else notok no_lease_on_a_read_only_page_file "rc=$rc1: $r1" "--no-lease rc=$rc2: $r2" "$i"; fi

@@ -232,7 +232,7 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		break;
 	case EROFS:
 		snprintf(buf, len,
-			 "%s: the page file is open read-only, but a restore writes its ownership lease into it: open it read-write (or take no lease)",
+			 "%s: the page file is read-only (opened so, or a read-only device or export), but a restore writes its ownership lease into it: make it writable, or take no lease (--no-lease)",
 			 name);
 		break;
 	case ECANCELED:

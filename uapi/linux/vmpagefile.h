@@ -583,8 +583,8 @@ struct vmpf_mark_dirty {
  * another) holds the image's ownership lease and renewed it while this
  * open watched it; EALREADY the image's source took the VM back after the
  * commit (VMPF_LEASE_REVOKED): VMPF_RESTORE_FORCE restores it all the same;
- * EROFS @target_fd is open read-only and VMPF_RESTORE_NO_LEASE was not
- * given; EINTR a fatal signal while waiting for an owner's lease;
+ * EROFS @target_fd is open read-only, or its device refuses writes, and
+ * VMPF_RESTORE_NO_LEASE was not given; EINTR a fatal signal while waiting for an owner's lease;
  * EOPNOTSUPP the handshake did not ask for VMPF_FEATURE_RESTORE; ENOMEM
  * the page table does not fit (it is charged to the caller's memory
  * cgroup); EIO the page file could not be read.  The open watches another
