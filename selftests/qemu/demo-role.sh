@@ -120,6 +120,19 @@ CONF
 	;;
 esac
 
+# disk_await MAGIC BYTES TRIES (raw): wait, TRIES half-seconds at most,
+# until the header at the disk's tail starts with MAGIC; $hdr: its BYTES.
+disk_await() {
+	i=0
+	while [ $i -lt "$3" ]; do
+		blockdev --flushbufs $DISK
+		hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c "$2")
+		case $hdr in "$1"*) return 0 ;; esac
+		sleep 0.5
+		i=$((i + 1))
+	done
+	return 1
+}
 # publish NAME FILE [HEADER]: FILE for the other host (nfs), as NAME.
 publish() {
 	cp "$2" "$SHARE/$1.tmp" && sync && mv "$SHARE/$1.tmp" "$SHARE/$1" &&
@@ -153,14 +166,7 @@ dest)
 	if [ -n "${SHARE:-}" ]; then
 		await sums && cp $SHARE/sums /tmp/sums
 	else
-		i=0
-		while [ $i -lt 600 ]; do
-			blockdev --flushbufs $DISK
-			hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 21)
-			case $hdr in VMPFSUMS*) break ;; esac
-			sleep 0.5
-			i=$((i + 1))
-		done
+		disk_await VMPFSUMS 21 600
 		len=${hdr#VMPFSUMS }
 		len=$((10#$len + 0))
 		dd if=$DISK bs=1M skip=$SUMS_MB count=16 2>/dev/null | tail -c +22 | head -c "$len" > /tmp/sums
@@ -215,14 +221,7 @@ qemu-dest)
 		hdr=$(cat $SHARE/src.mem.hdr)
 		cp $SHARE/src.mem /tmp/src.mem
 	else
-		i=0
-		while [ $i -lt 1200 ]; do
-			blockdev --flushbufs $DISK
-			hdr=$(dd if=$DISK bs=1M skip=$SUMS_MB count=1 2>/dev/null | head -c 32)
-			case $hdr in VMPFDUMP*) break ;; esac
-			sleep 0.5
-			i=$((i + 1))
-		done
+		disk_await VMPFDUMP 32 1200
 		dd if=$DISK of=/tmp/src.mem bs=1M skip=$((SUMS_MB - mb)) count=$mb 2>/dev/null
 	fi
 	count=$(echo "$hdr" | cut -d' ' -f3)
