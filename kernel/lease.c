@@ -33,8 +33,8 @@
  * into the file rewrites block 1 meanwhile).  Where direct I/O cannot
  * write a sector alone (a device with 4 KiB logical blocks), the whole
  * block goes back after the superblock was checked too: a narrow window
- * remains there (docs/pagefile-format.md).  Lease I/O is tried once, never
- * retried: a retried write would act on a read that is seconds old.
+ * remains there (docs/pagefile-format.md).  Lease writes are tried once,
+ * never retried: a retried write would act on a read that is seconds old.
  *
  * Lifetime: the lease is allocated by vmpf_lease_take() and belongs to
  * the restore session; vmpf_lease_release() hands it to its worker, which

@@ -146,7 +146,7 @@ static int vmpf_store_rw(struct vmpf_store *st, unsigned int dir,
 
 	if (pos < 0 || pos + (loff_t)len > st->size)
 		return dir == ITER_SOURCE ? -ENOSPC : -EINVAL;
-	tries = st->once ? 0 : failing ? min(READ_ONCE(io_retries), 1U) :
+	tries = st->once && dir == ITER_SOURCE ? 0 : failing ? min(READ_ONCE(io_retries), 1U) :
 		min(READ_ONCE(io_retries), VMPF_RETRY_MAX);
 	for (i = 0;; i++) {
 		ret = vmpf_store_rw_once(st, dir, bv, n, len, pos);

@@ -141,7 +141,7 @@ struct vmpf_store {
 	loff_t size;
 	atomic64_t retries;	/* requests repeated after a transient error */
 	atomic_t failing;	/* a request failed after all its retries, none succeeded since */
-	bool once;		/* one try: the lease's (a retried write acts on a stale read) */
+	bool once;		/* writes tried once: the lease's (a retry acts on a stale read) */
 };
 
 int vmpf_store_get(struct vmpf_store *st, int fd, bool write);
@@ -164,10 +164,10 @@ int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos
  * after vmpf_lease_release().  @lock protects @state's changes, @beat,
  * @page, @whole_block, @logged, @renewed_ns and the lease's I/O; the
  * renewal is @work, on vmpf_wq.  The lease has its own reference to the
- * page file (@store, tried once: no retries): it is renewed for as long as
- * the session lives, also after the restore let go of its own file at
- * completion.  @state is read locklessly by the status (READ_ONCE); the
- * other fields are constant once taken.
+ * page file (@store, whose writes are tried once): it is renewed for as
+ * long as the session lives, also after the restore let go of its own
+ * file at completion.  @state is read locklessly by the status
+ * (READ_ONCE); the other fields are constant once taken.
  */
 struct vmpf_lease {
 	struct mutex lock;		/* see above */
