@@ -27,7 +27,7 @@ out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 start_owner() {
 	_o=$1 _d=$2
 	shift 2
-	vmpf-vm --restore "$_d" --prefetch-rate 100 --seconds 8 "$@" > $t/$_o 2>&1 &
+	vmpf-vm --restore "$_d" --prefetch-rate 100 --seconds 30 "$@" > $t/$_o 2>&1 &
 	owner=$!
 	wait_for $t/$_o restoring
 }
