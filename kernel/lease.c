@@ -225,9 +225,16 @@ static int vmpf_lease_watch(struct vmpf_store *st, struct page *page, __le64 gen
 	return 0;
 }
 
+/* Every lease allocated, for the module's unload (vmpf_lease_exit()). */
+static LIST_HEAD(vmpf_leases);
+static DEFINE_SPINLOCK(vmpf_leases_lock);	/* protects vmpf_leases */
+
 /* Let go for good: the worker's last step; frees @ls. */
 static void vmpf_lease_free(struct vmpf_lease *ls)
 {
+	spin_lock(&vmpf_leases_lock);
+	list_del(&ls->node);
+	spin_unlock(&vmpf_leases_lock);
 	vmpf_store_put(&ls->store);
 	__free_page(ls->page);
 	kfree(ls);
@@ -318,6 +325,9 @@ int vmpf_lease_take(struct vmpf_lease **out, struct vmpf_store *st,
 	}
 	mutex_init(&ls->lock);
 	INIT_DELAYED_WORK(&ls->work, vmpf_lease_renew);
+	spin_lock(&vmpf_leases_lock);
+	list_add(&ls->node, &vmpf_leases);
+	spin_unlock(&vmpf_leases_lock);
 	ls->store.file = get_file(st->file);
 	ls->store.size = st->size;
 	ls->store.once = true;
@@ -427,6 +437,32 @@ void vmpf_lease_release(struct vmpf_lease *ls)
 		return;
 	WRITE_ONCE(ls->releasing, true);
 	mod_delayed_work(vmpf_wq, &ls->work, 0);
+}
+
+/*
+ * Unload, after every file is gone: every session has let go of its lease
+ * and each lease's last write is queued, so vmpf_wq's drain frees them
+ * all.  A lease whose session never let go would renew itself for ever
+ * and the drain would never end: say so, and let go of it.
+ */
+void vmpf_lease_exit(void)
+{
+	struct vmpf_lease *ls;
+
+	spin_lock(&vmpf_leases_lock);
+	list_for_each_entry(ls, &vmpf_leases, node) {
+		if (READ_ONCE(ls->releasing)) {
+			/* Its storage may be away (a hard NFS mount waits). */
+			pr_info("unload waits for the last write of a lease on an image (host %.64s, pid %u)\n",
+				ls->host, ls->pid);
+			continue;
+		}
+		pr_err("unload: a lease on an image outlived its restore session (host %.64s, pid %u): letting go of it\n",
+		       ls->host, ls->pid);
+		WRITE_ONCE(ls->releasing, true);
+		mod_delayed_work(vmpf_wq, &ls->work, 0);
+	}
+	spin_unlock(&vmpf_leases_lock);
 }
 
 /* The status's view, VMPF_LEASE_*: LOST also when not renewed for a period. */

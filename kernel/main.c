@@ -76,6 +76,7 @@ err_guestmem:
 static void __exit vmpf_exit(void)
 {
 	misc_deregister(&vmpf_misc);
+	vmpf_lease_exit();
 	destroy_workqueue(vmpf_wq);
 	vmpf_guestmem_exit();
 	pr_info("version %s unloaded\n", VMPF_VERSION_STR);

@@ -170,6 +170,7 @@ int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos
  * (READ_ONCE); the other fields are constant once taken.
  */
 struct vmpf_lease {
+	struct list_head node;		/* on lease.c's list of leases */
 	struct mutex lock;		/* see above */
 	struct delayed_work work;
 	struct vmpf_store store;
@@ -198,6 +199,7 @@ void vmpf_lease_finish(struct vmpf_lease *ls);
 void vmpf_lease_release(struct vmpf_lease *ls);
 u32 vmpf_lease_state(struct vmpf_lease *ls);
 int vmpf_lease_check_target(struct vmpf_store *st, bool reading);
+void vmpf_lease_exit(void);
 
 /* pagefile.c: on-disk layout of a page file for a set of regions */
 struct vmpf_layout {

@@ -137,7 +137,7 @@ ingest_guest() {
 	local bad='WARNING:|BUG:|Oops|general protection fault|Kernel panic|Call Trace:|'
 	bad+='possible circular locking|inconsistent lock state|possible recursive locking|'
 	bad+='UBSAN:|KASAN:|KFENCE:|kmemleak|blocked for more than|soft lockup|hard LOCKUP|'
-	bad+='rcu_sched self-detected stall|RCU stall|segfault at'
+	bad+='rcu_sched self-detected stall|RCU stall|segfault at|outlived its restore session'
 	if grep -aEq "$bad" "$con"; then
 		result fail "${p}kernel log free of warnings, oopses and splats" \
 			"$(grep -aE -A3 "$bad" "$con" | tr -d '\r' | head -n 15)"

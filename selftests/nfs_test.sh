@@ -155,7 +155,17 @@ if [ $rc = 0 ] && has "$r" '"verified_pages_mismatched":0'; then
 	ok server_restart_mid_restore
 else notok server_restart_mid_restore "restore rc=$rc: $r"; fi
 
-umount $NS $N4 $N3 2>/dev/null
+# Each restore's lease is let go of by a kernel worker just after the
+# restore ends, through its own reference to the page file: the mounts
+# are busy until then.  The server must outlive that last write (a hard
+# mount would wait for it for ever).
+for m in $NS $N4 $N3; do
+	i=0
+	while grep -q " $m nfs" /proc/mounts && ! umount $m 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+done
 nfs_server_pause
 exportfs -ua
 umount $EXP

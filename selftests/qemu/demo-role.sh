@@ -133,6 +133,13 @@ disk_await() {
 	done
 	return 1
 }
+# share_umount: unmount the share once the restore's lease has let go of
+# the page file (a kernel worker writes its last record just after the
+# restore ends, through its own reference to the file).
+share_umount() {
+	i=0
+	while ! umount $SHARE 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+}
 # publish NAME FILE [HEADER]: FILE for the other host (nfs), as NAME.
 publish() {
 	cp "$2" "$SHARE/$1.tmp" && sync && mv "$SHARE/$1.tmp" "$SHARE/$1" &&
@@ -159,7 +166,7 @@ source)
 	fi
 	# The NFS server (the OCFS2 node) stays until the destination is done.
 	[ -n "${SHARE:-}" ] && await dest.done
-	[ "$storage" = ocfs2 ] && sleep 5 && umount $SHARE
+	[ "$storage" = ocfs2 ] && sleep 5 && share_umount
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 dest)
@@ -181,7 +188,7 @@ dest)
 	[ -n "${SHARE:-}" ] && : > $SHARE/dest.done
 	# OCFS2: leave the cluster before the other host does (a two-node
 	# o2cb cluster fences the higher node that loses the lower one).
-	[ "$storage" = ocfs2 ] && umount $SHARE
+	[ "$storage" = ocfs2 ] && share_umount
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 qemu-source)
@@ -211,7 +218,7 @@ qemu-source)
 		vmpf-ctl qmp --qmp /tmp/vm/qmp.sock quit > /dev/null
 	fi
 	[ -n "${SHARE:-}" ] && await dest.done
-	[ "$storage" = ocfs2 ] && sleep 5 && umount $SHARE
+	[ "$storage" = ocfs2 ] && sleep 5 && share_umount
 	echo "VMPF-DEMO-DONE source $rc" > $R
 	;;
 qemu-dest)
@@ -260,7 +267,7 @@ $(tr -d '\r' < /tmp/d/serial.log | tail -n 25)"
 	[ -n "${SHARE:-}" ] && : > $SHARE/dest.done
 	# OCFS2: leave the cluster before the other host does (a two-node
 	# o2cb cluster fences the higher node that loses the lower one).
-	[ "$storage" = ocfs2 ] && umount $SHARE
+	[ "$storage" = ocfs2 ] && share_umount
 	echo "VMPF-DEMO-DONE dest $rc" > $R
 	;;
 esac
