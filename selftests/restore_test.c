@@ -240,7 +240,15 @@ static void lease_setup(struct __test_metadata *_metadata, FIXTURE_DATA(rst) *se
 
 TEST_F(rst, lease_needs_a_writable_page_file)
 {
+	int fd = open(TARGET, O_RDWR | O_APPEND | O_DIRECT | O_CLOEXEC);
+
+	/* O_APPEND would put the record at the end of the file. */
+	ASSERT_LE(0, fd);
+	self->ro.target_fd = fd;
 	self->ro.flags = VMPF_RESTORE_NO_PREFETCH;
+	EXPECT_EQ(-EINVAL, OPEN(self));
+	close(fd);
+	self->ro.target_fd = self->target;
 	EXPECT_EQ(-EROFS, OPEN(self));
 	self->ro.flags |= VMPF_RESTORE_NO_LEASE;
 	EXPECT_EQ(0, OPEN(self));

@@ -23,7 +23,7 @@ t() { # t NAME EXPECTED_RC STDOUT_REGEX STDERR_REGEX -- ARGS...
 	fi
 }
 echo "TAP version 13"
-echo "1..27"
+echo "1..31"
 t help 0 'Usage: vmpf-ctl \[OPTIONS\]' '^$' -- --help
 t help_version 0 'Usage: vmpf-ctl version' '^$' -- help version
 t version_dash_help 0 'Usage: vmpf-ctl version' '^$' -- version --help
@@ -33,6 +33,10 @@ t when_ready_not_finish 2 '^$' 'when-ready is for finish only' -- status --when-
 t help_finish_when_ready 0 'finish --pid PID \[--fd N\] \[--when-ready\]' '^$' -- help finish
 t history_not_start 2 '^$' 'history is for start only' -- status --history /dev/null --pid 1
 t history_without_path 2 '^$' "option '--history' needs a PAGEFILE" -- start --pid 1 --history
+t revoke_without_path 2 '^$' 'revoke needs a PAGEFILE' -- revoke
+t revoke_not_a_page_file 1 '^$' 'holds no committed image: nothing to revoke' -- revoke /dev/null
+t force_not_for_status 2 '^$' 'force for it and revoke' -- status --force --pid 1
+t no_lease_not_for_revoke 2 '^$' 'no-lease are for restore --qemu only' -- revoke --no-lease /dev/null
 t cgroup_throttle_not_finish 2 '^$' 'cgroup-throttle is for start, status and migrate only' -- finish --cgroup-throttle --pid 1
 t migrate_without_qmp 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate /tmp/pf
 t migrate_without_pagefile 2 '^$' 'migrate needs --qmp SOCKET and a PAGEFILE' -- migrate --qmp /tmp/s
