@@ -177,7 +177,7 @@ static double raw_aio(int write_it, unsigned long long off, unsigned long long b
 {
 	struct iocb cbs[MAX_DEPTH], *cbp;
 	struct io_event ev[MAX_DEPTH];
-	int fd, i, n, inflight = 0, free_slot[MAX_DEPTH], nfree = depth;
+	int fd, i, n, inflight = 0, free_slot[MAX_DEPTH], nfree = depth, failed = 0;
 	unsigned long long next = 0, done = 0;
 	aio_context_t ctx = 0;
 	char *buf;
@@ -212,8 +212,9 @@ static double raw_aio(int write_it, unsigned long long off, unsigned long long b
 		if (n < 1)
 			die("io_getevents");
 		for (i = 0; i < n; i++) {
+			/* A short or failed request: no figure from this depth. */
 			if (ev[i].res != (long long)size)
-				die("raw AIO result");
+				failed = 1;
 			free_slot[nfree++] = ev[i].data;
 			done += size;
 			inflight--;
@@ -225,7 +226,10 @@ static double raw_aio(int write_it, unsigned long long off, unsigned long long b
 	syscall(SYS_io_destroy, ctx);
 	close(fd);
 	free(buf);
-	return bytes / t;
+	if (failed)
+		fprintf(stderr, "vmpf-bench: a %s of %lu KiB at depth %d came back short: left out\n",
+			write_it ? "write" : "read", size >> 10, depth);
+	return failed ? 0 : bytes / t;
 }
 
 /* The device's best rate over the depths and sizes; which gave it. */
@@ -248,6 +252,12 @@ static double raw_best(int write_it, unsigned long long off, unsigned long long 
 				*best_size = sizes[z];
 			}
 		}
+	/* No depth gave a figure: one request at a time is all there is. */
+	if (!best) {
+		best = raw_io(write_it, off, bytes);
+		*best_depth = 1;
+		*best_size = IO_BYTES;
+	}
 	return best;
 }
 
