@@ -57,8 +57,8 @@ clean-module:
 
 tools: $(TOOLS)
 
-tools/vmpf-ctl: tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_qemu.h tools/vm/handover.h $(LIB_SRC) $(LIB_HDR)
-	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools $(STATIC) -o $@ tools/vmpf-ctl.c tools/ctl_qemu.c $(LIB_SRC) $(LDFLAGS)
+tools/vmpf-ctl: tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_qemu.h tools/ctl_disks.c tools/ctl_disks.h tools/vm/handover.h $(LIB_SRC) $(LIB_HDR)
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools $(STATIC) -o $@ tools/vmpf-ctl.c tools/ctl_qemu.c tools/ctl_disks.c $(LIB_SRC) $(LDFLAGS)
 
 tools/vmpf-vm: tools/vmpf-vm.c $(VM_SRC) $(VM_HDR) $(LIB_SRC) $(LIB_HDR)
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) -Itools/vm $(STATIC) -pthread -o $@ tools/vmpf-vm.c $(VM_SRC) $(LIB_SRC) $(LDFLAGS)

@@ -111,39 +111,65 @@ finish_section
 
 # --- kernels ---------------------------------------------------------------
 GUEST_BINS="tools/vmpf-ctl tools/vmpf-vm selftests/tap.sh $(ls selftests/*_test.sh selftests/*_test)"
-# The kernels boot at the same time: each QEMU (TCG, thread=single) keeps
-# one of the machine's cores busy, and the runs do not share anything but
-# the host's root, read-only.  VMPF_CHECK_SERIAL=1 boots one after the other.
+# Each kernel boots twice: the main lane (two CPUs) runs every test but
+# QEMU's, the qemu lane runs the tests with QEMU as the VMM in a test
+# machine with one CPU.  Inner QEMU guests in a two-CPU test machine lock
+# up in most boots (an interrupt delivered with interrupts off, nested
+# emulation: docs/testing.md); with one CPU they were not seen to.  Two
+# boots at a time, each QEMU (TCG, thread=single) on one of the machine's
+# cores: lane i runs kernel i's main boot, then the next kernel's qemu
+# boot, which balances the two.  VMPF_CHECK_SERIAL=1 boots one at a time.
 # Results are read afterwards, in the order of $KERNELS.
+QEMU_TESTS="qemu_migrate_test.sh,disk_mirror_test.sh"
 declare -A booted
+# boot KVER LANE: one test machine, results in $BUILD/KVER/guest[-qemu]
+boot() {
+	local k=$1 lane=$2 dir=$BUILD/$1/guest smp=2 sel="vmpf_except=$QEMU_TESTS"
+	if [ "$lane" = qemu ]; then
+		dir=$BUILD/$k/guest-qemu smp=1 sel="vmpf_only=$QEMU_TESTS"
+	fi
+	mkdir -p "$dir"
+	rm -f "$dir/rc"
+	[ -n "${booted[$k]:-}" ] || return 0
+	echo "# booting $k ($lane lane)"
+	VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
+		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
+	echo $? > "$dir/rc"
+}
 for k in $KERNELS; do
 	dir=$BUILD/$k/guest
 	mkdir -p "$dir"
-	rm -f "$dir/rc"
 	ko=$BUILD/$k/mod/vmpagefile.ko
 	[ -f "$ko" ] || continue
 	# shellcheck disable=SC2086
 	selftests/qemu/mkinitramfs.sh "$k" "$ko" "$dir/initrd.gz" $GUEST_BINS \
 		> "$LOGS/initramfs-$k.log" 2>&1 || continue
 	booted[$k]=1
-	echo "# booting $k"
-	(selftests/qemu/run-guest.sh "$k" "$dir/initrd.gz" "$dir" "$GUEST_TIMEOUT"
-	 echo $? > "$dir/rc") &
+done
+# shellcheck disable=SC2206
+kl=($KERNELS)
+for i in "${!kl[@]}"; do
+	next=${kl[$(( (i + 1) % ${#kl[@]} ))]}
+	(boot "${kl[$i]}" main; boot "$next" qemu) &
 	[ "${VMPF_CHECK_SERIAL:-0}" = 1 ] && wait
 done
 wait
 for k in $KERNELS; do
 	section "kernel $k (QEMU, TCG, -cpu max)"
-	dir=$BUILD/$k/guest
 	if [ ! -f "$BUILD/$k/mod/vmpagefile.ko" ]; then
 		result fail "$k: module built" "see $LOGS/build-$k.log"
 	elif [ -z "${booted[$k]:-}" ]; then
 		result fail "$k: initramfs built" "$(tail -n 15 "$LOGS/initramfs-$k.log")"
 	else
-		cp "$dir/console.log" "$LOGS/console-$k.log" 2>/dev/null
-		cp "$dir/result.log" "$LOGS/result-$k.log" 2>/dev/null
-		ingest_guest "$k: " "$dir" "$(cat "$dir/rc" 2>/dev/null || echo 1)"
-		grep -a '^# time ' "$dir/result.log" | tr -d '\r' | sort -k4 -n -r | head -n 5 |
+		for lane in main qemu; do
+			dir=$BUILD/$k/guest p="$k: "
+			[ $lane = qemu ] && dir=$BUILD/$k/guest-qemu p="$k qemu lane: "
+			cp "$dir/console.log" "$LOGS/console-$k-$lane.log" 2>/dev/null
+			cp "$dir/result.log" "$LOGS/result-$k-$lane.log" 2>/dev/null
+			ingest_guest "$p" "$dir" "$(cat "$dir/rc" 2>/dev/null || echo 1)"
+		done
+		cat "$BUILD/$k/guest/result.log" "$BUILD/$k/guest-qemu/result.log" 2>/dev/null |
+			grep -a '^# time ' | tr -d '\r' | sort -k4 -n -r | head -n 5 |
 			sed "s/^# time /# slowest in $k: /"
 	fi
 	finish_section

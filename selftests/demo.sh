@@ -100,6 +100,11 @@ elif [ "$STORAGE" = ocfs2 ]; then
 		die "mkfs.ocfs2 failed: $(tail -n 3 "$OUT/mkfs.log")"
 	echo "demo: booting host A (source) and host B (destination): OCFS2 on one shared disk, the o2cb cluster over UDP ports $p and $((p + 1)) of 127.0.0.1"
 fi
+# QEMU's hosts get one CPU: inner QEMU guests lock up in two-CPU test
+# machines (docs/testing.md, check.sh's qemu lane).
+smp=2
+[ "$VMM" = qemu ] && smp=1
+export VMPF_GUEST_SMP=$smp
 VMPF_SHARED_DISK=$disk VMPF_LINK=$link_a VMPF_APPEND="vmpf_demo=${roles% *},$RAM,$STORAGE" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 1200 &
 a=$!

@@ -74,24 +74,12 @@ differ() {
 	echo "destination: $(od -An -tx1 -j$((page * 4096)) -N32 "$2")"
 	echo "page file:   $(od -An -tx1 -j$((data + page * 4096)) -N32 $PF)"
 }
-# src_start DIR: a source guest, up and dirtying
-# In a 6.1 test machine an inner guest hangs now and then right after its
-# init starts, before vmpagefile has anything to do with it (a vCPU
-# spinning with interrupts off; never seen on 6.12): such a boot is tried
-# again, at most three times, and each retry is reported.
+# src_start DIR [QEMU_ARG...]: a source guest, up and dirtying (vq_boot).
+# ctl.sock for vmpf-ctl, qmp.sock for the test: one client each.
 src_start() {
 	_d=$1
 	shift
-	for _try in 1 2 3; do
-		# ctl.sock for vmpf-ctl, qmp.sock for the test: one client each.
-		VQ_APPEND="$GUEST" vq_start "$_d" "$RAM" "$@" \
-			-qmp "unix:$_d/ctl.sock,server=on,wait=off"
-		vq_wait_for "$_d/serial.log" "^vmpf-count 5" 90 "$VQ_PID" && return 0
-		echo "# boot $_try of the guest in $_d hung: $(tr -d '\r' < "$_d/serial.log" | tail -n 2 | tr '\n' ' ')"
-		echo "# its vCPU: $(vq_where "$_d/qmp.sock")"
-		vq_stop "$_d"
-	done
-	return 1
+	VQ_APPEND="$GUEST" vq_boot "$_d" "$RAM" "$@" -qmp "unix:$_d/ctl.sock,server=on,wait=off"
 }
 
 # --- migrate and restore -----------------------------------------------------

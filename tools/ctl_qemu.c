@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "ctl_disks.h"
 #include "ctl_qemu.h"
 #include "ctl_util.h"
 #include "qmp.h"
@@ -586,6 +587,7 @@ static const char *qemu_status(char *buf, size_t len)
 int ctl_migrate_qemu(const struct ctl_opts *o)
 {
 	struct cg_throttle cg = { .guardian = -1, .pipe_fd = -1, .lock_fd = -1 };
+	static struct ctl_disks disks;
 	struct vmpf_region regs[VMPF_MAX_REGIONS];
 	struct vmpf_source_attach a;
 	struct vmpf_finish fin;
@@ -593,7 +595,9 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	struct qemu_map ram;
 	struct vmpf_api api;
 	char why[700], m[300], status[64];
-	uint64_t t_stop = 0, t_pages = 0, t_state = 0, t_commit, t_sync = 0;
+	uint64_t t_stop = 0, t_pages = 0, t_disks = 0, t_state = 0, t_commit, t_sync = 0;
+	uint64_t t_disk_line = 0;
+	int disks_ready = 1;
 	uint64_t sd_pause_ns = 0, sd_pause_max = 0, sd_syncs = 0, sd_pages = 0;
 	unsigned long long synced_round = 0;
 	int was_running, caps_set = 0;
@@ -635,6 +639,9 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		snprintf(why, sizeof(why), "QEMU's guest is %s, not running or paused", status);
 		goto out;
 	}
+	/* Before anything changes: where each disk would go, and whether it can. */
+	if (o->disks_to && disks_plan(&qmp, o->disks_to, &disks, why, sizeof(why)))
+		goto out;
 	if (attach(dev, vm_fd, o, regs, nr, &a, why, sizeof(why)))
 		goto out;
 	if (!o->json) {
@@ -683,6 +690,17 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		paused = 0;
 	}
 	t_sync = now_ns();
+	if (disks.n) {
+		if (disks_start(&qmp, &disks, why, sizeof(why)))
+			goto out;
+		disks_ready = 0;
+		if (!o->json)
+			printf("disks      mirroring %u disk%s to %s (QEMU's drive-mirror)%s\n", disks.n,
+			       disks.n == 1 ? "" : "s", disks.dir,
+			       disks.skipped_ro ? "; read-only disks stay where they are" : "");
+	} else if (o->disks_to && !o->json) {
+		printf("disks      none to mirror: QEMU has no writable disk\n");
+	}
 
 	/* Pre-copy, until the session says switch over (or fails). */
 	for (;;) {
@@ -714,9 +732,28 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			snprintf(why, sizeof(why), "interrupted: the migration was aborted");
 			goto out;
 		}
-		if (o->manual ? (st.flags & VMPF_STATUS_FINISH_REQUESTED) :
-		    (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED |
-				 VMPF_STATUS_ROUND_LIMIT | VMPF_STATUS_FINISH_REQUESTED)))
+		if (disks.n) {
+			ret = disks_poll(&qmp, &disks, why, sizeof(why));
+			if (ret < 0)
+				goto out;
+			disks_ready = ret;
+			if (now_ns() - t_disk_line > 2000000000ULL || (o->json && st.round != last_round)) {
+				if (o->json) {
+					printf("{\"disks\":");
+					disks_print(stdout, &disks, 1);
+					printf("}\n");
+				} else {
+					disks_print(stdout, &disks, 0);
+				}
+				fflush(stdout);
+				t_disk_line = now_ns();
+			}
+		}
+		/* Memory and disks: the switch-over waits for both. */
+		if ((o->manual ? (st.flags & VMPF_STATUS_FINISH_REQUESTED) :
+		     (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED |
+				  VMPF_STATUS_ROUND_LIMIT | VMPF_STATUS_FINISH_REQUESTED))) &&
+		    disks_ready)
 			break;
 		/* A new round, at most once a second: what QEMU wrote meanwhile. */
 		if (st.round != synced_round && now_ns() - t_sync > 1000000000ULL && was_running) {
@@ -773,6 +810,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		goto out;
 	}
 	t_pages = now_ns();
+	/* The disks' last writes, the guest paused: the copies are this moment's. */
+	if (disks.n && disks_finish(&qmp, &disks, 0, why, sizeof(why)))
+		goto out;
+	t_disks = now_ns();
 	/* Only now, and put back if we fail: QEMU's own migrations need it off. */
 	if (qmp_exec(&qmp, "migrate-set-capabilities", IGNORE_SHARED("true"), -1, why, sizeof(why)))
 		goto out;
@@ -795,30 +836,42 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	}
 	t_commit = now_ns();
 	get_status(dev, &st);
-	if (o->json)
-		printf("{\"committed\":true,\"pagefile\":\"%s\",\"rounds\":%llu,\"final_pages\":%llu,\"state_bytes\":%ld,\"bytes_written\":%llu,\"switchover_ns\":%llu,\"final_round_ns\":%llu,\"state_save_ns\":%llu,\"commit_ns\":%llu,\"qemu_written_pages\":%llu,\"sync_pauses\":%llu,\"sync_pause_ns\":%llu,\"sync_pause_max_ns\":%llu}\n",
+	if (o->json) {
+		printf("{\"committed\":true,\"pagefile\":\"%s\",\"rounds\":%llu,\"final_pages\":%llu,\"state_bytes\":%ld,\"bytes_written\":%llu,\"switchover_ns\":%llu,\"final_round_ns\":%llu,\"disks_ns\":%llu,\"state_save_ns\":%llu,\"commit_ns\":%llu,\"qemu_written_pages\":%llu,\"sync_pauses\":%llu,\"sync_pause_ns\":%llu,\"sync_pause_max_ns\":%llu,\"disks\":",
 		       o->path, (unsigned long long)fin.rounds, (unsigned long long)fin.final_pages,
 		       state_len, (unsigned long long)fin.bytes_written,
 		       (unsigned long long)(t_commit - t_stop), (unsigned long long)(t_pages - t_stop),
-		       (unsigned long long)(t_state - t_pages), (unsigned long long)(t_commit - t_state),
+		       (unsigned long long)(t_disks - t_pages), (unsigned long long)(t_state - t_disks),
+		       (unsigned long long)(t_commit - t_state),
 		       (unsigned long long)sd_pages, (unsigned long long)sd_syncs,
 		       (unsigned long long)sd_pause_ns, (unsigned long long)sd_pause_max);
-	else
+		disks_print(stdout, &disks, 1);
+		printf("}\n");
+	} else {
 		printf("committed  %s: %llu rounds, final round %llu pages, device state %ld bytes, %llu MiB written\n"
-		       "switch-over %.1f ms (pause to commit): final round %.1f ms, QEMU's device state %.1f ms, commit %.1f ms\n"
+		       "switch-over %.1f ms (pause to commit): final round %.1f ms, disks %.1f ms, QEMU's device state %.1f ms, commit %.1f ms\n"
 		       "soft-dirty %llu pages written outside the guest's page tables marked; %llu pauses to read them, %.1f ms in all, longest %.1f ms\n"
 		       "qemu       process %d stays paused, as after its own migration: quit it once the destination runs\n",
 		       o->path, (unsigned long long)fin.rounds, (unsigned long long)fin.final_pages,
 		       state_len, (unsigned long long)fin.bytes_written >> 20,
-		       (t_commit - t_stop) / 1e6, (t_pages - t_stop) / 1e6, (t_state - t_pages) / 1e6,
-		       (t_commit - t_state) / 1e6, (unsigned long long)sd_pages,
+		       (t_commit - t_stop) / 1e6, (t_pages - t_stop) / 1e6, (t_disks - t_pages) / 1e6,
+		       (t_state - t_disks) / 1e6, (t_commit - t_state) / 1e6, (unsigned long long)sd_pages,
 		       (unsigned long long)sd_syncs, sd_pause_ns / 1e6, sd_pause_max / 1e6, qmp.pid);
+		if (disks.n) {
+			disks_print(stdout, &disks, 0);
+			printf("disks      the copies in %s are the VM's disks at its pause: start the destination's QEMU on them\n",
+			       disks.dir);
+		}
+	}
 	rc = CTL_EXIT_OK;
 	paused = 0;
 	caps_set = 0;
 out:
 	if (caps_set)
 		qmp_exec(&qmp, "migrate-set-capabilities", IGNORE_SHARED("false"), -1, m, sizeof(m));
+	/* The mirrors go, their copies too: QEMU never left its own disks. */
+	if (rc != CTL_EXIT_OK && disks.n)
+		disks_abort(&qmp, &disks);
 	if (rc != CTL_EXIT_OK && dev >= 0) {
 		/* Nothing committed: the session goes, the memslots get their flags back. */
 		__vmpf_ioctl(dev, VMPF_IOC_ABORT, NULL);
@@ -887,6 +940,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	struct vmpf_restore_info ri = { 0 };
 	struct vmpf_restore_memfd memfd = { 0 };
 	struct vmpf_restore_status rs;
+	static struct ctl_disks disks;
 	struct vmpf_api api;
 	char why[700], id[64], path[128], backend[400], tmpdir[] = "/tmp/vmpf-ctl.XXXXXX";
 	char sock[160], qmp_opt[200], status[64], desc[300];
@@ -895,7 +949,8 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	int dev = -1, target, ret, obj, p[2] = { -1, -1 }, i, n, rc = CTL_EXIT_FAIL, wst;
 	pid_t child = -1;
 	void *state = NULL;
-	int complete = 0, ram_fd = -1;
+	int complete = 0, ram_fd = -1, mirroring = 0, disks_failed = 0;
+	uint64_t t_disk_line = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	ret = find_backend(o->qemu_argv, o->qemu_argc, &obj, id, sizeof(id));
@@ -1073,11 +1128,62 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		       (t_run - t0) / 1e6, (unsigned long long)rs.resident,
 		       (unsigned long long)rs.total_pages);
 	fflush(stdout);
-	qmp_close(&qmp);
+	/* The disks from the share to local storage, while the guest runs. */
+	if (o->disks_to) {
+		if (disks_plan(&qmp, o->disks_to, &disks, why, sizeof(why)) ||
+		    disks_start(&qmp, &disks, why, sizeof(why))) {
+			disks_abort(&qmp, &disks);
+			fprintf(stderr, "vmpf-ctl: the disks stay where they are: %s\n", why);
+			disks_failed = 1;
+		} else if (disks.n) {
+			mirroring = 1;
+			if (!o->json)
+				printf("disks      mirroring %u disk%s to %s; QEMU moves onto the copies when they are in sync\n",
+				       disks.n, disks.n == 1 ? "" : "s", disks.dir);
+		}
+		fflush(stdout);
+	}
+	if (!mirroring)
+		qmp_close(&qmp);
 
 	/* Until QEMU exits: say when all of guest RAM has arrived. */
 	for (;;) {
 		pid_t w = waitpid(child, &wst, WNOHANG);
+
+		if (mirroring && w != child) {
+			ret = disks_poll(&qmp, &disks, why, sizeof(why));
+			if (ret > 0)
+				ret = disks_finish(&qmp, &disks, 1, why, sizeof(why)) ? -1 : 2;
+			if (ret < 0) {
+				disks_abort(&qmp, &disks);
+				fprintf(stderr, "vmpf-ctl: the disks stay on the share: %s\n", why);
+				disks_failed = 1;
+			}
+			if (ret == 2) {
+				/* QEMU runs on the local copies: the share keeps only the page file. */
+				for (i = 0; i < (int)disks.n; i++)
+					if (unlink(disks.d[i].src))
+						fprintf(stderr, "vmpf-ctl: could not remove %s: %s\n",
+							disks.d[i].src, strerror(errno));
+				if (o->json) {
+					printf("{\"disks_moved\":");
+					disks_print(stdout, &disks, 1);
+					printf("}\n");
+				} else {
+					disks_print(stdout, &disks, 0);
+					printf("disks      QEMU runs on the copies in %s; the share's images are removed\n",
+					       disks.dir);
+				}
+			} else if (!ret && !o->json && now_ns() - t_disk_line > 2000000000ULL) {
+				disks_print(stdout, &disks, 0);
+				t_disk_line = now_ns();
+			}
+			if (ret) {
+				mirroring = 0;
+				qmp_close(&qmp);
+			}
+			fflush(stdout);
+		}
 
 		memset(&rs, 0, sizeof(rs));
 		if (!__vmpf_ioctl(dev, VMPF_IOC_RESTORE_STATUS, &rs) && !complete &&
@@ -1097,11 +1203,20 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 		nap_ms(200);
 	}
 	child = -1;
+	/* QEMU ended before its disks moved: the local copies are partial. */
+	for (i = 0; mirroring && i < (int)disks.n; i++)
+		if (disks.d[i].created)
+			unlink(disks.d[i].target);
 	ctl_print_restore_status(stdout, &rs, o->json);
 	rc = WIFEXITED(wst) ? WEXITSTATUS(wst) : CTL_EXIT_FAIL;
 	if (rc)
 		snprintf(why, sizeof(why), "QEMU %s %d", WIFEXITED(wst) ? "exited with status" :
 			 "was killed by signal", WIFEXITED(wst) ? WEXITSTATUS(wst) : WTERMSIG(wst));
+	else if (disks_failed || mirroring) {
+		snprintf(why, sizeof(why), "the guest ran, but its disks did not move to %s (see above)",
+			 o->disks_to);
+		rc = CTL_EXIT_FAIL;
+	}
 	goto out;
 
 out_kill:

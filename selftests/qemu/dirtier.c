@@ -19,7 +19,18 @@
  * "vmpf-verify BAD page P ..." (the first few bad pages) and
  * "vmpf-verify BAD pages N of PAGES".  Console lines go to /dev/ttyS0
  * (else /dev/console), each in one write().
+ *
+ * With disk_blocks=N (kernel command line, default 0) it also keeps a
+ * disk busy: the first N 4 KiB blocks of /dev/vda, written with O_DIRECT,
+ * each with a header (block, write sequence) and the rest filled from
+ * both.  It writes every block once before "vmpf-ready", then a few
+ * blocks per count line, and remembers each block's last sequence; every
+ * VERIFY_EVERY lines it reads the N blocks back and prints
+ * "vmpf-disk-verify ok N writes W" or "vmpf-disk-verify BAD block B: ..."
+ * (its memory and its disk must agree: a guest migrated with its disk
+ * proves both arrived from the same moment).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -37,6 +48,7 @@
 #define LINE_NS		100000000ULL	/* a count line every 100 ms */
 #define VERIFY_EVERY	20		/* lines */
 #define BAD_SHOWN	8
+#define DISK_PER_LINE	8		/* disk blocks written per count line */
 
 static int out_fd = -1;
 
@@ -132,6 +144,72 @@ static unsigned long cmdline_ul(const char *key, unsigned long def)
 	return def;
 }
 
+/* The disk side: see the header comment. */
+struct disk {
+	int fd;
+	unsigned long blocks;
+	uint64_t seq;		/* writes so far */
+	uint64_t *last;		/* each block's last sequence */
+	uint64_t *buf;		/* one block, aligned for O_DIRECT */
+};
+
+static int disk_write(struct disk *d, unsigned long b)
+{
+	d->seq++;
+	fill(d->buf, b | 1ULL << 63, d->seq);
+	if (pwrite(d->fd, d->buf, PAGE, (off_t)(b * PAGE)) != (ssize_t)PAGE) {
+		say("vmpf-disk-verify BAD write of block %lu: %s", b, strerror(errno));
+		return -1;
+	}
+	d->last[b] = d->seq;
+	return 0;
+}
+
+static int disk_open(struct disk *d, unsigned long blocks)
+{
+	unsigned long b;
+
+	d->fd = -1;
+	d->blocks = blocks;
+	if (!blocks)
+		return 0;
+	d->fd = open("/dev/vda", O_RDWR | O_DIRECT);
+	d->last = calloc(blocks, sizeof(*d->last));
+	if (d->fd < 0 || !d->last || posix_memalign((void **)&d->buf, PAGE, PAGE)) {
+		say("vmpf-dirtier: cannot use /dev/vda for %lu blocks: %s", blocks, strerror(errno));
+		return -1;
+	}
+	for (b = 0; b < blocks; b++)
+		if (disk_write(d, b))
+			return -1;
+	return 0;
+}
+
+static void disk_verify(struct disk *d)
+{
+	unsigned long b, bad = 0;
+
+	for (b = 0; b < d->blocks; b++) {
+		uint64_t w;
+
+		if (pread(d->fd, d->buf, PAGE, (off_t)(b * PAGE)) != (ssize_t)PAGE) {
+			say("vmpf-disk-verify BAD read of block %lu: %s", b, strerror(errno));
+			return;
+		}
+		w = check(d->buf, b | 1ULL << 63, d->last[b]);
+		if (!w)
+			continue;
+		if (bad++ < BAD_SHOWN)
+			say("vmpf-disk-verify BAD block %lu: seq %llu, want %llu, word %llu", b,
+			    (unsigned long long)d->buf[1], (unsigned long long)d->last[b],
+			    (unsigned long long)(w - 1));
+	}
+	if (bad)
+		say("vmpf-disk-verify BAD blocks %lu of %lu", bad, d->blocks);
+	else
+		say("vmpf-disk-verify ok %lu writes %llu", d->blocks, (unsigned long long)d->seq);
+}
+
 static void open_console(void)
 {
 	static const char * const paths[] = { "/dev/ttyS0", "/dev/console" };
@@ -150,6 +228,7 @@ int main(int argc, char **argv)
 	unsigned long mib, pps, npages, i, bad, gen_total = 0;
 	uint64_t count = 0, next_line, rng = 0x2545f4914f6cdd1dULL, t0;
 	uint64_t pps_start, pps_done = 0;
+	struct disk disk;
 	uint32_t *gens;
 	char *mem;
 
@@ -174,6 +253,8 @@ int main(int argc, char **argv)
 		fill((uint64_t *)(mem + i * PAGE), i, 0);
 	say("vmpf-dirtier: %lu MiB, %lu pages, filled in %llu ms, %lu pages/s max",
 	    mib, npages, (unsigned long long)((now_ns() - t0) / 1000000), pps);
+	if (disk_open(&disk, argc > 1 ? 0 : cmdline_ul("disk_blocks", 0)))
+		return 1;
 	say("vmpf-ready");
 
 	next_line = now_ns() + LINE_NS;
@@ -207,6 +288,13 @@ int main(int argc, char **argv)
 			pps_done = 0;
 		}
 		count++;
+		for (i = 0; disk.blocks && i < DISK_PER_LINE; i++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			if (disk_write(&disk, rng % disk.blocks))
+				return 1;
+		}
 		if (count % VERIFY_EVERY == 0) {
 			bad = 0;
 			for (i = 0; i < npages; i++) {
@@ -225,6 +313,8 @@ int main(int argc, char **argv)
 				say("vmpf-verify BAD pages %lu of %lu", bad, npages);
 			else
 				say("vmpf-verify ok %lu writes %lu", npages, gen_total);
+			if (disk.blocks)
+				disk_verify(&disk);
 			/* Checking took time: do not count it as dirtying time. */
 			next_line = now_ns() + LINE_NS;
 		}

@@ -72,9 +72,15 @@ if [ -n "$demo" ]; then
 	sync
 	poweroff -f
 fi
+# vmpf_only=A,B runs only those tests, vmpf_except=A,B all but those
+# (check.sh's two lanes: QEMU as the VMM in a one-CPU test machine).
+only=$(sed -n 's/.*vmpf_only=\([^ ]*\).*/\1/p' /proc/cmdline)
+except=$(sed -n 's/.*vmpf_except=\([^ ]*\).*/\1/p' /proc/cmdline)
 for t in /bin/*_test /bin/*_test.sh; do
 	[ -x "$t" ] || continue
 	name=${t##*/}
+	[ -n "$only" ] && ! echo ",$only," | grep -q ",$name,"  && continue
+	[ -n "$except" ] && echo ",$except," | grep -q ",$name," && continue
 	say "VMPF-BEGIN $name"
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	"$t" > $R 2>&1

@@ -5,7 +5,8 @@
 #   mkinner.sh OUT.cpio.gz
 # It holds busybox-static, the dirtier (dirtier.c, built here with
 # gcc -static) and an /init that mounts /proc and /dev, prints
-# "vmpf-init UPTIME" (the kernel's boot time) and runs the dirtier; if the
+# "vmpf-init UPTIME" (the kernel's boot time), loads virtio_blk when the
+# command line asks for a disk (disk_blocks=N) and runs the dirtier; if the
 # dirtier ends, the guest powers off.  The kernel's console stays quiet
 # (qemu_vmm_lib.sh's "quiet"): its messages would cut the dirtier's lines.  The dirtier
 # reads dirtier_mb=N and dirtier_pps=N from the kernel command line.
@@ -20,12 +21,31 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$stage/bin/busybox"
 ${CC:-gcc} -static -O2 -Wall -Wextra -o "$stage/bin/dirtier" "$here/dirtier.c"
+# virtio_blk for every kernel here (the inner guest's disk, disk_blocks=N):
+# /init loads the one of the kernel it runs, uncompressed for busybox.
+for m in /lib/modules/*/kernel/drivers/block/virtio_blk.ko*; do
+	[ -e "$m" ] || continue
+	k=${m#/lib/modules/}
+	k=${k%%/*}
+	mkdir -p "$stage/lib/modules/$k"
+	case $m in
+	*.xz) xz -dc "$m" > "$stage/lib/modules/$k/virtio_blk.ko" ;;
+	*.zst) zstd -qdc "$m" > "$stage/lib/modules/$k/virtio_blk.ko" ;;
+	*) cp "$m" "$stage/lib/modules/$k/virtio_blk.ko" ;;
+	esac
+done
 cat > "$stage/init" <<'INIT'
 #!/bin/busybox sh
 # /init of the inner guest (written by selftests/qemu/mkinner.sh).
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 echo "vmpf-init $(/bin/busybox cut -d' ' -f1 /proc/uptime)" > /dev/ttyS0
+if /bin/busybox grep -q 'disk_blocks=[1-9]' /proc/cmdline; then
+	/bin/busybox insmod "/lib/modules/$(/bin/busybox uname -r)/virtio_blk.ko"
+	/bin/busybox mdev -s 2>/dev/null
+	i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do /bin/busybox sleep 0.1; i=$((i + 1)); done
+fi
 /bin/dirtier
 echo "vmpf-dirtier exited $?" > /dev/ttyS0
 /bin/busybox poweroff -f

@@ -46,7 +46,7 @@ mkdir -p "$out"
 rm -f "$out/console.log" "$out/result.log"
 
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-2048}" -smp 2 \
+	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-2048}" -smp "${VMPF_GUEST_SMP:-2}" \
 	-nodefaults -display none -no-reboot \
 	-kernel "${VMPF_KERNEL_IMAGE:-/boot/vmlinuz-$kver}" -initrd "$initrd" \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \

@@ -111,7 +111,7 @@ static const struct ctl_command {
 		"restore", CTL_CMD_RESTORE,
 		"watch and steer a restore: pages resident, faults, prefetch",
 		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]\n"
-		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force | --no-lease] -- QEMU [ARGS...]",
+		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force | --no-lease] [--disks-to DIR] -- QEMU [ARGS...]",
 		"Shows the restore session held by process PID: pages resident, brought\n"
 		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
 		"histogram.  --run starts or resumes the background prefetch, --pause\n"
@@ -137,12 +137,20 @@ static const struct ctl_command {
 		"back (vmpf-ctl revoke) is refused.  --force takes the image whatever\n"
 		"its lease says: only when the VM that owned it is known to be gone.\n"
 		"--no-lease takes no lease (PAGEFILE may then be read-only, e.g. on a\n"
-		"read-only export): you guarantee that no other host runs this VM.\n",
+		"read-only export): you guarantee that no other host runs this VM.\n"
+		"\n"
+		"--disks-to DIR moves the VM's writable disks (the images on the share\n"
+		"that 'vmpf-ctl migrate --disks-to' made) to DIR, on this host, while the\n"
+		"guest runs: QEMU mirrors each to a file of the same name in DIR, moves\n"
+		"onto the copy once it is in sync (block-job-complete), and vmpf-ctl\n"
+		"removes the share's image.  If that fails, the guest runs on from the\n"
+		"share, the partial copies are removed and vmpf-ctl exits 1 when QEMU\n"
+		"exits.\n",
 	},
 	{
 		"migrate", CTL_CMD_MIGRATE,
 		"live-migrate a running QEMU guest into a page file",
-		"vmpf-ctl migrate --qmp SOCKET PAGEFILE [--downtime MS] [--manual] [--cgroup-throttle] [--json]",
+		"vmpf-ctl migrate --qmp SOCKET PAGEFILE [--downtime MS] [--manual] [--cgroup-throttle] [--disks-to DIR] [--json]",
 		"Migrates the guest of the QEMU whose QMP monitor listens on SOCKET\n"
 		"(-qmp unix:SOCKET,server=on,wait=off) into PAGEFILE (a block device, or\n"
 		"a file, created if missing, on a filesystem both hosts share).  QEMU\n"
@@ -162,7 +170,18 @@ static const struct ctl_command {
 		"--manual keeps pre-copying until 'vmpf-ctl finish --pid PID' (PID:\n"
 		"this vmpf-ctl) asks for the switch-over.  'vmpf-ctl status --pid PID'\n"
 		"watches it.  Interrupting vmpf-ctl (Ctrl-C) aborts.  Exits 0 once\n"
-		"committed.\n",
+		"committed.\n"
+		"\n"
+		"--disks-to DIR moves the VM's local disks with it: each writable disk\n"
+		"is mirrored by QEMU (drive-mirror, full, in the image's format) to a\n"
+		"file of the same name in DIR, a directory on the share, while memory\n"
+		"is pre-copied; progress is printed every 2 s.  The switch-over waits\n"
+		"until every mirror is in sync, and the pause includes the mirrors'\n"
+		"last writes: the copies are then the disks at the pause, and QEMU\n"
+		"stays on its own images.  Start the destination's QEMU on the copies.\n"
+		"A copy that exists already is not overwritten.  A mirror that fails\n"
+		"(e.g. DIR full) or an abort ends the migration: the guest runs on, on\n"
+		"its own disks, and the partial copies are removed.\n",
 	},
 	{
 		"qmp", CTL_CMD_QMP,
@@ -293,6 +312,12 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->force = 1;
 		} else if (!strcmp(a, "--no-lease")) {
 			o->no_lease = 1;
+		} else if (!strcmp(a, "--disks-to")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				snprintf(err, errlen, "option '--disks-to' needs a directory");
+				return CTL_EXIT_USAGE;
+			}
+			o->disks_to = argv[++i];
 		} else if (!strcmp(a, "--") && ((o->cmd == CTL_CMD_RESTORE && o->qemu) ||
 					       o->cmd == CTL_CMD_HANDOVER)) {
 			o->qemu_argv = &argv[i + 1];
@@ -414,6 +439,10 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 	}
 	if (o->qmp && o->cmd != CTL_CMD_MIGRATE && o->cmd != CTL_CMD_QMP) {
 		snprintf(err, errlen, "--qmp is for migrate and qmp only");
+		return CTL_EXIT_USAGE;
+	}
+	if (o->disks_to && o->cmd != CTL_CMD_MIGRATE && !(o->cmd == CTL_CMD_RESTORE && o->qemu)) {
+		snprintf(err, errlen, "--disks-to is for migrate and restore --qemu only");
 		return CTL_EXIT_USAGE;
 	}
 	if ((o->downtime_ms >= 0 || o->manual) && o->cmd != CTL_CMD_MIGRATE) {

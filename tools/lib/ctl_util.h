@@ -48,6 +48,7 @@ struct ctl_opts {
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
 	int force;		/* restore --qemu, revoke: --force (whatever the lease says) */
 	int no_lease;		/* restore --qemu: --no-lease (no ownership lease) */
+	const char *disks_to;	/* migrate, restore --qemu: --disks-to DIR */
 	char *const *qemu_argv;	/* restore --qemu: the QEMU command after --;
 				 * handover: the new VMM's */
 	int qemu_argc;
