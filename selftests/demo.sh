@@ -20,6 +20,12 @@
 #                  holds an OCFS2 filesystem, which both hosts mount with
 #                  the o2cb cluster stack (disk heartbeat, the DLM over
 #                  the same private link); the page file is a file there.
+#   VMPF_DEMO_DISK  local (QEMU only; storage nfs unless told ocfs2): the
+#                  guest also has a 16 MiB disk on A's own storage, which
+#                  it keeps writing and checking; A mirrors it into the
+#                  share with the memory (vmpf-ctl migrate --disks-to), B
+#                  starts on that copy and moves it to B's own storage
+#                  while the guest runs (restore --qemu --disks-to).
 # Exits non-zero if the migration or the verification fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +35,17 @@ vmpf-vm) RAM=${VMPF_DEMO_RAM:-256M} ;;
 qemu) RAM=${VMPF_DEMO_RAM:-128M} ;;
 *) echo "demo: VMPF_DEMO_VMM=$VMM: say vmpf-vm or qemu" >&2; exit 2 ;;
 esac
-STORAGE=${VMPF_DEMO_STORAGE:-raw}
+DISK=${VMPF_DEMO_DISK:-none}
+case $DISK in
+none) STORAGE=${VMPF_DEMO_STORAGE:-raw} ;;
+local)
+	[ "$VMM" = qemu ] || { echo "demo: VMPF_DEMO_DISK=local needs VMPF_DEMO_VMM=qemu" >&2; exit 2; }
+	STORAGE=${VMPF_DEMO_STORAGE:-nfs}
+	[ "$STORAGE" != raw ] ||
+		{ echo "demo: VMPF_DEMO_DISK=local needs a filesystem on the share for the disk's copy: VMPF_DEMO_STORAGE=nfs or ocfs2" >&2; exit 2; }
+	;;
+*) echo "demo: VMPF_DEMO_DISK=$DISK: say local (or leave it unset)" >&2; exit 2 ;;
+esac
 case $STORAGE in
 raw|nfs|ocfs2) ;;
 *) echo "demo: VMPF_DEMO_STORAGE=$STORAGE: say raw, nfs or ocfs2" >&2; exit 2 ;;
@@ -49,7 +65,9 @@ failed() {
 kernels=$(selftests/deps.sh) || die "installing what the demo needs failed"
 k=$(echo "$kernels" | tr ' ' '\n' | grep '^6\.12' | tail -n 1)
 [ -n "$k" ] || k=$(echo "$kernels" | awk '{print $NF}')
-echo "demo: kernel $k, guest RAM $RAM, VMM $VMM, storage $STORAGE"
+dsay=
+[ "$DISK" = local ] && dsay=", a local disk"
+echo "demo: kernel $k, guest RAM $RAM, VMM $VMM, storage $STORAGE$dsay"
 
 make -s tools >/dev/null || die "building the tools failed"
 rm -rf "$OUT/mod" && mkdir -p "$OUT/mod" && cp -r Kbuild Makefile dkms.conf kernel uapi "$OUT/mod/"
@@ -105,10 +123,10 @@ fi
 smp=2
 [ "$VMM" = qemu ] && smp=1
 export VMPF_GUEST_SMP=$smp
-VMPF_SHARED_DISK=$disk VMPF_LINK=$link_a VMPF_APPEND="vmpf_demo=${roles% *},$RAM,$STORAGE" \
+VMPF_SHARED_DISK=$disk VMPF_LINK=$link_a VMPF_APPEND="vmpf_demo=${roles% *},$RAM,$STORAGE,$DISK" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-a" 1200 &
 a=$!
-VMPF_SHARED_DISK=$disk VMPF_LINK=$link_b VMPF_APPEND="vmpf_demo=${roles#* },$RAM,$STORAGE" \
+VMPF_SHARED_DISK=$disk VMPF_LINK=$link_b VMPF_APPEND="vmpf_demo=${roles#* },$RAM,$STORAGE,$DISK" \
 	selftests/qemu/run-guest.sh "$k" "$OUT/initrd.gz" "$OUT/host-b" 1200 &
 b=$!
 wait $a
@@ -137,6 +155,9 @@ if [ "$VMM" = qemu ]; then
 		echo "device state       $(num "$src" state_bytes) bytes (QEMU's stream, x-ignore-shared)"
 		echo "QEMU's own writes  $(num "$src" qemu_written_pages) pages (soft-dirty), $(num "$src" sync_pauses) pauses to read them"
 		echo "bytes written      $(num "$src" bytes_written)"
+		if [ "$DISK" = local ]; then
+			echo "disk mirrored      $(num "$src" copied) bytes into the share (QEMU's drive-mirror during pre-copy); its last writes $(awk "BEGIN{printf \"%.1f\", $(num "$src" disks_ns)/1e6}") ms of the switch-over"
+		fi
 	else
 		failed migration "$res_a"
 	fi
@@ -149,6 +170,12 @@ if [ "$VMM" = qemu ]; then
 		echo "  fully resident   after $(awk "BEGIN{printf \"%.1f\", $(num "$dst" complete_ns)/1e6}") ms"
 		echo "verification       guest RAM equals A's at its pause (QMP pmemsave on both)"
 		echo "guest              counted on from $(num "$dst" dest_first_count) (A stopped at $(num "$dst" source_count)); its own check: $(echo "$dst" | sed -n 's/.*"guest_check":"\([^"]*\)".*/\1/p')"
+		if [ "$DISK" = local ]; then
+			echo "disk               on the share's copy: $(echo "$dst" | sed -n 's/.*"disk_check":"\([^"]*\)".*/\1/p')"
+			moved=no
+			echo "$dst" | grep -q '"disk_moved":true' && moved=yes
+			echo "                   moved to B's own storage while the guest ran: $moved; then: $(echo "$dst" | sed -n 's/.*"disk_check_after":"\([^"]*\)".*/\1/p')"
+		fi
 	else
 		failed restore "$res_b"
 	fi

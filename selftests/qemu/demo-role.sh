@@ -23,8 +23,13 @@
 #           for the other host; vmpf-ctl restore --qemu on the other host,
 #           its RAM compared before the guest goes on, then the guest counts
 #           on and checks its own memory.
+#           With disk=local (the fourth argument) the QEMU guest also has
+#           a local disk that it keeps writing and checking: the source
+#           mirrors it into the share (vmpf-ctl migrate --disks-to), the
+#           destination starts on that copy and moves it to its own local
+#           storage while the guest runs (restore --qemu --disks-to).
 # Results go to the second serial port as "VMPF-DEMO <role> <json>" lines.
-role=$1 ram=$2 storage=${3:-raw}
+role=$1 ram=$2 storage=${3:-raw} disk=${4:-none}
 R=/dev/ttyS1
 DISK=/dev/vda
 # Every line of $2 goes out prefixed with "VMPF-DEMO $1 ".
@@ -219,8 +224,18 @@ qemu-source)
 	if vq_usable; then
 		# A boot that locks up (nested KVM in these test machines,
 		# docs/testing.md) is tried again, at most three times.
-		if VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc" vq_boot /tmp/vm "$mb" > /tmp/boot.log; then
-			out=$(vmpf-ctl migrate --qmp /tmp/vm/qmp.sock $PF --json 2>/tmp/err); rc=$?
+		dargs= dopt= dappend=
+		if [ "$disk" = local ]; then
+			mkdir -p /tmp/local
+			truncate -s 16M /tmp/local/disk.raw
+			dargs="-drive file=/tmp/local/disk.raw,format=raw,if=none,id=disk0 -device virtio-blk-pci,drive=disk0"
+			dopt="--disks-to $SHARE"
+			dappend=" disk_blocks=1024"
+		fi
+		# shellcheck disable=SC2086
+		if VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc$dappend" vq_boot /tmp/vm "$mb" $dargs > /tmp/boot.log; then
+			# shellcheck disable=SC2086
+			out=$(vmpf-ctl migrate --qmp /tmp/vm/qmp.sock $PF $dopt --json 2>/tmp/err); rc=$?
 			say qemu-source "$(echo "$out" | tail -n 1)"
 			[ -s /tmp/err ] && say source-stderr "$(cat /tmp/err)"
 		else
@@ -264,9 +279,16 @@ qemu-dest)
 	rc=1
 	mkdir -p /tmp/d
 	if vq_usable; then
-		eval "set -- $(VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc" vq_guest_args "$mb")"
+		dargs= dopt= dappend=
+		if [ "$disk" = local ]; then
+			mkdir -p /tmp/local
+			dargs="-drive file=$SHARE/disk.raw,format=raw,if=none,id=disk0 -device virtio-blk-pci,drive=disk0"
+			dopt="--disks-to /tmp/local"
+			dappend=" disk_blocks=1024"
+		fi
+		eval "set -- $(VQ_APPEND="dirtier_mb=$((mb / 4)) no-steal-acc$dappend" vq_guest_args "$mb")"
 		# shellcheck disable=SC2086
-		vmpf-ctl restore --qemu $PF -- $VQ_QEMU "$@" -S -serial file:/tmp/d/serial.log \
+		vmpf-ctl restore --qemu $PF $dopt -- $VQ_QEMU "$@" $dargs -S -serial file:/tmp/d/serial.log \
 			-qmp unix:/tmp/d/qmp.sock,server=on,wait=off > /tmp/d/restore.out 2>&1 &
 		rpid=$!
 		vq_wait_for /tmp/d/restore.out "^resumed\|vmpf-ctl:" 120 $rpid
@@ -285,14 +307,32 @@ qemu-dest)
 		else
 			where="vCPU: $(vq_where /tmp/d/qmp.sock); QEMU: $(vmpf-ctl qmp --qmp /tmp/d/qmp.sock query-status 2>&1)"
 		fi
+		# The disk: checked from the share's copy, then moved to local
+		# storage, then checked again there.
+		dcheck= dmoved=false dafter=
+		if [ "$disk" = local ] && [ -z "$where" ]; then
+			vq_wait_for /tmp/d/serial.log "^vmpf-disk-verify" 120 $rpid
+			dcheck=$(tr -d '\r' < /tmp/d/serial.log | grep '^vmpf-disk-verify' | head -n 1)
+			if vq_wait_for /tmp/d/restore.out "runs on the copies\|vmpf-ctl:" 300 $rpid &&
+			   grep -q 'runs on the copies' /tmp/d/restore.out && [ ! -e $SHARE/disk.raw ]; then
+				dmoved=true
+				n=$(tr -d '\r' < /tmp/d/serial.log | grep -c '^vmpf-disk-verify')
+				i=0
+				while [ "$(tr -d '\r' < /tmp/d/serial.log | grep -c '^vmpf-disk-verify')" -le "$n" ] &&
+				      [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+				dafter=$(tr -d '\r' < /tmp/d/serial.log | grep '^vmpf-disk-verify' | tail -n 1)
+			fi
+		fi
 		first=$(tr -d '\r' < /tmp/d/serial.log | sed -n 's/^vmpf-count \([0-9]*\)$/\1/p' | head -n 1)
 		verify=$(tr -d '\r' < /tmp/d/serial.log | grep '^vmpf-verify' | head -n 1)
 		st=$(vmpf-ctl restore --pid $rpid --json 2>&1)
-		say qemu-dest "{\"resumed_ms\":${resumed:-0},\"ram_equal\":$same,\"source_count\":${count:-0},\"dest_first_count\":${first:-0},\"guest_check\":\"$verify\",\"status\":$st}"
+		say qemu-dest "{\"resumed_ms\":${resumed:-0},\"ram_equal\":$same,\"source_count\":${count:-0},\"dest_first_count\":${first:-0},\"guest_check\":\"$verify\",\"disk_check\":\"$dcheck\",\"disk_moved\":$dmoved,\"disk_check_after\":\"$dafter\",\"status\":$st}"
 		vmpf-ctl qmp --qmp /tmp/d/qmp.sock quit > /dev/null
 		wait $rpid
 		[ "$same" = true ] && [ -n "$first" ] && [ "$first" -gt "${count:-0}" ] &&
 			echo "$verify" | grep -q '^vmpf-verify ok' && rc=0
+		[ "$disk" = local ] && ! { echo "$dcheck" | grep -q '^vmpf-disk-verify ok' &&
+			[ $dmoved = true ] && echo "$dafter" | grep -q '^vmpf-disk-verify ok'; } && rc=1
 		[ $rc = 0 ] || say dest-stderr "$(tail -n 12 /tmp/d/restore.out; cat /tmp/same)
 ${where:+the guest printed nothing after cont: $where
 }the guest's console, last lines:
