@@ -108,6 +108,7 @@ done
 selftests/host/dkms_test.sh "$VERSION" $KERNELS > "$LOGS/dkms.log" 2>&1
 ingest_tap "host: " < "$LOGS/dkms.log" || result fail "host: dkms_test printed no result"
 finish_section
+elapsed
 
 # --- kernels ---------------------------------------------------------------
 GUEST_BINS="tools/vmpf-ctl tools/vmpf-vm selftests/tap.sh $(ls selftests/*_test.sh selftests/*_test)"
@@ -150,10 +151,11 @@ done
 kl=($KERNELS)
 for i in "${!kl[@]}"; do
 	next=${kl[$(( (i + 1) % ${#kl[@]} ))]}
-	(boot "${kl[$i]}" main; boot "$next" qemu) &
+	(boot "${kl[$i]}" main; elapsed; boot "$next" qemu; elapsed) &
 	[ "${VMPF_CHECK_SERIAL:-0}" = 1 ] && wait
 done
 wait
+elapsed
 for k in $KERNELS; do
 	section "kernel $k (QEMU, TCG, -cpu max)"
 	if [ ! -f "$BUILD/$k/mod/vmpagefile.ko" ]; then
@@ -196,6 +198,7 @@ fi
 finish_section
 
 # --- the two-host demo, small --------------------------------------------
+elapsed
 section "demo: two QEMU hosts sharing one disk"
 if VMPF_DEMO_RAM=64M selftests/demo.sh > "$LOGS/demo.log" 2>&1; then
 	result ok "demo: migration between two hosts through a shared disk, verified"
@@ -208,6 +211,7 @@ finish_section
 # --- the two-host demo with the page file on NFS and on OCFS2 ----------------
 # (kernel 6.12, as make demo: each costs about two minutes)
 for fs in nfs ocfs2; do
+	elapsed
 	section "demo: two QEMU hosts, the page file on $fs"
 	if VMPF_DEMO_RAM=64M VMPF_DEMO_STORAGE=$fs selftests/demo.sh > "$LOGS/demo-$fs.log" 2>&1; then
 		result ok "demo: migration between two hosts through a page file on $fs, verified"
@@ -218,4 +222,5 @@ for fs in nfs ocfs2; do
 	finish_section
 done
 
+elapsed
 summary

@@ -11,6 +11,8 @@
 #             migration ends saying so, the guest runs on, on its own
 #             disk; no partial copy left, the page file uncommitted;
 #   abort     Ctrl-C on vmpf-ctl while the disk is mirrored: the same;
+#             before that, vmpf-ctl status --pid shows the disk's progress
+#             beside memory's (text and JSON);
 #   migrate   a migration with the disk: committed, the copy on the
 #             "share" equals the source's image at its pause byte for byte;
 #   dest      the destination QEMU starts on the copy; the guest counts on
@@ -29,10 +31,10 @@ BLOCKS=512	# the guest's 2 MiB of disk blocks
 GUEST="dirtier_mb=16 disk_blocks=$BLOCKS no-steal-acc"
 PF=/dev/ram1
 t=/tmp/disk_mirror
-tests="enospc_fails enospc_runs_on abort_fails abort_runs_on migrate copy_equal dest_verifies dest_moves dest_verifies_after"
+tests="enospc_fails enospc_runs_on status_shows_disks abort_fails abort_runs_on migrate copy_equal dest_verifies dest_moves dest_verifies_after"
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..10"
 if ! vq_usable; then
 	for x in $tests; do skip "$x" "$VQ_WHY"; done
 	exit 0
@@ -91,6 +93,13 @@ umount $t/tiny
 vmpf-ctl migrate --qmp $S/ctl.sock $PF --disks-to $t/share --manual > $t/abort.out 2>&1 &
 mpid=$!
 vq_wait_for $t/abort.out "^disk " 60 $mpid
+# status --pid (of the migrating vmpf-ctl) shows the disk beside memory.
+st=$(vmpf-ctl status --pid $mpid 2>&1)
+stj=$(vmpf-ctl status --pid $mpid --json 2>&1)
+if has "$st" "^phase      precopy" && has "$st" "^disk       disk0 (raw) → $t/share/disk.raw: " &&
+   has "$stj" "\"disks\":\[{\"device\":\"disk0\",.*\"left\":[0-9]*"; then
+	ok status_shows_disks
+else notok status_shows_disks "$st" "$stj"; fi
 kill -INT $mpid
 wait $mpid
 rc=$?

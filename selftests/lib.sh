@@ -18,6 +18,11 @@ section() {
 	echo "# $*"
 }
 
+# elapsed: minutes and seconds since this shell started (where the time goes).
+elapsed() {
+	printf '# at %d:%02d\n' $((SECONDS / 60)) $((SECONDS % 60))
+}
+
 finish_section() {
 	echo "1..$_vmpf_n"
 }

@@ -123,6 +123,35 @@ static int json_next(const char *reply, const char **at, char *out, size_t len)
 	return 1;
 }
 
+/*
+ * Paths go into QMP's JSON as they are, and come back decoded by a client
+ * that does not decode \\uXXXX: only plain printable ASCII without quotes
+ * and backslashes is taken.
+ */
+static int plain_path(const char *p)
+{
+	for (; *p; p++)
+		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+			return 0;
+	return 1;
+}
+
+/* The raw (undecoded) text of string member @key holds a backslash. */
+static int escaped(const char *json, const char *key)
+{
+	char pat[80];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	p = strstr(json, pat);
+	if (!p)
+		return 0;
+	for (p += strlen(pat); *p && *p != '"'; p++)
+		if (*p == '\\')
+			return 1;
+	return 0;
+}
+
 int disks_plan(struct qmp *q, const char *dir, struct ctl_disks *ds, char *why, size_t len)
 {
 	static char obj[1 << 15], ins[1 << 14];
@@ -136,14 +165,28 @@ int disks_plan(struct qmp *q, const char *dir, struct ctl_disks *ds, char *why, 
 		snprintf(why, len, "%s is not a directory: the disks' copies go there", dir);
 		return -1;
 	}
+	if (!plain_path(dir)) {
+		snprintf(why, len, "vmpf-ctl takes only paths of printable ASCII without quotes or backslashes: give --disks-to another directory");
+		return -1;
+	}
 	if (qmp_exec(q, "query-block", NULL, -1, why, len))
 		return -1;
 	while (json_next(q->reply, &at, obj, sizeof(obj))) {
 		struct ctl_disk *d = &ds->d[ds->n];
 		char dev[64], node[64];
 
-		if (json_obj(obj, "inserted", ins, sizeof(ins)))
+		if (!obj[0]) {
+			snprintf(why, len, "QEMU describes a disk at more length than vmpf-ctl reads (%zu bytes)",
+				 sizeof(obj));
+			return -1;
+		}
+		if (!strstr(obj, "\"inserted\":"))
 			continue;	/* no medium */
+		if (json_obj(obj, "inserted", ins, sizeof(ins))) {
+			snprintf(why, len, "QEMU describes a disk in a way vmpf-ctl does not understand: %.200s",
+				 obj);
+			return -1;
+		}
 		if (qmp_json_bool(ins, "ro") == 1) {
 			ds->skipped_ro++;
 			continue;
@@ -164,8 +207,8 @@ int disks_plan(struct qmp *q, const char *dir, struct ctl_disks *ds, char *why, 
 				 obj);
 			return -1;
 		}
-		if (d->src[0] != '/') {
-			snprintf(why, len, "disk %s is not an image file (%.200s): only files can be mirrored",
+		if (d->src[0] != '/' || escaped(ins, "file") || !plain_path(d->src)) {
+			snprintf(why, len, "disk %s is not an image file that vmpf-ctl can name (%.200s): only files given by an absolute path of printable ASCII without quotes or backslashes can be mirrored",
 				 d->device, d->src);
 			return -1;
 		}
@@ -204,10 +247,11 @@ int disks_start(struct qmp *q, struct ctl_disks *ds, char *why, size_t len)
 		snprintf(args, sizeof(args),
 			 "{\"job-id\": \"%s\", \"device\": \"%s\", \"target\": \"%s\", \"format\": \"%s\", \"sync\": \"full\", \"mode\": \"absolute-paths\", \"auto-dismiss\": false}",
 			 d->job, d->device, d->target, d->fmt);
+		/* QEMU creates the image before the job: ours from here on. */
+		d->created = 1;
 		if (qmp_exec(q, "drive-mirror", args, -1, why, len))
 			return -1;
 		d->started = 1;
-		d->created = 1;
 	}
 	return 0;
 }
@@ -234,15 +278,21 @@ static int disks_refresh(struct qmp *q, struct ctl_disks *ds, char *why, size_t 
 			found = 1;
 			d->len = qmp_json_num(obj, "len");
 			d->offset = qmp_json_num(obj, "offset");
-			d->ready = qmp_json_bool(obj, "ready") == 1;
+			/* Ready stays ready: a concluded job no longer says so. */
+			if (qmp_json_bool(obj, "ready") == 1)
+				d->ready = 1;
 			if (!qmp_json_str(obj, "error", err, sizeof(err))) {
+				d->pivoting = 0;	/* a failed pivot leaves QEMU where it was */
 				snprintf(why, len, "the mirror of disk %s to %s failed: %s", d->device,
 					 d->target, err);
 				return -1;
 			}
 			if (!qmp_json_str(obj, "status", status, sizeof(status)) &&
-			    !strcmp(status, "concluded"))
+			    !strcmp(status, "concluded")) {
 				d->done = 1;
+				d->moved = d->pivoting;
+				d->pivoting = 0;
+			}
 			break;
 		}
 		if (!found) {
@@ -291,6 +341,9 @@ int disks_finish(struct qmp *q, struct ctl_disks *ds, int pivot, char *why, size
 		if (qmp_exec(q, pivot ? "block-job-complete" : "block-job-cancel", args, -1, why,
 			     len))
 			return -1;
+		/* From here QEMU may write to the target alone: it is the disk. */
+		if (pivot)
+			d->pivoting = 1;
 	}
 	for (waited = 0;; waited += 10) {
 		int left = 0;
@@ -317,8 +370,11 @@ void disks_abort(struct qmp *q, struct ctl_disks *ds)
 	char args[128], m[300];
 	unsigned int i, waited;
 
+	static char obj[1 << 13];
+
+	/* A disk QEMU moves onto is left to finish: it may run on it already. */
 	for (i = 0; i < ds->n; i++) {
-		if (!ds->d[i].started || ds->d[i].done)
+		if (!ds->d[i].started || ds->d[i].done || ds->d[i].pivoting)
 			continue;
 		snprintf(args, sizeof(args), "{\"device\": \"%s\", \"force\": true}", ds->d[i].job);
 		qmp_exec(q, "block-job-cancel", args, -1, m, sizeof(m));
@@ -330,27 +386,41 @@ void disks_abort(struct qmp *q, struct ctl_disks *ds)
 		if (qmp_exec(q, "query-block-jobs", NULL, -1, m, sizeof(m)))
 			break;
 		for (i = 0; i < ds->n; i++) {
-			char pat[100];
-			const char *p;
+			const char *at = NULL;
+			char id[80], status[32];
 
 			if (!ds->d[i].started)
 				continue;
-			snprintf(pat, sizeof(pat), "\"%s\"", ds->d[i].job);
-			p = strstr(q->reply, pat);
-			if (p && !strstr(p, "\"concluded\""))
-				left++;
+			while (json_next(q->reply, &at, obj, sizeof(obj))) {
+				if (qmp_json_str(obj, "device", id, sizeof(id)) ||
+				    strcmp(id, ds->d[i].job))
+					continue;
+				if (qmp_json_str(obj, "status", status, sizeof(status)) ||
+				    strcmp(status, "concluded")) {
+					left++;
+				} else if (ds->d[i].pivoting) {
+					/* Moved, unless its pivot failed (QEMU stayed). */
+					ds->d[i].moved = qmp_json_str(obj, "error", m, sizeof(m)) != 0;
+					ds->d[i].pivoting = 0;
+				}
+				break;
+			}
 		}
 		if (!left)
 			break;
 		nap_ms(10);
 	}
 	for (i = 0; i < ds->n; i++) {
-		if (ds->d[i].started)
-			disks_dismiss(q, &ds->d[i]);
-		if (ds->d[i].created && unlink(ds->d[i].target) && errno != ENOENT)
+		struct ctl_disk *d = &ds->d[i];
+
+		if (d->started)
+			disks_dismiss(q, d);
+		if (d->pivoting || d->moved)
+			continue;	/* QEMU runs on it (or may: never removed) */
+		if (d->created && unlink(d->target) && errno != ENOENT)
 			fprintf(stderr, "vmpf-ctl: could not remove the partial copy %s: %s\n",
-				ds->d[i].target, strerror(errno));
-		ds->d[i].created = 0;
+				d->target, strerror(errno));
+		d->created = 0;
 	}
 }
 
@@ -390,4 +460,37 @@ void disks_print(FILE *f, const struct ctl_disks *ds, int json)
 	}
 	if (json)
 		fputc(']', f);
+}
+
+static void disks_publish_one(const struct ctl_disks *ds, long pid, int json)
+{
+	char path[128], tmp[140];
+	FILE *f;
+
+	snprintf(path, sizeof(path), CTL_DISKS_DIR "/disks-%ld.%s", pid, json ? "json" : "txt");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	disks_print(f, ds, json);
+	if (fclose(f) || rename(tmp, path))
+		unlink(tmp);
+}
+
+void disks_publish(const struct ctl_disks *ds, long pid)
+{
+	mkdir("/run", 0755);	/* a bare initramfs may have none */
+	mkdir(CTL_DISKS_DIR, 0755);
+	disks_publish_one(ds, pid, 0);
+	disks_publish_one(ds, pid, 1);
+}
+
+void disks_unpublish(long pid)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), CTL_DISKS_DIR "/disks-%ld.txt", pid);
+	unlink(path);
+	snprintf(path, sizeof(path), CTL_DISKS_DIR "/disks-%ld.json", pid);
+	unlink(path);
 }

@@ -27,6 +27,8 @@ struct ctl_disk {
 	int created;		/* we created @target (removed on failure) */
 	int ready;		/* source and target in sync, new writes to both */
 	int done;		/* the job ended without error */
+	int pivoting;		/* block-job-complete accepted: QEMU moves onto @target */
+	int moved;		/* QEMU runs on @target now (never removed) */
 };
 
 struct ctl_disks {
@@ -53,10 +55,21 @@ int disks_poll(struct qmp *q, struct ctl_disks *ds, char *why, size_t len);
  * targets (block-job-complete).  Waits for the jobs to end: 0, or -1.
  */
 int disks_finish(struct qmp *q, struct ctl_disks *ds, int pivot, char *why, size_t len);
-/* Cancel whatever is left and remove the targets we created. */
+/*
+ * Cancel whatever is left and remove the targets we created, but for
+ * those QEMU moved onto (or is moving onto): those it runs on, kept.
+ */
 void disks_abort(struct qmp *q, struct ctl_disks *ds);
 /* Bytes copied and left over all disks. */
 void disks_progress(const struct ctl_disks *ds, long long *copied, long long *left);
 /* One line per disk ("disk ..."), or a JSON array. */
 void disks_print(FILE *f, const struct ctl_disks *ds, int json);
+/*
+ * For 'vmpf-ctl status --pid PID' (PID: the migrating vmpf-ctl, which
+ * holds the session): the disks' progress in CTL_DISKS_DIR/disks-PID.txt
+ * (disks_print's lines) and .json (its array), replaced atomically.
+ */
+#define CTL_DISKS_DIR	"/run/vmpagefile"
+void disks_publish(const struct ctl_disks *ds, long pid);
+void disks_unpublish(long pid);
 #endif /* VMPF_CTL_DISKS_H */

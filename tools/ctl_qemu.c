@@ -737,7 +737,8 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			if (ret < 0)
 				goto out;
 			disks_ready = ret;
-			if (now_ns() - t_disk_line > 2000000000ULL || (o->json && st.round != last_round)) {
+			disks_publish(&disks, getpid());
+			if (now_ns() - t_disk_line > 2000000000ULL) {
 				if (o->json) {
 					printf("{\"disks\":");
 					disks_print(stdout, &disks, 1);
@@ -872,6 +873,8 @@ out:
 	/* The mirrors go, their copies too: QEMU never left its own disks. */
 	if (rc != CTL_EXIT_OK && disks.n)
 		disks_abort(&qmp, &disks);
+	if (disks.n)
+		disks_unpublish(getpid());
 	if (rc != CTL_EXIT_OK && dev >= 0) {
 		/* Nothing committed: the session goes, the memslots get their flags back. */
 		__vmpf_ioctl(dev, VMPF_IOC_ABORT, NULL);
@@ -1159,12 +1162,18 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 				fprintf(stderr, "vmpf-ctl: the disks stay on the share: %s\n", why);
 				disks_failed = 1;
 			}
+			/* QEMU runs on the local copies: the share keeps only the page file. */
+			for (i = 0; ret && i < (int)disks.n; i++) {
+				if (!disks.d[i].moved)
+					continue;
+				if (ret < 0)
+					fprintf(stderr, "vmpf-ctl: disk %s moved to %s all the same\n",
+						disks.d[i].device, disks.d[i].target);
+				if (unlink(disks.d[i].src))
+					fprintf(stderr, "vmpf-ctl: could not remove %s: %s\n",
+						disks.d[i].src, strerror(errno));
+			}
 			if (ret == 2) {
-				/* QEMU runs on the local copies: the share keeps only the page file. */
-				for (i = 0; i < (int)disks.n; i++)
-					if (unlink(disks.d[i].src))
-						fprintf(stderr, "vmpf-ctl: could not remove %s: %s\n",
-							disks.d[i].src, strerror(errno));
 				if (o->json) {
 					printf("{\"disks_moved\":");
 					disks_print(stdout, &disks, 1);
@@ -1205,7 +1214,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	child = -1;
 	/* QEMU ended before its disks moved: the local copies are partial. */
 	for (i = 0; mirroring && i < (int)disks.n; i++)
-		if (disks.d[i].created)
+		if (disks.d[i].created && !disks.d[i].moved && !disks.d[i].pivoting)
 			unlink(disks.d[i].target);
 	ctl_print_restore_status(stdout, &rs, o->json);
 	rc = WIFEXITED(wst) ? WEXITSTATUS(wst) : CTL_EXIT_FAIL;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "ctl_disks.h"
 #include "ctl_qemu.h"
 #include "ctl_util.h"
 #include "pagefile.h"
@@ -251,6 +252,64 @@ static int enforce_throttle(const struct ctl_opts *o, struct cg_throttle *cg,
 	return 0;
 }
 
+/*
+ * The disks that a 'vmpf-ctl migrate --disks-to' with process id @pid
+ * mirrors (ctl_disks.h), if it does: its text lines, or ,"disks":[...]
+ * to go inside a JSON object.  Nothing if there are none.
+ */
+static void print_disks(FILE *f, long pid, int json)
+{
+	static char buf[1 << 16];
+	char path[128];
+	size_t n;
+	FILE *d;
+
+	snprintf(path, sizeof(path), CTL_DISKS_DIR "/disks-%ld.%s", pid, json ? "json" : "txt");
+	d = fopen(path, "r");
+	if (!d)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, d);
+	fclose(d);
+	buf[n] = 0;
+	if (!n)
+		return;
+	if (json)
+		fprintf(f, ",\"disks\":%s", buf);
+	else
+		fputs(buf, f);
+}
+
+/* A status as ctl_print_status*() prints it, with the disks' progress added. */
+static void print_status_disks(const struct ctl_opts *o, const struct vmpf_status *st,
+			       const struct vmpf_round_stats *rounds,
+			       const struct vmpf_round_policy *pol, unsigned int n,
+			       const struct vmpf_vcpu_throttle *vt,
+			       const struct vmpf_vcpu_stat *vs, unsigned int nv, int line)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	if (!m)
+		return;
+	if (line && !o->json)
+		ctl_print_status_line(m, st);
+	else
+		ctl_print_status_full(m, st, rounds, pol, n, vt, vs, nv, o->json);
+	fclose(m);
+	/* JSON: one object per line; the disks go in before its closing brace. */
+	if (o->json && len >= 2 && text[len - 2] == '}') {
+		fwrite(text, 1, len - 2, stdout);
+		print_disks(stdout, o->pid, 1);
+		fputs("}\n", stdout);
+	} else {
+		fwrite(text, 1, len, stdout);
+		if (!o->json)
+			print_disks(stdout, o->pid, 0);
+	}
+	free(text);
+}
+
 static int cmd_session(const struct ctl_opts *o)
 {
 	struct vmpf_round_stats rounds[64];
@@ -333,10 +392,7 @@ static int cmd_session(const struct ctl_opts *o)
 			return ctl_fail(msg);
 		}
 		if (o->watch) {
-			if (o->json)
-				ctl_print_status(stdout, &st, NULL, 0, 1);
-			else
-				ctl_print_status_line(stdout, &st);
+			print_status_disks(o, &st, NULL, NULL, 0, NULL, NULL, 0, 1);
 			fflush(stdout);
 		}
 		/* finish waits for the VMM to switch over and commit. */
@@ -364,9 +420,9 @@ static int cmd_session(const struct ctl_opts *o)
 			printf("cpu.max    '%s' put back in %s\n", cg.orig, cg.path);
 	}
 	if (!o->watch)
-		ctl_print_status_full(stdout, &st, rounds, have_pol ? pol : NULL,
-				      st.nr_rounds < 64 ? st.nr_rounds : 64,
-				      have_vt ? &vt : NULL, vs, VMPF_MAX_VCPUS, o->json);
+		print_status_disks(o, &st, rounds, have_pol ? pol : NULL,
+				   st.nr_rounds < 64 ? st.nr_rounds : 64,
+				   have_vt ? &vt : NULL, vs, VMPF_MAX_VCPUS, 0);
 	if ((o->cmd == CTL_CMD_FINISH || o->cgroup_throttle) && st.phase != VMPF_PHASE_COMMITTED)
 		return ctl_fail("the migration did not commit");
 	if (o->cmd == CTL_CMD_ABORT && st.phase != VMPF_PHASE_ABORTED)

@@ -169,6 +169,7 @@ static int disk_open(struct disk *d, unsigned long blocks)
 {
 	unsigned long b;
 
+	memset(d, 0, sizeof(*d));
 	d->fd = -1;
 	d->blocks = blocks;
 	if (!blocks)

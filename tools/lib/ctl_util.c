@@ -54,6 +54,8 @@ static const struct ctl_command {
 		"statistics of each pre-copy round and any error of the session held\n"
 		"by process PID.  --watch prints a line per half second until the\n"
 		"migration ends; --json prints JSON (one object per line with --watch).\n"
+		"For a 'vmpf-ctl migrate --disks-to' (PID: that vmpf-ctl), each disk's\n"
+		"mirror too: bytes copied and left, in sync or not (JSON: \"disks\").\n"
 		"--cgroup-throttle follows the migration to its end, enforcing its\n"
 		"throttle through the VMM's cgroup (see 'vmpf-ctl help start').\n",
 	},
