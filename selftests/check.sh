@@ -189,6 +189,8 @@ if VMPF_BENCH="32 1 200 64" selftests/bench.sh > "$LOGS/bench.log" 2>&1 &&
    grep -q '"initset":{"rate_ratio":0*[.1-9]' build/bench/bench.json &&
    grep -q '"kvm_pf_per_s":[1-9]' build/bench/bench.json &&
    grep -q '"history":{"rounds":[1-9]' build/bench/bench.json &&
+   grep -q '"precopy_cpu_ms_per_gib":[1-9]' build/bench/bench.json &&
+   grep -q '"prefetch_busy_ms_per_gib":[1-9]' build/bench/bench.json &&
    [ "$(grep -o '"bad_pages":0}' build/bench/bench.json | wc -l)" = 2 ]; then
 	result ok "bench: figures produced, every page right in both the module and the baseline"
 else

@@ -165,7 +165,7 @@ vq_where() {
 # that address, where it could be named, in a spinlock's slow path or the
 # timekeeping seqcount loop.
 vq_locked_up() {
-	_vq_rips=$(echo "$1" | grep -o 'RIP [0-9a-f]*' | sort -u | wc -l)
+	_vq_rips=$(echo "$1" | grep -o 'RIP [0-9a-f][0-9a-f]*' | sort -u | wc -l)
 	[ "$_vq_rips" = 1 ] || return 1
 	echo "$1" | grep -q '(' || return 0
 	echo "$1" | grep -q 'native_queued_spin_lock_slowpath\|ktime_get_update_offsets_now'

@@ -18,10 +18,17 @@
  *    O_DIRECT descriptor and installs it with UFFDIO_COPY;
  * 3. prefetch: time to fully resident against a sequential O_DIRECT read
  *    of the same extent, the best and one request at a time as in 1;
- * 4. module memory per GiB of guest RAM, source and restore.
+ * 4. module memory per GiB of guest RAM, source and restore;
+ * 5. where the time of 1 and 3 goes, per GiB: the module thread's CPU time
+ *    (its /proc/PID/schedstat: vmpf-src/N copies, vmpf-pf/N prefetches),
+ *    the device's busy time and average queue depth while it ran
+ *    (/sys/dev/block/M:m/stat), beside the elapsed time: a thread whose
+ *    CPU time is most of the elapsed time is bound by the CPU, not the
+ *    device.
  * Each figure is the median of REPS runs, with min and max.  Prints a table
  * and, on a line starting "BENCH-JSON ", the same as JSON.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
@@ -34,7 +41,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +130,132 @@ static void json_row(const struct row *r)
 		json_fig(r->key_a, r->a, r->scale);
 	json_fig(r->key_b, r->b, r->scale);
 }
+
+/* --- where the time goes -------------------------------------------------- */
+
+/* A moment: the module threads' CPU time, the device's counters, the clock. */
+struct cost_mark {
+	double t;
+	unsigned long long cpu_ns;	/* summed over threads named @prefix* */
+	unsigned long long busy_ms;	/* io_ticks */
+	unsigned long long queue_ms;	/* time_in_queue: request-milliseconds */
+};
+
+/* Per GiB over the runs: elapsed, module CPU and device busy ms; depth. */
+struct cost {
+	double elapsed, cpu, busy, queue;
+	int n;
+};
+
+/* The CPU time of process @pid (its schedstat), or 0 if it is gone. */
+static unsigned long long pid_cpu_ns(long pid)
+{
+	unsigned long long v = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", pid);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* The newest thread whose name starts with @prefix (a module kthread), or 0. */
+static long thread_pid(const char *prefix)
+{
+	char path[300], comm[64];
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+	long pid = 0;
+	FILE *f;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)) &&
+		    atol(e->d_name) > pid)
+			pid = atol(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return pid;
+}
+
+static unsigned long long thread_cpu_ns(const char *prefix)
+{
+	long pid = thread_pid(prefix);
+
+	return pid ? pid_cpu_ns(pid) : 0;
+}
+
+static void cost_mark(struct cost_mark *m, const char *prefix)
+{
+	unsigned long long f[11] = { 0 };
+	char path[80];
+	struct stat sb;
+	FILE *fp;
+	int i;
+
+	m->t = now();
+	m->cpu_ns = thread_cpu_ns(prefix);
+	m->busy_ms = m->queue_ms = 0;
+	if (stat(dev_path, &sb))
+		return;
+	if (!S_ISBLK(sb.st_mode))
+		sb.st_rdev = sb.st_dev;	/* a file: the device under its filesystem */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat", major(sb.st_rdev),
+		 minor(sb.st_rdev));
+	fp = fopen(path, "r");
+	if (!fp)
+		return;
+	for (i = 0; i < 11 && fscanf(fp, "%llu", &f[i]) == 1; i++)
+		;
+	fclose(fp);
+	m->busy_ms = f[9];
+	m->queue_ms = f[10];
+}
+
+/* From @a to @b, for @bytes moved; @cpu_ns: thread CPU time, if sampled apart. */
+static void cost_add(struct cost *c, const struct cost_mark *a, const struct cost_mark *b,
+		     unsigned long long cpu_ns, double bytes)
+{
+	double gib = bytes / 1073741824.0;
+
+	c->elapsed += (b->t - a->t) * 1e3 / gib;
+	c->cpu += cpu_ns / 1e6 / gib;
+	c->busy += (b->busy_ms - a->busy_ms) / gib;
+	c->queue += b->busy_ms > a->busy_ms ?
+		    (double)(b->queue_ms - a->queue_ms) / (b->busy_ms - a->busy_ms) : 0;
+	c->n++;
+}
+
+static void cost_print(const char *what, const struct cost *c, double best_rate)
+{
+	double n = c->n ? c->n : 1;
+
+	printf("%s per GiB: %.0f ms elapsed, module thread CPU %.0f ms (%.0f %%), device busy %.0f ms at %.1f requests in flight; the device's best needs %.0f ms\n",
+	       what, c->elapsed / n, c->cpu / n, c->elapsed ? 100 * c->cpu / c->elapsed : 0,
+	       c->busy / n, c->queue / n, best_rate ? 1073741824.0 / best_rate * 1e3 : 0);
+}
+
+static void cost_json(const char *key, const struct cost *c)
+{
+	double n = c->n ? c->n : 1;
+
+	printf(",\"%s_ms_per_gib\":%.1f,\"%s_cpu_ms_per_gib\":%.1f,\"%s_busy_ms_per_gib\":%.1f,\"%s_qdepth\":%.2f",
+	       key, c->elapsed / n, key, c->cpu / n, key, c->busy / n, key, c->queue / n);
+}
+
+static struct cost precopy_cost, prefetch_cost;
 
 /* The VM's memory: every page non-zero, a pattern derived from its index. */
 static void fill(unsigned char *p, unsigned long idx)
@@ -269,6 +404,7 @@ static double make_image(double *mem_bytes)
 	struct vmpf_finish fin = { .state = (unsigned long)"bench", .state_len = 6 };
 	struct vmpf_source_attach at = { 0 };
 	struct vmpf_region regs[2];
+	struct cost_mark c0, c1;
 	struct pollfd pfd;
 	struct vmpf_api api;
 	unsigned long half = total_pages / 2, i;
@@ -302,13 +438,19 @@ static double make_image(double *mem_bytes)
 	at.target_fd = target;
 	at.regions = (unsigned long)regs;
 	at.nr_regions = 2;
-	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at) ||
-	    __vmpf_ioctl(dev, VMPF_IOC_START, NULL))
-		die("attach/start");
+	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at))
+		die("attach");
+	cost_mark(&c0, "vmpf-src/");
+	if (__vmpf_ioctl(dev, VMPF_IOC_START, NULL))
+		die("start");
 	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
-	if (poll(&pfd, 1, 600000) != 1 || __vmpf_ioctl(dev, VMPF_IOC_STATUS, &st) ||
-	    __vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin))
+	if (poll(&pfd, 1, 600000) != 1 || __vmpf_ioctl(dev, VMPF_IOC_STATUS, &st))
 		die("pre-copy");
+	/* Round 0 is all this session copies: no page is dirtied meanwhile. */
+	cost_mark(&c1, "vmpf-src/");
+	cost_add(&precopy_cost, &c0, &c1, c1.cpu_ns - c0.cpu_ns, total_pages * PAGE);
+	if (__vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin))
+		die("finish");
 	*mem_bytes = st.mem_bytes;
 	data_off = at.required_bytes - total_pages * PAGE;
 	close(dev);
@@ -468,21 +610,39 @@ static double prefetch_rate(void)
 {
 	/* The prefetch alone, from the open: no ownership lease either. */
 	struct vmpf_restore_open ro = { .flags = VMPF_RESTORE_NO_LEASE };
+	unsigned long long cpu = 0, c;
+	struct cost_mark c0, c1;
+	long pid = 0;
 	struct pollfd pfd;
 	struct vmpf_api api;
-	int dev = vmpf_open(vmpf_device_path());
+	int dev = vmpf_open(vmpf_device_path()), i;
 	double t;
 
 	ro.target_fd = open(dev_path, O_RDONLY | O_DIRECT);
 	if (dev < 0 || vmpf_handshake(dev, VMPF_FEATURE_RESTORE, &api))
 		die("prefetch setup");
+	cost_mark(&c0, "vmpf-pf/");
 	t = now();
 	if (__vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro))
 		die("prefetch open");
+	/*
+	 * The prefetch thread ends when it is done: its CPU time is sampled
+	 * while it runs (the last 50 ms or so go uncounted).
+	 */
 	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
-	if (poll(&pfd, 1, 1200000) != 1)
+	for (i = 0; i < 24000; i++) {
+		if (!pid)
+			pid = thread_pid("vmpf-pf/");
+		c = pid ? pid_cpu_ns(pid) : 0;
+		cpu = c > cpu ? c : cpu;
+		if (poll(&pfd, 1, 50) == 1)
+			break;
+	}
+	if (i == 24000)
 		die("prefetch did not complete");
 	t = now() - t;
+	cost_mark(&c1, "vmpf-pf/");
+	cost_add(&prefetch_cost, &c0, &c1, cpu, total_pages * PAGE);
 	close(ro.target_fd);
 	close(dev);
 	return total_pages * PAGE / t;
@@ -594,6 +754,8 @@ again:
 	       100 * src_mem / (total_pages * PAGE),
 	       rst_mem / (total_pages * PAGE / 1073741824.0) / 1024,
 	       100 * rst_mem / (total_pages * PAGE));
+	cost_print("pre-copy round 0", &precopy_cost, med(&rawwb));
+	cost_print("prefetch to resident", &prefetch_cost, med(&rawrb));
 	printf("pages with wrong content: %d (vmpagefile and the userfaultfd baseline)\n", bad_total);
 	printf("BENCH-JSON {\"mib\":%lu,\"faults\":%d,\"reps\":%d", total_pages * PAGE >> 20, n,
 	       reps);
@@ -601,6 +763,8 @@ again:
 		json_row(&rows[i]);
 	printf(",\"best_write_depth\":%d,\"best_write_kib\":%lu,\"best_read_depth\":%d,"
 	       "\"best_read_kib\":%lu", wdepth, wsize >> 10, rdepth, rsize >> 10);
+	cost_json("precopy", &precopy_cost);
+	cost_json("prefetch", &prefetch_cost);
 	printf(",\"fault_p99_us_1t\":%.2f,\"uffd_fault_p99_us_1t\":%.2f,"
 	       "\"source_mem_bytes\":%.0f,\"restore_mem_bytes\":%.0f,\"bad_pages\":%d}\n",
 	       p99v1 * 1e6, p99u1 * 1e6, src_mem, rst_mem, bad_total);

@@ -48,6 +48,8 @@ if /bin/busybox grep -q 'disk_blocks=[1-9]' /proc/cmdline; then
 fi
 /bin/dirtier
 echo "vmpf-dirtier exited $?" > /dev/ttyS0
+# Why (the kernel is quiet on the console): e.g. the OOM killer's lines.
+/bin/busybox dmesg | /bin/busybox tail -n 12 > /dev/ttyS0
 /bin/busybox poweroff -f
 INIT
 chmod 755 "$stage/init"
