@@ -67,7 +67,6 @@ static enum vmpf_cmd vmpf_cmd(struct vmpf_source *src)
 struct vmpf_round {
 	u64 round;
 	u64 start_ns;
-	u64 copy_ns;	/* of the round's time, copying its pages */
 	u64 dirty;
 	u64 written;
 	u64 zero;
@@ -484,21 +483,12 @@ static bool vmpf_policy_vcpus(struct vmpf_source *src, u64 throttle)
 	return changed;
 }
 
-/* Rounds after round 0 that copied fewer pages say little about a page's cost. */
-#define VMPF_PAGE_COST_MIN	16
-
 /*
  * After pre-copy round @rs, which took @ns and left @dirty pages: estimate
- * the switch-over, say whether it fits the downtime target, whether
- * the dirty set still shrinks, and what throttle the vCPUs need.  The
- * estimate: those pages at the write rate measured so far, or, if more,
- * at what a page cost in the rounds after round 0 (which copy pages the
- * guest dirtied, scattered as the final round's are: on a network
- * filesystem each is a request of its own, and the bulk rate of round 0
- * says nothing about it); plus the round's own fixed part (the harvest
- * and the table's write, which the final round does too); plus the
+ * the switch-over (those pages at the write rate measured so far, plus the
  * commit's three small writes and two flushes, as long as the header's
- * took.
+ * took), say whether it fits the downtime target, whether
+ * the dirty set still shrinks, and what throttle the vCPUs need.
  */
 static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 			u64 dirty, u64 ns)
@@ -512,18 +502,11 @@ static void vmpf_policy(struct vmpf_source *src, const struct vmpf_round *rs,
 
 		src->write_bps = src->write_bps ? (src->write_bps + bps) / 2 : bps;
 	}
-	if (rs->round && rs->dirty >= VMPF_PAGE_COST_MIN) {
-		u64 c = div64_u64(rs->copy_ns, rs->dirty);
-
-		src->page_ns = src->page_ns ? (src->page_ns + c) / 2 : c;
-	}
 	/* At least a page a second: the quotient then fits 64 bits. */
-	if (src->write_bps) {
+	if (src->write_bps)
 		est = mul_u64_u64_div_u64(dirty * VMPF_PF_PAGE_SIZE, NSEC_PER_SEC,
-					  max_t(u64, src->write_bps, VMPF_PF_PAGE_SIZE));
-		est = max(est, dirty * src->page_ns) + (ns - min(ns, rs->copy_ns)) +
+					  max_t(u64, src->write_bps, VMPF_PF_PAGE_SIZE)) +
 		      3 * src->request_ns + 2 * src->flush_ns;
-	}
 	ready = src->write_bps && est <= src->downtime_ns;
 
 	/*
@@ -618,7 +601,6 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 		ret = vmpf_copy_all(src, &rs, false);
 		if (ret < 0)
 			return ret;
-		rs.copy_ns = ktime_get_ns() - rs.start_ns;
 		err = vmpf_write_table(src);
 		if (err)
 			return err;

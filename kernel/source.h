@@ -115,7 +115,6 @@ struct vmpf_source {
 	u64 request_ns;			/* and its write (one small request) this long */
 	u64 ring_ns;			/* when the dirty rings were last harvested */
 	u64 write_bps;			/* bytes/s of the rounds' writes, smoothed */
-	u64 page_ns;			/* a dirtied page's copy in rounds >= 1, smoothed */
 	u64 min_dirty;			/* smallest dirty set after a round */
 	unsigned int stalled;		/* rounds since the dirty set last shrank */
 	u64 dirty_rate;			/* pages/s dirtied in the last pre-copy round */

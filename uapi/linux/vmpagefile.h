@@ -306,13 +306,9 @@ struct vmpf_round_stats {
  * @io_retries:	out: page-file requests repeated after a transient error
  *		(the module's io_retries parameter says how many times each).
  * @est_downtime_ns: out: the switch-over estimated after the last round:
- *		its dirty pages at the write rate measured so far or, if
- *		longer, at what a page cost in the rounds after round 0
- *		(scattered pages, as the final round's), plus the round's
- *		harvest and table write, plus the commit's three small writes
- *		and two flushes (each as long as the header's took); 0 before
- *		a round has written.  The VMM's own part (QEMU's device state)
- *		is not in it.
+ *		its dirty pages at the write rate measured so far, plus the
+ *		commit's three small writes and two flushes (each as long as
+ *		the header's took); 0 before a round has written.
  * @throttle_pct: out: share of each vCPU's time the VMM should take away
  *		(0 to 99) because the guest dirties memory faster than the
  *		page file takes it.  Raised in steps while pre-copy does not
