@@ -89,6 +89,10 @@ selftests/bench/vmpf-bench: selftests/bench/vmpf_bench.c $(LIB_SRC) $(LIB_HDR)
 
 host-tests: $(HOST_TESTS) $(TOOLS)
 
+# vmpf-ctl's disk mirroring against a fake QMP monitor.
+selftests/host/disks_test: selftests/host/disks_test.c tools/ctl_disks.c tools/ctl_disks.h $(LIB_SRC) $(LIB_HDR) $(HARNESS_DIR)/kselftest_harness.h
+	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(TEST_CFLAGS) -I$(HARNESS_DIR) -Itools -pthread -o $@ $< tools/ctl_disks.c $(LIB_SRC) $(LDFLAGS)
+
 selftests/host/%_test: selftests/host/%_test.c $(LIB_SRC) $(LIB_HDR) $(HARNESS_DIR)/kselftest_harness.h
 	$(CC) $(CFLAGS) $(VMPF_CFLAGS) $(TEST_CFLAGS) -I$(HARNESS_DIR) -o $@ $< $(LIB_SRC) $(LDFLAGS)
 
