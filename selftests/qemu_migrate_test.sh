@@ -39,10 +39,10 @@ GUEST="dirtier_mb=32 no-steal-acc"
 PF=/dev/ram1
 t=/tmp/qemu_migrate
 mkdir -p $t
-tests="migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_reset memslots_hotplug refuse_smm refuse_private_ram refuse_two_backends"
+tests="migrate downtime_told source_paused restore_resumes ram_equal counts_on guest_verifies restore_status abort_runs_on memslots_reset memslots_hotplug refuse_smm refuse_private_ram refuse_two_backends"
 
 echo "TAP version 13"
-echo "1..13"
+echo "1..14"
 if ! vq_usable; then
 	for x in $tests; do skip "$x" "$VQ_WHY"; done
 	exit 0
@@ -95,6 +95,14 @@ part_migrate() {
 	if [ $rc = 0 ] && has "$mig" '"committed":true' && vmpf-ctl verify $PF > $t/verify 2>&1; then
 		ok migrate
 	else notok migrate "rc=$rc" "$(cat $t/mig.err)" "$(tail -n 3 $t/mig.json)" "$(cat $t/verify)" "$(diag $S)"; fi
+	# A switch-over longer than the downtime target (300 ms) is said so.
+	sw=$(num "$(tail -n 1 $t/mig.json)" switchover_ns)
+	if [ -z "$sw" ]; then notok downtime_told "no switch-over time: $(tail -n 1 $t/mig.json)"
+	elif [ "$sw" -gt 300000000 ] && ! has "$(cat $t/mig.err)" "over the 300 ms downtime target"; then
+		notok downtime_told "switch-over $sw ns, and vmpf-ctl said: $(cat $t/mig.err)"
+	elif [ "$sw" -le 300000000 ] && has "$(cat $t/mig.err)" "downtime target"; then
+		notok downtime_told "switch-over $sw ns, under the target, yet: $(cat $t/mig.err)"
+	else ok downtime_told; fi
 
 	st=$(status_of $S)
 	stopped=$(last_count $S)
@@ -183,7 +191,7 @@ if src_start $S; then
 	part_migrate
 else
 	booted=0
-	for x in migrate source_paused restore_resumes ram_equal counts_on guest_verifies restore_status; do
+	for x in migrate downtime_told source_paused restore_resumes ram_equal counts_on guest_verifies restore_status; do
 		skip $x "$NOBOOT"
 	done
 	vq_stop $S

@@ -597,7 +597,8 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 	char why[700], m[300], status[64];
 	uint64_t t_stop = 0, t_pages = 0, t_disks = 0, t_state = 0, t_commit, t_sync = 0;
 	uint64_t t_disk_line = 0;
-	int disks_ready = 1;
+	uint64_t target_ns = o->downtime_ms > 0 ? o->downtime_ms * 1000000ULL : 300000000ULL;
+	int disks_ready = 1, warned = 0, ready_at_stop = 0;
 	uint64_t sd_pause_ns = 0, sd_pause_max = 0, sd_syncs = 0, sd_pages = 0;
 	unsigned long long synced_round = 0;
 	int was_running, caps_set = 0;
@@ -722,6 +723,12 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			fflush(stdout);
 			last_round = st.round;
 		}
+		/* Say it once: rounds go on to the round limit, then the pause is long. */
+		if ((st.flags & VMPF_STATUS_NOT_CONVERGING) && !warned && !o->cgroup_throttle) {
+			fprintf(stderr, "vmpf-ctl: pre-copy is not converging: the guest dirties memory faster than the page file takes it (the session asks for a %llu %% throttle); --cgroup-throttle would slow QEMU down, or raise --downtime\n",
+				(unsigned long long)st.throttle_pct);
+			warned = 1;
+		}
 		if (o->cgroup_throttle) {
 			unsigned int pct = (unsigned int)st.throttle_pct;
 
@@ -754,8 +761,10 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 		if ((o->manual ? (st.flags & VMPF_STATUS_FINISH_REQUESTED) :
 		     (st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED |
 				  VMPF_STATUS_ROUND_LIMIT | VMPF_STATUS_FINISH_REQUESTED))) &&
-		    disks_ready)
+		    disks_ready) {
+			ready_at_stop = !!(st.flags & (VMPF_STATUS_READY | VMPF_STATUS_CONVERGED));
 			break;
+		}
 		/* A new round, at most once a second: what QEMU wrote meanwhile. */
 		if (st.round != synced_round && now_ns() - t_sync > 1000000000ULL && was_running) {
 			uint64_t t = now_ns();
@@ -864,6 +873,12 @@ int ctl_migrate_qemu(const struct ctl_opts *o)
 			       disks.dir);
 		}
 	}
+	if (t_commit - t_stop > target_ns)
+		fprintf(stderr, "vmpf-ctl: the switch-over took %.1f ms, over the %llu ms downtime target: %s\n",
+			(t_commit - t_stop) / 1e6, (unsigned long long)(target_ns / 1000000),
+			ready_at_stop ?
+			"the estimate covers guest RAM and the commit, QEMU's device state comes on top" :
+			"pre-copy switched over without reaching the target (not converging, or the round limit)");
 	rc = CTL_EXIT_OK;
 	paused = 0;
 	caps_set = 0;
