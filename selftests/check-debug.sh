@@ -109,7 +109,7 @@ rm -f "$res" "$con"
 ) > "$dir/timeline" &
 watcher=$!
 t0=$(date +%s)
-VMPF_KERNEL_IMAGE=$IMAGE VMPF_APPEND="vmpf_kmemleak=1 ${VMPF_APPEND:-}" \
+VMPF_KERNEL_IMAGE=$IMAGE VMPF_APPEND="vmpf_kmemleak=1 vmpf_test_timeout=0 ${VMPF_APPEND:-}" \
 	selftests/qemu/run-guest.sh "$KVER" "$OUT/initrd.gz" "$dir" "$GUEST_TIMEOUT"
 rc=$?
 took=$(( $(date +%s) - t0 ))

@@ -74,6 +74,29 @@ if [ -n "$demo" ]; then
 fi
 # vmpf_only=A,B runs only those tests, vmpf_except=A,B all but those
 # (check.sh's two lanes: QEMU as the VMM in a one-CPU test machine).
+# vmpf_test_timeout=N: a test still running after N seconds (default 900;
+# 0: no limit) is stopped: first what every process waits on goes to the
+# result log (wchan, kernel stack), then the VMMs it started and the test
+# are killed, and the run goes on with the next test.
+tmo=$(sed -n 's/.*vmpf_test_timeout=\([0-9]*\).*/\1/p' /proc/cmdline)
+tmo=${tmo:-900}
+watchdog() {
+	sleep "$1"
+	say "# $2: still running after $1 s; what each process waits on:"
+	for p in /proc/[0-9]*; do
+		st=$(sed -n 's/^State:[[:space:]]*//p' "$p/status" 2>/dev/null)
+		[ -n "$st" ] || continue
+		case $(cat "$p/cmdline" 2>/dev/null | tr '\0' ' ') in
+		'') continue ;;	# kernel threads: a hung one would have panicked
+		esac
+		say "#   ${p#/proc/} $(cat "$p/comm") $st $(cat "$p/wchan" 2>/dev/null): $(cat "$p/cmdline" | tr '\0' ' ' | cut -c1-120)"
+		sed 's/^/#     /' "$p/stack" 2>/dev/null | head -n 10 > $R
+	done
+	pkill -9 -f qemu-system-x86_64
+	pkill -9 vmpf-ctl
+	pkill -9 vmpf-vm
+	kill -9 "$3"
+}
 only=$(sed -n 's/.*vmpf_only=\([^ ]*\).*/\1/p' /proc/cmdline)
 except=$(sed -n 's/.*vmpf_except=\([^ ]*\).*/\1/p' /proc/cmdline)
 for t in /bin/*_test /bin/*_test.sh; do
@@ -83,8 +106,17 @@ for t in /bin/*_test /bin/*_test.sh; do
 	[ -n "$except" ] && echo ",$except," | grep -q ",$name," && continue
 	say "VMPF-BEGIN $name"
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	"$t" > $R 2>&1
-	say "VMPF-END $name $?"
+	"$t" > $R 2>&1 &
+	tpid=$!
+	wd=
+	if [ "$tmo" -gt 0 ]; then
+		watchdog "$tmo" "$name" "$tpid" &
+		wd=$!
+	fi
+	wait "$tpid"
+	rc=$?
+	[ -n "$wd" ] && kill "$wd" 2>/dev/null
+	say "VMPF-END $name $rc"
 	say "# time $name $(echo "$t0 $(cut -d' ' -f1 /proc/uptime)" | awk '{ printf "%.0f", $2 - $1 }') s"
 done
 
