@@ -10,6 +10,10 @@
 # VAR=VALUE words go on the kernel command line, which hands them to the
 # guest's /init, and so to the tests, as environment.  Logs and the boot's
 # files: build/some-KVER/.  Exit status: 0 if every test passed.
+# The tests with QEMU as the VMM want a one-CPU test machine, as make
+# check's qemu lane gives them (docs/testing.md):
+#   VMPF_GUEST_SMP=1 selftests/run-some.sh KVER qemu_migrate_test.sh
+# One run-some per KVER at a time: they share build/some-KVER.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 k=${1:?usage: run-some.sh KVER TEST... [VAR=VALUE...]}
