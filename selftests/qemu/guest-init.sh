@@ -106,6 +106,10 @@ for t in /bin/*_test /bin/*_test.sh; do
 	[ -n "$except" ] && echo ",$except," | grep -q ",$name," && continue
 	say "VMPF-BEGIN $name"
 	t0=$(cut -d' ' -f1 /proc/uptime)
+	# In the background for the watchdog: a non-interactive shell starts
+	# it with SIGINT and SIGQUIT ignored, and so its children, unless they
+	# set handlers of their own (vmpf-ctl and vmpf-vm do): a test that
+	# means to stop a program with SIGINT must know that.
 	"$t" > $R 2>&1 &
 	tpid=$!
 	wd=
