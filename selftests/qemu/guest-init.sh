@@ -82,15 +82,12 @@ tmo=$(sed -n 's/.*vmpf_test_timeout=\([0-9]*\).*/\1/p' /proc/cmdline)
 tmo=${tmo:-900}
 watchdog() {
 	sleep "$1"
-	say "# $2: still running after $1 s; what each process waits on:"
-	for p in /proc/[0-9]*; do
-		st=$(sed -n 's/^State:[[:space:]]*//p' "$p/status" 2>/dev/null)
-		[ -n "$st" ] || continue
-		case $(cat "$p/cmdline" 2>/dev/null | tr '\0' ' ') in
-		'') continue ;;	# kernel threads: a hung one would have panicked
-		esac
-		say "#   ${p#/proc/} $(cat "$p/comm") $st $(cat "$p/wchan" 2>/dev/null): $(cat "$p/cmdline" | tr '\0' ' ' | cut -c1-120)"
-		sed 's/^/#     /' "$p/stack" 2>/dev/null | head -n 10 > $R
+	say "# $2: still running after $1 s; the processes, then what each waits on:"
+	ps -o pid,stat,args 2>&1 | grep -v ' \[' | sed 's/^/#   /' > $R
+	# User processes only: a hung kernel thread would have panicked.
+	for p in $(ps -o pid,args | awk 'NR > 1 && $2 !~ /^\[/ { print $1 }'); do
+		say "#   $p $(cat /proc/$p/comm 2>/dev/null) waits in $(cat /proc/$p/wchan 2>/dev/null):"
+		sed 's/^/#     /' /proc/$p/stack 2>/dev/null | head -n 10 > $R
 	done
 	pkill -9 -f qemu-system-x86_64
 	pkill -9 vmpf-ctl
