@@ -87,6 +87,12 @@ static u64 vmpf_ioctl_mask(u64 features)
 	return mask;
 }
 
+/* What this module can do here: huge pages only where tmpfs has them. */
+static u64 vmpf_features(void)
+{
+	return VMPF_FEATURES_ALL & (vmpf_guestmem_huge() ? ~0ULL : ~VMPF_FEATURE_HUGE);
+}
+
 static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg)
 {
 	struct vmpf_api api;
@@ -114,7 +120,7 @@ static long vmpf_ioctl_api(struct vmpf_file *vf, void __user *uarg)
 	wanted = api.features;
 	api.ioctls = vmpf_ioctl_mask(wanted);
 	api.version = VMPF_VERSION;
-	api.features = VMPF_FEATURES_ALL;
+	api.features = vmpf_features();
 	/* The handshake only counts once the caller has seen the answer. */
 	if (copy_to_user(uarg, &api, sizeof(api))) {
 		ret = -EFAULT;
@@ -134,10 +140,11 @@ static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg)
 {
 	struct vmpf_dev_info info = {
 		.version	= VMPF_VERSION,
-		.features	= VMPF_FEATURES_ALL,
+		.features	= vmpf_features(),
 		.open_files	= atomic64_read(&vmpf_counters.open_files),
 		.mem_bytes	= atomic64_read(&vmpf_counters.mem_bytes),
 		.sessions	= atomic64_read(&vmpf_counters.sessions),
+		.huge_fills	= atomic64_read(&vmpf_counters.huge_fills),
 	};
 
 	if (copy_to_user(uarg, &info, sizeof(info)))

@@ -28,6 +28,16 @@
  *  - a page that could not be read or failed its crc32c is never mapped:
  *    the access gets SIGBUS, and the status and the kernel log say which
  *    page and why.
+ *
+ * Huge sessions (VMPF_RESTORE_HUGE; guestmem.c mounts their tmpfs with
+ * huge=within_size) fill whole 2 MiB blocks: a fault on any page of a
+ * block fills every page of it (vmpf_restore_fill_block()), and nothing
+ * maps a page of the block before that (vmpf_mappable()), because tmpfs
+ * may put the block in one huge page, which a PMD then maps whole.  Where
+ * tmpfs gives a huge page, the block's data pages are read with one
+ * request straight into it; otherwise in 4 KiB pages, runs of data pages
+ * with one request each.  The in-flight bit of the block's first page
+ * stands for the block, so the rules above hold for blocks.
  */
 #include <linux/file.h>
 #include <linux/highmem.h>
@@ -76,7 +86,10 @@ static void vmpf_restore_bad(struct vmpf_restore *rst, u64 idx, int err,
 	vmpf_restore_wake(rst);		/* poll: EPOLLERR */
 }
 
-/* Give up ownership of page @idx's read and wake whoever waits for it. */
+/*
+ * Give up ownership of the fill that in-flight bit @idx stands for (a page,
+ * or a huge session's block) and wake whoever waits for it.
+ */
 static void vmpf_restore_unlock(struct vmpf_restore *rst, u64 idx)
 {
 	clear_bit_unlock(idx, rst->inflight);
@@ -96,6 +109,17 @@ static void vmpf_restore_complete(struct vmpf_restore *rst)
 	rst->complete_ns = ktime_get_ns() - rst->open_ns;
 	spin_unlock(&rst->lock);
 	vmpf_restore_wake(rst);
+}
+
+/*
+ * Page @idx is done with: release its in-flight bit.  In a huge session
+ * the block's bit stands for the page, and vmpf_restore_fill_block()
+ * releases that one.
+ */
+static void vmpf_page_done(struct vmpf_restore *rst, u64 idx)
+{
+	if (!rst->huge)
+		vmpf_restore_unlock(rst, idx);
 }
 
 /*
@@ -141,7 +165,7 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 	if (ret)
 		shmem_truncate_range(file_inode(rst->shm), idx << PAGE_SHIFT,
 				     ((idx + 1) << PAGE_SHIFT) - 1);
-	vmpf_restore_unlock(rst, idx);
+	vmpf_page_done(rst, idx);
 	if (!ret && atomic64_inc_return(&rst->resident) == rst->total_pages)
 		vmpf_restore_complete(rst);
 }
@@ -151,9 +175,10 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
  * the VMM's memory cgroup whoever faults (a KVM async-fault worker too).
  * The prefetch does not insist (__GFP_NORETRY): under the VMM's memory
  * limit it leaves the page to a fault rather than push the VMM towards its
- * OOM.  NULL if no memory now.
+ * OOM.  NULL if no memory now.  In a huge session it may be a page of a
+ * huge page (tmpfs falls back to 4 KiB pages by itself).
  */
-static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, u64 idx, bool demand)
+static struct page *vmpf_restore_get(struct vmpf_restore *rst, u64 idx, bool demand)
 {
 	struct address_space *mapping = rst->shm->f_mapping;
 	gfp_t gfp = mapping_gfp_mask(mapping);
@@ -165,8 +190,24 @@ static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, u64 idx, bool d
 	old = set_active_memcg(vmpf_restore_memcg(rst));
 	page = shmem_read_mapping_page_gfp(mapping, idx, gfp);
 	set_active_memcg(old);
-	if (IS_ERR(page))
+	return IS_ERR(page) ? NULL : page;
+}
+
+/*
+ * vmpf_restore_get() for a fill in 4 KiB pages.  ERR_PTR(-EAGAIN): a huge
+ * session got a huge page after all (a hole emptied the block meanwhile),
+ * which vmpf_restore_fill_block() fills whole.
+ */
+static struct page *vmpf_restore_alloc(struct vmpf_restore *rst, u64 idx, bool demand)
+{
+	struct page *page = vmpf_restore_get(rst, idx, demand);
+
+	if (!page)
 		return NULL;
+	if (PageTransCompound(page) && rst->huge) {
+		put_page(page);
+		return ERR_PTR(-EAGAIN);
+	}
 	/*
 	 * guestmem.c: huge=never, unless shmem_enabled=force overrides it:
 	 * the huge page must go (one of its pages mapped would map all).
@@ -225,21 +266,21 @@ static int vmpf_restore_fill_nodata(struct vmpf_restore *rst, u64 idx, bool dema
 			vmpf_restore_bad(rst, idx, -ENODATA, "never written by the source");
 		}
 	}
-	vmpf_restore_unlock(rst, idx);
+	vmpf_page_done(rst, idx);
 	if (done)
 		vmpf_restore_complete(rst);
 	return 0;
 }
 
 /*
- * Bring pages @idx .. @idx + @n - 1 in.  The caller owns their in-flight
- * bits; for @n > 1 they are all data pages, read in one request.  Each is
- * published or marked bad, and its bit released.  May sleep; holds no lock
- * of its own across the read.  -ENOMEM if not even page @idx could be
- * allocated (left for a later try), else 0.
+ * Bring pages @idx .. @idx + @n - 1 in, in 4 KiB pages.  The caller owns
+ * their in-flight bits; for @n > 1 they are all data pages, read in one
+ * request.  Each is published or marked bad, and its bit released.  May
+ * sleep; holds no lock of its own across the read.  -ENOMEM if not even
+ * page @idx could be allocated (left for a later try), else 0.
  */
-int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
-		      bool demand)
+static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
+			   bool demand)
 {
 	struct page *pages[VMPF_IO_PAGES];
 	unsigned int i, got = 0;
@@ -258,12 +299,16 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		    rst->table[idx + i].state != VMPF_PAGE_DATA)
 			break;
 		pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
+		if (PTR_ERR_OR_ZERO(pages[i]) == -EAGAIN && !i) {
+			vmpf_page_done(rst, idx);
+			return 0;
+		}
 		if (IS_ERR(pages[i]) && !i) {
 			vmpf_restore_bad(rst, idx, PTR_ERR(pages[i]),
 					 PTR_ERR(pages[i]) == -EBUSY ?
 					 "mapped before it was restored" :
 					 "tmpfs gave a huge page (shmem_enabled=force)");
-			vmpf_restore_unlock(rst, idx);
+			vmpf_page_done(rst, idx);
 			return 0;
 		}
 		if (IS_ERR_OR_NULL(pages[i])) {
@@ -274,7 +319,7 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	}
 	/* Release what we will not read now; not bad, a later try may do. */
 	for (i = got; i < n; i++)
-		vmpf_restore_unlock(rst, idx + i);
+		vmpf_page_done(rst, idx + i);
 	if (!got)
 		return nomem ? -ENOMEM : 0;
 
@@ -290,6 +335,222 @@ int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	for (i = 0; i < got; i++)
 		vmpf_restore_publish(rst, idx + i, pages[i], ret, demand);
 	return 0;
+}
+
+/*
+ * Pages @first .. @end - 1 of a huge session's block could not go in as
+ * the huge page they were to be: every page of it not restored yet is
+ * refused (SIGBUS), as a PMD would map them all.  @idx is the page to
+ * blame, or ~0 when none is.
+ */
+static void vmpf_restore_bad_block(struct vmpf_restore *rst, u64 first, u64 end,
+				   u64 idx, int err, const char *why)
+{
+	u64 i, n = 0;
+
+	for (i = first; i < end; i++)
+		if (!vmpf_filled(rst, i) && !test_and_set_bit(i, rst->bad))
+			n++;
+	atomic64_add(n, &rst->bad_pages);
+	if (idx == ~0ULL)
+		idx = first;
+	spin_lock(&rst->lock);
+	if (rst->first_bad == ~0ULL) {
+		rst->first_bad = idx;
+		snprintf(rst->message, sizeof(rst->message),
+			 "page %llu: %s (error %d); its huge page, pages %llu-%llu, gets SIGBUS",
+			 idx, why, err, first, end - 1);
+	}
+	spin_unlock(&rst->lock);
+	pr_err_ratelimited("restore: page %llu: %s (error %d); its huge page, pages %llu-%llu, not mapped\n",
+			   idx, why, err, first, end - 1);
+	vmpf_restore_wake(rst);
+}
+
+/*
+ * Fill the block @first .. @end - 1 of a huge session into @page's huge
+ * page, which tmpfs just gave (so no other page of the block has memory:
+ * the pages already filled are zero pages or holes).  The data pages are
+ * read with one request, from the first to the last; the pages in between
+ * that are not data are cleared after it.  Consumes the reference.
+ */
+static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
+			   struct page *page, bool demand)
+{
+	struct folio *folio = page_folio(page);
+	u64 idx, lo = end, hi = first, bad = ~0ULL, todo = 0;
+	const char *why = NULL;
+	int ret = 0;
+
+	if (folio_nr_pages(folio) != VMPF_HUGE_NR || folio->index != first ||
+	    end - first != VMPF_HUGE_NR) {
+		why = "tmpfs gave a large page of another size";
+		ret = -EOPNOTSUPP;
+		goto refuse;
+	}
+	if (folio_mapped(folio)) {
+		/* Someone got past fault.c: never fill what may be in use. */
+		folio_put(folio);
+		vmpf_restore_bad_block(rst, first, end, ~0ULL, -EBUSY,
+				       "mapped before it was restored");
+		return;
+	}
+	for (idx = first; idx < end; idx++) {
+		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad) ||
+		    rst->table[idx].state != VMPF_PAGE_DATA)
+			continue;
+		lo = min(lo, idx);
+		hi = idx;
+	}
+	if (lo < end) {
+		/* store_sem: the page file is not let go of during the read. */
+		down_read(&rst->store_sem);
+		ret = !rst->store.file ? -EIO :
+		      vmpf_store_read_span(&rst->store, folio_page(folio, lo - first),
+					   hi - lo + 1, rst->data_off + lo * VMPF_PF_PAGE_SIZE);
+		up_read(&rst->store_sem);
+		if (vmpf_transient(ret)) {
+			/* Left for a later try, without its memory. */
+			folio_put(folio);
+			shmem_truncate_range(file_inode(rst->shm), first << PAGE_SHIFT,
+					     (end << PAGE_SHIFT) - 1);
+			return;
+		}
+		if (ret) {
+			atomic64_inc(&rst->io_errors);
+			why = "reading the page file failed";
+			goto refuse;
+		}
+	}
+	for (idx = first; idx < end; idx++) {
+		struct page *sub = folio_page(folio, idx - first);
+		u8 state = rst->table[idx].state;
+		void *p;
+		u32 crc;
+
+		if (test_bit(idx, rst->bad)) {
+			bad = idx;
+			ret = -EIO;
+			why = "it holds a page refused before";
+			break;
+		}
+		if (vmpf_filled(rst, idx) || state == VMPF_PAGE_ZERO) {
+			/* The read went over it: zero, as a hole or zero page is. */
+			if (idx >= lo && idx <= hi)
+				clear_highpage(sub);
+			continue;
+		}
+		if (state != VMPF_PAGE_DATA) {
+			bad = idx;
+			ret = -ENODATA;
+			why = "never written by the source";
+			break;
+		}
+		p = kmap_local_page(sub);
+		crc = vmpf_crc32c(p, PAGE_SIZE);
+		kunmap_local(p);
+		if (crc != le32_to_cpu(rst->table[idx].crc)) {
+			atomic64_inc(&rst->crc_errors);
+			bad = idx;
+			ret = -EBADMSG;
+			why = "crc32c mismatch";
+			break;
+		}
+	}
+	if (why)
+		goto refuse;
+
+	/* Dirty, so that reclaim swaps it rather than drop it: see above. */
+	set_page_dirty_lock(page);
+	folio_put(folio);
+	for (idx = first; idx < end; idx++) {
+		if (vmpf_filled(rst, idx))
+			continue;
+		if (rst->table[idx].state == VMPF_PAGE_ZERO)
+			atomic64_inc(&rst->zero_pages);
+		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
+		vmpf_restore_set_filled(rst, idx);
+		todo++;
+	}
+	trace_vmpf_fill(first, demand, VMPF_PAGE_DATA, 0);
+	atomic64_inc(&rst->huge_fills);
+	atomic64_inc(&vmpf_counters.huge_fills);
+	if (atomic64_add_return(todo, &rst->resident) == rst->total_pages)
+		vmpf_restore_complete(rst);
+	return;
+
+refuse:
+	folio_put(folio);
+	shmem_truncate_range(file_inode(rst->shm), first << PAGE_SHIFT,
+			     (end << PAGE_SHIFT) - 1);
+	vmpf_restore_bad_block(rst, first, end, bad, ret, why);
+}
+
+/*
+ * Fill the 2 MiB block of a huge session that starts at page @first: every
+ * page of it ends filled or bad (unless memory or the storage fails for
+ * the moment), then the block may be mapped.  The caller owns the
+ * in-flight bit of @first; it is released here.  -ENOMEM as for
+ * vmpf_fill_pages().
+ */
+static int vmpf_restore_fill_block(struct vmpf_restore *rst, u64 first, bool demand)
+{
+	u64 end = min_t(u64, first + VMPF_HUGE_NR, rst->total_pages), idx;
+	unsigned int n;
+	struct page *page;
+	int ret = 0;
+
+	for (idx = first; idx < end; idx += n) {
+		n = 1;
+		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad))
+			continue;
+		if (rst->table[idx].state != VMPF_PAGE_DATA) {
+			vmpf_restore_fill_nodata(rst, idx, demand);
+			continue;
+		}
+		page = vmpf_restore_get(rst, idx, demand);
+		if (!page) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (PageTransCompound(page)) {
+			vmpf_fill_huge(rst, first, end, page, demand);
+			break;
+		}
+		put_page(page);
+		while (n < VMPF_IO_PAGES && idx + n < end &&
+		       rst->table[idx + n].state == VMPF_PAGE_DATA &&
+		       !vmpf_filled(rst, idx + n) && !test_bit(idx + n, rst->bad))
+			n++;
+		ret = vmpf_fill_pages(rst, idx, n, demand);
+		if (ret)
+			break;
+	}
+
+	/* Settled: every page filled or bad.  Then the block may be mapped. */
+	for (idx = first; idx < end; idx++)
+		if (!vmpf_filled(rst, idx) && !test_bit(idx, rst->bad))
+			break;
+	if (idx == end) {
+		/* The pages' contents and bits before the block's: a release. */
+		smp_mb__before_atomic();
+		set_bit(first / VMPF_HUGE_NR, rst->block_done);
+	}
+	vmpf_restore_unlock(rst, first);
+	return ret;
+}
+
+/*
+ * Bring in what in-flight bit @idx stands for, which the caller owns: pages
+ * @idx .. @idx + @n - 1 (see vmpf_fill_pages()), or in a huge session the
+ * block that starts at @idx (@n is ignored).  Releases the bit.
+ */
+int vmpf_restore_fill(struct vmpf_restore *rst, u64 idx, unsigned int n,
+		      bool demand)
+{
+	if (rst->huge)
+		return vmpf_restore_fill_block(rst, idx, demand);
+	return vmpf_fill_pages(rst, idx, n, demand);
 }
 
 /*
@@ -345,25 +606,26 @@ static bool vmpf_queue_fill(struct vmpf_restore *rst, struct file *file, u64 idx
 }
 
 /*
- * Read page @idx, or wait for the read someone else started.  0, -EINTR
- * (a fatal signal ended the wait) or -ENOMEM (no page to read into).
+ * Read page @idx (a huge session: its block), or wait for the read someone
+ * else started.  0, -EINTR (a fatal signal ended the wait) or -ENOMEM (no
+ * page to read into).
  */
 static int vmpf_restore_demand(struct vmpf_restore *rst, struct file *file, u64 idx)
 {
-	u64 start = ktime_get_ns(), ns, us;
+	u64 start = ktime_get_ns(), ns, us, l = vmpf_lock_idx(rst, idx);
 	int ret = 0;
 
 	atomic_inc(&rst->demand_waiting);
-	if (test_and_set_bit_lock(idx, rst->inflight) ||
-	    (rst->read_in_worker && vmpf_queue_fill(rst, file, idx, true, GFP_KERNEL))) {
-		ret = wait_var_event_killable(vmpf_inflight_key(rst, idx),
-					      !test_bit_acquire(idx, rst->inflight));
+	if (test_and_set_bit_lock(l, rst->inflight) ||
+	    (rst->read_in_worker && vmpf_queue_fill(rst, file, l, true, GFP_KERNEL))) {
+		ret = wait_var_event_killable(vmpf_inflight_key(rst, l),
+					      !test_bit_acquire(l, rst->inflight));
 	} else if (rst->read_in_worker) {
 		/* No work item: not the filesystem's locks in here either. */
-		vmpf_restore_unlock(rst, idx);
+		vmpf_restore_unlock(rst, l);
 		ret = -ENOMEM;
 	} else {
-		ret = vmpf_restore_fill(rst, idx, 1, true);
+		ret = vmpf_restore_fill(rst, l, 1, true);
 	}
 	ns = ktime_get_ns() - start;
 	trace_vmpf_fault(idx, ns, ret);
@@ -376,6 +638,15 @@ static int vmpf_restore_demand(struct vmpf_restore *rst, struct file *file, u64 
 	return ret;
 }
 
+/* A page of page @idx's block is bad (a huge session). */
+static bool vmpf_block_bad(struct vmpf_restore *rst, u64 idx)
+{
+	u64 first = vmpf_lock_idx(rst, idx);
+	u64 end = min_t(u64, first + VMPF_HUGE_NR, rst->total_pages);
+
+	return find_next_bit(rst->bad, end, first) < end;
+}
+
 static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 {
 	struct vmpf_restore *rst = vmf->vma->vm_private_data;
@@ -385,15 +656,17 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 
 	if (idx >= rst->total_pages)
 		return VM_FAULT_SIGBUS;
-	if (vmpf_filled(rst, idx))
-		goto map;
 	if (test_bit(idx, rst->bad))
 		return VM_FAULT_SIGBUS;
+	if (vmpf_mappable(rst, idx))
+		goto map;
 
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT) {
+		u64 l = vmpf_lock_idx(rst, idx);
+
 		/* Under way already, or the retried fault reads it. */
-		if (!test_bit(idx, rst->inflight))
-			vmpf_queue_fill(rst, rst->file, idx, false, GFP_NOWAIT);
+		if (!test_bit(l, rst->inflight))
+			vmpf_queue_fill(rst, rst->file, l, false, GFP_NOWAIT);
 		return VM_FAULT_RETRY;
 	}
 
@@ -406,10 +679,10 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 */
 	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) && (vmf->flags & FAULT_FLAG_TRIED)) {
 		ret = vmpf_restore_demand(rst, rst->file, idx);
-		if (vmpf_filled(rst, idx))
-			goto map;
 		if (test_bit(idx, rst->bad))
 			return VM_FAULT_SIGBUS;
+		if (vmpf_mappable(rst, idx))
+			goto map;
 		if (ret == -ENOMEM)
 			return VM_FAULT_OOM;
 	}
@@ -440,9 +713,11 @@ static vm_fault_t vmpf_restore_fault(struct vm_fault *vmf)
 	 */
 	for (;;) {
 		ret = vmpf_restore_demand(rst, rst->file, idx);
-		if (vmpf_filled(rst, idx))
+		if (test_bit(idx, rst->bad))
+			return VM_FAULT_SIGBUS;
+		if (vmpf_mappable(rst, idx))
 			goto map;
-		if (test_bit(idx, rst->bad) || ret == -EINTR || fatal_signal_pending(current))
+		if (ret == -EINTR || fatal_signal_pending(current))
 			return VM_FAULT_SIGBUS;
 		if (ret == -ENOMEM)
 			return VM_FAULT_OOM;
@@ -454,11 +729,14 @@ map:
 	vr = rst->shm_fault(vmf);
 	/*
 	 * A huge page (shmem_enabled=force switched on during the restore)
-	 * would be mapped whole, pages not restored yet with it: refused.
+	 * would be mapped whole, pages not restored yet with it: refused.  In
+	 * a huge session every page of the block is restored or bad by now;
+	 * one that is bad must not be mapped with the others.
 	 */
 	if (!(vr & VM_FAULT_ERROR) && vmf->page && PageTransCompound(vmf->page) &&
-	    atomic64_read(&rst->resident) < rst->total_pages) {
-		pr_warn_once("restore: tmpfs gave a huge page (shmem_enabled=force): refused\n");
+	    (rst->huge ? vmpf_block_bad(rst, idx) :
+	     atomic64_read(&rst->resident) < rst->total_pages)) {
+		pr_warn_once("restore: tmpfs gave a huge page over pages not restored: refused\n");
 		if (vr & VM_FAULT_LOCKED)
 			unlock_page(vmf->page);
 		put_page(vmf->page);
@@ -522,14 +800,17 @@ int vmpf_restore_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 	/*
 	 * Guest RAM is fixed in size; a child process gets no copy of it, and
 	 * a core dump of the VMM does not read the whole image.  No huge
-	 * mapping while pages are filled one by one.  VM_DONTEXPAND (a
+	 * mapping while pages are filled one by one (a huge session fills
+	 * blocks whole: a PMD may map them, and 6.12 maps none in a
+	 * VM_NOHUGEPAGE mapping).  VM_DONTEXPAND (a
 	 * VM_SPECIAL flag) also keeps khugepaged and MADV_COLLAPSE away: a
 	 * collapse fills holes not restored yet with zeros, and
 	 * MADV_COLLAPSE ignores the mount's huge=never and, after QEMU's
 	 * MADV_HUGEPAGE, VM_NOHUGEPAGE too.  It makes mlock() skip the
 	 * mapping (QEMU's mem-lock=on does not lock restored memory).
 	 */
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP | VM_NOHUGEPAGE);
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP |
+		     (rst->huge ? 0 : VM_NOHUGEPAGE));
 	ret = vmpf_guestmem_mmap(rst, vma);
 	if (ret)
 		return ret;
@@ -577,12 +858,14 @@ int vmpf_restore_discard(struct vmpf_restore *rst, loff_t off, loff_t len)
 		return -EINVAL;
 
 	for (idx = first; idx < end; idx++) {
+		u64 l = vmpf_lock_idx(rst, idx);
+
 		if (!(idx % 4096))
 			cond_resched();
 		if (vmpf_filled(rst, idx))
 			continue;
-		ret = wait_var_event_killable(vmpf_inflight_key(rst, idx),
-					      !test_and_set_bit_lock(idx, rst->inflight));
+		ret = wait_var_event_killable(vmpf_inflight_key(rst, l),
+					      !test_and_set_bit_lock(l, rst->inflight));
 		if (ret)
 			return ret;
 		if (!vmpf_filled(rst, idx)) {
@@ -594,7 +877,7 @@ int vmpf_restore_discard(struct vmpf_restore *rst, loff_t off, loff_t len)
 			if (atomic64_inc_return(&rst->resident) == rst->total_pages)
 				vmpf_restore_complete(rst);
 		}
-		vmpf_restore_unlock(rst, idx);
+		vmpf_restore_unlock(rst, l);
 	}
 	return 0;
 }

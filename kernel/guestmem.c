@@ -14,10 +14,15 @@
  * held up to version 0.2.0): pages no address space owns cannot be
  * reclaimed, swapped, migrated or returned, and cost 8 bytes each.  Why
  * not hugetlbfs: it needs a pool reserved in advance and never swaps.
- * Why huge=never for now: a huge page would be mapped
- * whole by a PMD once one of its 512 pages is filled, exposing the others
- * before they are (a global shmem_enabled=force, a debugging switch,
- * overrides it; the fault path then refuses to map such a page).
+ *
+ * Huge pages: transparent huge pages of tmpfs, which swap, move and split
+ * like the rest.  Two instances: huge=never for sessions of 4 KiB pages,
+ * where a huge page would be mapped whole by a PMD once one of its 512
+ * pages is filled, exposing the others before they are (a global
+ * shmem_enabled=force, a debugging switch, overrides it; the fault path
+ * then refuses such a page); and huge=within_size for huge sessions
+ * (VMPF_RESTORE_HUGE), whose fault path fills a whole 2 MiB block before
+ * any page of it is mapped (fault.c).
  *
  * The object's file and inode operations are tmpfs's, copied at load with
  * ours in front of some.  These keep "filled once, never over newer data"
@@ -67,6 +72,7 @@
 #include "restore.h"
 
 static struct vfsmount *vmpf_mnt;
+static struct vfsmount *vmpf_mnt_huge;	/* NULL: no huge pages for tmpfs here */
 
 /* tmpfs's file and inode operations, with ours in front: set at load. */
 static struct file_operations vmpf_shm_fops;
@@ -200,7 +206,8 @@ int vmpf_guestmem_create(struct vmpf_restore *rst)
 {
 	struct file *f;
 
-	f = shmem_file_setup_with_mnt(vmpf_mnt, "vmpagefile-restore",
+	f = shmem_file_setup_with_mnt(rst->huge ? vmpf_mnt_huge : vmpf_mnt,
+				      "vmpagefile-restore",
 				      rst->total_pages << PAGE_SHIFT, VM_NORESERVE);
 	if (IS_ERR(f))
 		return PTR_ERR(f);
@@ -250,11 +257,17 @@ int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 	return 0;
 }
 
+bool vmpf_guestmem_huge(void)
+{
+	return vmpf_mnt_huge;
+}
+
 int __init vmpf_guestmem_init(void)
 {
 	/* Parsed in place: must be writable. */
-	char opts[] = "huge=never";
+	char opts[] = "huge=never", huge_opts[] = "huge=within_size";
 	struct file_system_type *type;
+	struct vfsmount *mnt;
 	struct file *f;
 
 	type = get_fs_type("tmpfs");
@@ -264,9 +277,13 @@ int __init vmpf_guestmem_init(void)
 	vmpf_mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, opts);
 	if (IS_ERR(vmpf_mnt))
 		return PTR_ERR(vmpf_mnt);
+	/* Fails without CONFIG_TRANSPARENT_HUGEPAGE: no huge sessions then. */
+	mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, huge_opts);
+	if (!IS_ERR(mnt))
+		vmpf_mnt_huge = mnt;
 	f = shmem_file_setup_with_mnt(vmpf_mnt, "vmpagefile-probe", 0, VM_NORESERVE);
 	if (IS_ERR(f)) {
-		kern_unmount(vmpf_mnt);
+		vmpf_guestmem_exit();
 		return PTR_ERR(f);
 	}
 	vmpf_shmem_fops = f->f_op;
@@ -296,5 +313,7 @@ int __init vmpf_guestmem_init(void)
 void vmpf_guestmem_exit(void)
 {
 	/* Every object is gone: each held a module reference. */
+	if (vmpf_mnt_huge)
+		kern_unmount(vmpf_mnt_huge);
 	kern_unmount(vmpf_mnt);
 }

@@ -166,9 +166,19 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 			continue;
 		if (!vmpf_prefetch_wait(rst))
 			return false;
-		if (test_and_set_bit_lock(idx, rst->inflight))
-			continue;	/* a fault is reading it */
-		n = vmpf_prefetch_run(rst, idx, round);
+		if (rst->huge) {
+			/* Its whole block, from the block's first page. */
+			idx = vmpf_lock_idx(rst, idx);
+			n = min_t(u64, VMPF_HUGE_NR, rst->total_pages - idx);
+			if (test_and_set_bit_lock(idx, rst->inflight)) {
+				idx += n - 1;
+				continue;	/* a fault is reading it */
+			}
+		} else {
+			if (test_and_set_bit_lock(idx, rst->inflight))
+				continue;	/* a fault is reading it */
+			n = vmpf_prefetch_run(rst, idx, round);
+		}
 		vmpf_restore_fill(rst, idx, n, false);
 		/*
 		 * The storage is in an outage (see storage.c): the page was

@@ -39,6 +39,7 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 	kvfree(rst->filled);
 	kvfree(rst->inflight);
 	kvfree(rst->bad);
+	kvfree(rst->block_done);
 	vfree(rst->table);
 	vfree(rst->state);
 	vmpf_store_put(&rst->store);
@@ -150,6 +151,8 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if ((o.flags & ~VMPF_RESTORE_FLAGS_ALL) || o.reserved[0] || o.reserved[1] ||
 	    o.reserved[2] || o.target_fd > INT_MAX)
 		return -EINVAL;
+	if ((o.flags & VMPF_RESTORE_HUGE) && !vmpf_guestmem_huge())
+		return -EOPNOTSUPP;
 	/* Pairs with the release in vmpf_source_attach(). */
 	if (smp_load_acquire(&vf->src) || vmpf_restore_get(vf))
 		return -EBUSY;
@@ -167,6 +170,7 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	rst->sequential = o.flags & VMPF_RESTORE_SEQUENTIAL;
 	rst->prefetch_rate = o.prefetch_rate;
 	rst->prefetch_run = !(o.flags & VMPF_RESTORE_NO_PREFETCH);
+	rst->huge = o.flags & VMPF_RESTORE_HUGE;
 
 	ret = vmpf_store_get(&rst->store, o.target_fd, false);
 	if (ret)
@@ -202,6 +206,17 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 		goto err;
 	}
 	vmpf_rst_account(rst, 3 * BITS_TO_LONGS(rst->total_pages) * sizeof(long));
+	if (rst->huge) {
+		u64 blocks = DIV_ROUND_UP(rst->total_pages, VMPF_HUGE_NR);
+
+		rst->block_done = kvcalloc(BITS_TO_LONGS(blocks), sizeof(long),
+					   GFP_KERNEL_ACCOUNT);
+		if (!rst->block_done) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		vmpf_rst_account(rst, BITS_TO_LONGS(blocks) * sizeof(long));
+	}
 	ret = vmpf_guestmem_create(rst);
 	if (ret)
 		goto err;

@@ -21,6 +21,12 @@
  * read, and a punched hole waits for a fill under way before it counts
  * the page as restored.
  *
+ * A huge session (VMPF_RESTORE_HUGE, @huge) fills 2 MiB blocks of
+ * VMPF_HUGE_NR pages, not pages: the in-flight bit of a block's first page
+ * (vmpf_lock_idx()) stands for the whole block, and bit b of @block_done
+ * is set, with release semantics, once every page of block b is filled or
+ * bad; only then may anything map a page of it (fault.c says why).
+ *
  * Locking: @store_sem is taken for reading around each read of the page
  * file and for writing when the session lets go of the file at completion.
  * @lock (spinlock) protects the prefetch controls, @message, @first_bad,
@@ -31,6 +37,7 @@
 
 #include <linux/bitops.h>
 #include <linux/mm_types.h>
+#include <linux/pgtable.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 
@@ -54,6 +61,7 @@ struct vmpf_restore {
 	u64 open_ns;
 	u64 mem_bytes;
 
+	bool huge;			/* 2 MiB blocks: see above */
 	bool read_in_worker;		/* the page file is a regular file: see fault.c */
 	struct rw_semaphore store_sem;	/* see above */
 	struct vmpf_store store;	/* file NULL once complete */
@@ -65,6 +73,7 @@ struct vmpf_restore {
 	unsigned long *filled;		/* see above */
 	unsigned long *inflight;
 	unsigned long *bad;
+	unsigned long *block_done;	/* huge sessions only */
 
 	wait_queue_head_t wq;		/* the prefetch thread sleeps here */
 	wait_queue_head_t *poll_wq;	/* the descriptor's: poll() waits there */
@@ -89,6 +98,7 @@ struct vmpf_restore {
 	atomic64_t crc_errors;
 	atomic64_t bad_pages;
 	atomic64_t discarded;		/* holes punched before the page was read */
+	atomic64_t huge_fills;		/* 2 MiB pages filled with one read */
 	atomic64_t fault_hist[VMPF_FAULT_HIST];
 };
 
@@ -130,6 +140,26 @@ static inline bool vmpf_filled(struct vmpf_restore *rst, u64 idx)
 {
 	/* Pairs with the release in vmpf_restore_set_filled(). */
 	return test_bit_acquire(idx, rst->filled);
+}
+
+/* Pages in a block of a huge session: one PMD's worth. */
+#define VMPF_HUGE_NR	(PMD_SIZE >> PAGE_SHIFT)
+
+/* The page whose in-flight bit stands for page @idx's fill. */
+static inline u64 vmpf_lock_idx(struct vmpf_restore *rst, u64 idx)
+{
+	return rst->huge ? round_down(idx, VMPF_HUGE_NR) : idx;
+}
+
+/*
+ * Page @idx may be handed to tmpfs's fault handler: it is filled (a huge
+ * session: every page of its block is filled or bad).
+ */
+static inline bool vmpf_mappable(struct vmpf_restore *rst, u64 idx)
+{
+	/* Pairs with the releases in fault.c. */
+	return rst->huge ? test_bit_acquire(idx / VMPF_HUGE_NR, rst->block_done) :
+	       vmpf_filled(rst, idx);
 }
 
 /* fault.c */

@@ -270,6 +270,22 @@ int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 	return vmpf_store_rw(st, ITER_DEST, bv, n, (size_t)n * PAGE_SIZE, pos);
 }
 
+/*
+ * Read @n pages into @page and the pages after it, which are one
+ * physically contiguous run (part of a huge page): one request.
+ */
+int vmpf_store_read_span(struct vmpf_store *st, struct page *page, unsigned int n,
+			 loff_t pos)
+{
+	struct bio_vec bv = {
+		.bv_page = page,
+		.bv_len = n * PAGE_SIZE,
+		.bv_offset = 0,
+	};
+
+	return vmpf_store_rw(st, ITER_DEST, &bv, 1, bv.bv_len, pos);
+}
+
 /* Read into a page-aligned vmalloc() buffer, a multiple of PAGE_SIZE long. */
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos)
 {

@@ -56,6 +56,7 @@ struct vmpf_counters {
 	atomic64_t open_files;	/* file descriptions open on the device */
 	atomic64_t mem_bytes;	/* bytes allocated on behalf of callers */
 	atomic64_t sessions;	/* source sessions alive */
+	atomic64_t huge_fills;	/* 2 MiB pages restored with one read */
 };
 
 extern struct vmpf_counters vmpf_counters;
@@ -154,6 +155,8 @@ int vmpf_store_write_part(struct vmpf_store *st, struct page *page, unsigned int
 			  unsigned int len, loff_t pos);
 int vmpf_store_sync(struct vmpf_store *st);
 int vmpf_store_read_page(struct vmpf_store *st, struct page *page, loff_t pos);
+int vmpf_store_read_span(struct vmpf_store *st, struct page *page, unsigned int n,
+			 loff_t pos);
 int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 			  unsigned int n, loff_t pos);
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
@@ -223,6 +226,7 @@ int vmpf_pf_check_commit(const struct vmpf_pf_commit *c,
 /* guestmem.c */
 int vmpf_guestmem_init(void);
 void vmpf_guestmem_exit(void);
+bool vmpf_guestmem_huge(void);
 
 /* restore.c */
 struct vmpf_restore;

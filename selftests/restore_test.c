@@ -22,6 +22,7 @@
 
 #include "vmpf_test_util.h"
 #include "pagefile.h"
+#include "test_image.h"
 
 #define TARGET		"/dev/ram1"
 #define SLOT_PAGES	256
@@ -54,56 +55,9 @@ static int check_page(const unsigned char *p, int i)
 /* Make a committed page file on TARGET.  0, or a negative step number. */
 static int make_image(void)
 {
-	struct vmpf_region regs[2];
-	struct vmpf_source_attach at = { 0 };
-	struct vmpf_finish fin = { .state = (unsigned long)STATE, .state_len = sizeof(STATE) };
-	struct pollfd pfd;
-	struct vmpf_api api;
-	int kvm, vm, dev, target, i, ret = -1;
-	unsigned char *mem[2];
+	static const uint64_t slots[2] = { SLOT_PAGES, SLOT_PAGES };
 
-	kvm = open("/dev/kvm", O_RDWR);
-	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
-	dev = vmpf_open(vmpf_device_path());
-	target = open(TARGET, O_RDWR | O_DIRECT);
-	if (vm < 0 || dev < 0 || target < 0 || vmpf_handshake(dev, VMPF_FEATURE_SOURCE, &api))
-		return -1;
-	for (i = 0; i < 2; i++) {
-		struct kvm_userspace_memory_region r = {
-			.slot = i, .guest_phys_addr = i ? 1ULL << 32 : 0,
-			.memory_size = SLOT_BYTES,
-		};
-
-		mem[i] = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (mem[i] == MAP_FAILED)
-			return -2;
-		r.userspace_addr = (unsigned long)mem[i];
-		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r))
-			return -3;
-		regs[i] = (struct vmpf_region){ .slot = i, .gpa = r.guest_phys_addr,
-						.size = SLOT_BYTES, .uaddr = r.userspace_addr };
-	}
-	for (i = 0; i < TOTAL_PAGES; i++)
-		fill_page(mem[i / SLOT_PAGES] + (i % SLOT_PAGES) * 4096, i);
-	at.vm_fd = vm;
-	at.target_fd = target;
-	at.regions = (unsigned long)regs;
-	at.nr_regions = 2;
-	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at) ||
-	    __vmpf_ioctl(dev, VMPF_IOC_START, NULL))
-		return -4;
-	pfd = (struct pollfd){ .fd = dev, .events = POLLIN };
-	if (poll(&pfd, 1, 60000) != 1 || __vmpf_ioctl(dev, VMPF_IOC_FINISH, &fin))
-		return -5;
-	ret = 0;
-	close(dev);
-	close(target);
-	close(vm);
-	close(kvm);
-	munmap(mem[0], SLOT_BYTES);
-	munmap(mem[1], SLOT_BYTES);
-	return ret;
+	return vmpf_make_test_image(TARGET, slots, fill_page, STATE, sizeof(STATE));
 }
 
 /* Overwrite @len bytes at @off of TARGET (through a page-aligned buffer). */

@@ -997,6 +997,7 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	t0 = now_ns();
 	ro.target_fd = target;
 	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
+		   (o->huge ? VMPF_RESTORE_HUGE : 0) |
 		   (o->force ? VMPF_RESTORE_FORCE : 0) |
 		   (o->no_lease ? VMPF_RESTORE_NO_LEASE : 0);
 	ret = __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro);
@@ -1046,8 +1047,9 @@ int ctl_restore_qemu(const struct ctl_opts *o)
 	}
 	snprintf(sock, sizeof(sock), "%s/qmp.sock", tmpdir);
 	snprintf(qmp_opt, sizeof(qmp_opt), "unix:%s,server=on,wait=off", sock);
-	snprintf(backend, sizeof(backend), "memory-backend-file,id=%s,share=on,mem-path=%s,size=%llu",
-		 id, path, (unsigned long long)bytes);
+	/* Huge pages: QEMU maps the backend 2 MiB aligned, so a PMD can map them. */
+	snprintf(backend, sizeof(backend), "memory-backend-file,id=%s,share=on,mem-path=%s,size=%llu%s",
+		 id, path, (unsigned long long)bytes, o->huge ? ",align=2M" : "");
 	argv = calloc(o->qemu_argc + 8, sizeof(*argv));
 	if (!argv) {
 		snprintf(why, sizeof(why), "out of memory");

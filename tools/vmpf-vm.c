@@ -106,6 +106,8 @@ static const char usage[] =
 "  --no-lease          with --restore: take no ownership lease (the page file\n"
 "                      may be read-only): no other host may run this VM\n"
 "  --sequential        with --restore: prefetch in page order, not hot-first\n"
+"  --huge              with --restore: guest RAM in 2 MiB huge pages where the\n"
+"                      host has them: a fault reads a whole 2 MiB page\n"
 "  --prefetch-rate N   with --restore: at most N pages per second\n"
 "  --wait-complete     with --restore: run until every page is resident\n"
 "\n"
@@ -133,7 +135,7 @@ struct opts {
 	const char *load_state, *load_ram, *verify;
 	const char *migrate_to, *load_pagefile, *restore;
 	uint64_t prefetch_rate;
-	int no_prefetch, sequential, wait_complete, force, no_lease;
+	int no_prefetch, sequential, wait_complete, force, no_lease, huge;
 	int memfd, handover;		/* --memfd, --handover */
 	const char *take_over;		/* --take-over PATH */
 	uint64_t handover_ns;		/* the new VMM: pause to resume */
@@ -233,6 +235,9 @@ static int parse(int argc, char **argv, struct opts *o)
 			takes = 0;
 		} else if (!strcmp(a, "--sequential")) {
 			o->sequential = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--huge")) {
+			o->huge = 1;
 			takes = 0;
 		} else if (!strcmp(a, "--wait-complete")) {
 			o->wait_complete = 1;
@@ -355,6 +360,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			     o->ram_given || o->vcpus_given))
 		return usage_error("%s takes RAM, vCPUs and state from the old VMM: no other "
 				   "restore, --memfd, --ram or --vcpus", "--take-over");
+	if (o->huge && !o->restore)
+		return usage_error("%s is for --restore", "--huge");
 	if (o->memfd && (o->restore || o->load_pagefile))
 		return usage_error("%s: a restore's RAM is the session's already", "--memfd");
 	if (o->handover && !o->memfd && !o->restore && !o->take_over)
@@ -511,6 +518,7 @@ static int restore_open(struct vm *vm, struct opts *o, void **state, size_t *sta
 	ro.target_fd = target;
 	ro.flags = (o->no_prefetch ? VMPF_RESTORE_NO_PREFETCH : 0) |
 		   (o->sequential ? VMPF_RESTORE_SEQUENTIAL : 0) |
+		   (o->huge ? VMPF_RESTORE_HUGE : 0) |
 		   (o->force ? VMPF_RESTORE_FORCE : 0) |
 		   (o->no_lease ? VMPF_RESTORE_NO_LEASE : 0);
 	ro.prefetch_rate = o->prefetch_rate;

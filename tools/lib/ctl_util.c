@@ -113,7 +113,7 @@ static const struct ctl_command {
 		"restore", CTL_CMD_RESTORE,
 		"watch and steer a restore: pages resident, faults, prefetch",
 		"vmpf-ctl restore --pid PID [--fd N] [--run | --pause] [--rate N] [--json]\n"
-		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--force | --no-lease] [--disks-to DIR] -- QEMU [ARGS...]",
+		"       vmpf-ctl restore --qemu PAGEFILE [--no-prefetch] [--huge] [--force | --no-lease] [--disks-to DIR] -- QEMU [ARGS...]",
 		"Shows the restore session held by process PID: pages resident, brought\n"
 		"in by faults and by the prefetch, zero pages, errors, the fault latency\n"
 		"histogram.  --run starts or resumes the background prefetch, --pause\n"
@@ -129,7 +129,10 @@ static const struct ctl_command {
 		"device state, and the guest resumes (unless -S) before its RAM has\n"
 		"arrived: faults read pages from PAGEFILE in the kernel, the prefetch\n"
 		"reads the rest.  vmpf-ctl stays until QEMU exits, prints when all of\n"
-		"guest RAM is in memory, and exits with QEMU's status.\n"
+		"guest RAM is in memory, and exits with QEMU's status.  --huge backs\n"
+		"guest RAM with 2 MiB transparent huge pages where the host has them\n"
+		"free: a fault reads a whole 2 MiB page at once, and KVM maps it with\n"
+		"one 2 MiB entry.\n"
 		"\n"
 		"One VM runs from one image: the restore takes the image's ownership\n"
 		"lease in PAGEFILE and renews it while it reads from the file.  Another\n"
@@ -312,6 +315,8 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 			o->manual = 1;
 		} else if (!strcmp(a, "--no-prefetch")) {
 			o->no_prefetch = 1;
+		} else if (!strcmp(a, "--huge")) {
+			o->huge = 1;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
 		} else if (!strcmp(a, "--no-lease")) {
@@ -453,9 +458,10 @@ int ctl_parse(int argc, char *const argv[], struct ctl_opts *o, char *err,
 		snprintf(err, errlen, "--downtime and --manual are for migrate only");
 		return CTL_EXIT_USAGE;
 	}
-	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) || ((o->no_prefetch || o->no_lease) && !o->qemu) ||
+	if ((o->qemu && o->cmd != CTL_CMD_RESTORE) ||
+	    ((o->no_prefetch || o->no_lease || o->huge) && !o->qemu) ||
 	    (o->force && !o->qemu && o->cmd != CTL_CMD_REVOKE)) {
-		snprintf(err, errlen, "--qemu, --no-prefetch and --no-lease are for restore --qemu only, --force for it and revoke");
+		snprintf(err, errlen, "--qemu, --no-prefetch, --huge and --no-lease are for restore --qemu only, --force for it and revoke");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;

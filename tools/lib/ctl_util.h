@@ -46,6 +46,7 @@ struct ctl_opts {
 	int manual;		/* migrate --manual: switch over on 'finish' only */
 	const char *qemu;	/* restore --qemu PAGEFILE */
 	int no_prefetch;	/* restore --qemu: --no-prefetch */
+	int huge;		/* restore --qemu: --huge (2 MiB pages) */
 	int force;		/* restore --qemu, revoke: --force (whatever the lease says) */
 	int no_lease;		/* restore --qemu: --no-lease (no ownership lease) */
 	const char *disks_to;	/* migrate, restore --qemu: --disks-to DIR */

@@ -186,9 +186,14 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 			 name);
 		break;
 	case EOPNOTSUPP:
-		snprintf(buf, len,
-			 "%s: the handshake on this descriptor did not ask for the feature this needs",
-			 name);
+		if (cmd == VMPF_IOC_RESTORE_OPEN)
+			snprintf(buf, len,
+				 "%s: the handshake did not ask for restore sessions, or huge pages were asked for and this kernel has none for tmpfs (CONFIG_TRANSPARENT_HUGEPAGE)",
+				 name);
+		else
+			snprintf(buf, len,
+				 "%s: the handshake on this descriptor did not ask for the feature this needs",
+				 name);
 		break;
 	case ENOSPC:
 		if (cmd == VMPF_IOC_SOURCE_ATTACH)

@@ -60,13 +60,18 @@
  * restore of the image, on any host, is refused while the lease is live,
  * and so is a new migration into the file (VMPF_RESTORE_NO_LEASE,
  * VMPF_RESTORE_FORCE, docs/pagefile-format.md).
+ * VMPF_FEATURE_HUGE: restore sessions whose guest memory is backed by
+ * 2 MiB transparent huge pages (VMPF_RESTORE_HUGE).  The handshake reports
+ * it only where the kernel has them for tmpfs.
  */
 #define VMPF_FEATURE_SOURCE	_BITULL(0)
 #define VMPF_FEATURE_RESTORE	_BITULL(1)
 #define VMPF_FEATURE_EXTERNAL	_BITULL(2)
 #define VMPF_FEATURE_LEASE	_BITULL(3)
+#define VMPF_FEATURE_HUGE	_BITULL(4)
 #define VMPF_FEATURES_ALL	(VMPF_FEATURE_SOURCE | VMPF_FEATURE_RESTORE | \
-				 VMPF_FEATURE_EXTERNAL | VMPF_FEATURE_LEASE)
+				 VMPF_FEATURE_EXTERNAL | VMPF_FEATURE_LEASE | \
+				 VMPF_FEATURE_HUGE)
 
 /* ioctl numbers; 0xBA is not used by any other driver. */
 #define VMPF_IOCTL_MAGIC	0xBA
@@ -104,6 +109,8 @@ struct vmpf_api {
  * @mem_bytes:	out: memory the module currently holds for its callers, in
  *		bytes (per-file state, session tables, bitmaps and buffers).
  * @sessions:	out: sessions alive.
+ * @huge_fills: out: 2 MiB huge pages of restored guest memory filled, each
+ *		with one read, since the module was loaded (VMPF_RESTORE_HUGE).
  * @reserved:	out: zero.
  *
  * Counters are module-wide and read without stopping other users: they are
@@ -115,7 +122,8 @@ struct vmpf_dev_info {
 	__u64 open_files;
 	__u64 mem_bytes;
 	__u64 sessions;
-	__u64 reserved[3];
+	__u64 huge_fills;
+	__u64 reserved[2];
 };
 
 /*
@@ -558,8 +566,20 @@ struct vmpf_mark_dirty {
  * recorded as its owner is gone.
  */
 #define VMPF_RESTORE_FORCE		_BITULL(3)
+/*
+ * Back guest memory with 2 MiB transparent huge pages where the kernel can
+ * get them (VMPF_FEATURE_HUGE): the first touch of any page of a 2 MiB
+ * block fills the whole block with one read, and a mapping aligned to
+ * 2 MiB maps it with one PMD (KVM then with one 2 MiB NPT/EPT entry).
+ * Where no huge page is free the block is filled in 4 KiB pages, still as
+ * a whole.  A page of a block that is refused (crc32c, read error) costs
+ * the block: every page of it not restored yet gets SIGBUS.  EOPNOTSUPP
+ * where the kernel has no huge pages for tmpfs.
+ */
+#define VMPF_RESTORE_HUGE		_BITULL(4)
 #define VMPF_RESTORE_FLAGS_ALL		(VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_SEQUENTIAL | \
-					 VMPF_RESTORE_NO_LEASE | VMPF_RESTORE_FORCE)
+					 VMPF_RESTORE_NO_LEASE | VMPF_RESTORE_FORCE | \
+					 VMPF_RESTORE_HUGE)
 
 /**
  * struct vmpf_restore_open - VMPF_IOC_RESTORE_OPEN
