@@ -3,14 +3,15 @@
 # Lazy restore of migrated VMs with vmpf-vm (busybox sh): guest RAM mapped
 # from the page file through vmpagefile, vCPU faults served in the kernel
 # through KVM, with and without prefetch, from a block device and a file;
-# a corrupt page; kill -9 mid-restore.  Prints TAP.
+# a corrupt page; kill -9 mid-restore; in 2 MiB huge pages, which KVM
+# maps with 2 MiB pages.  Prints TAP.
 TAP_PREFIX=lazy
 . "$(dirname "$0")/tap.sh"
 t=$(mktemp -d)
 BLK=/dev/ram0
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..9"
 
 out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 2M --rate 4000 --seconds 0.3 \
 	--migrate-to $BLK --checksums $t/s --json 2>&1) || echo "# migration failed: $out"
@@ -127,6 +128,36 @@ if mount -t tracefs nodev $T 2>/dev/null || [ -d $T/events ]; then
 	else notok tracepoints "$(echo "$tr" | grep vmpf | head -n 5)"; fi
 else
 	skip tracepoints "no tracefs"
+fi
+
+# 9. Huge pages: guest RAM in 2 MiB tmpfs huge pages, filled with one read
+# each; KVM maps them with 2 MiB pages (its pages_2m, in debugfs); every
+# page equals memory at the source's pause.
+D=/sys/kernel/debug
+[ -d $D/kvm ] || mount -t debugfs none $D 2>/dev/null
+if [ -d $D/kvm ]; then
+	out=$(vmpf-vm --ram 16M --vcpus 2 --working-set 12M --rate 40000 --seconds 0.3 \
+		--migrate-to $BLK --checksums $t/sh 2>&1) || echo "# migration failed: $out"
+	f0=$(num "$(vmpf-ctl version --json 2>&1)" huge_fills)
+	vmpf-vm --restore $BLK --huge --no-prefetch --verify $t/sh --seconds 3 --json > $t/o9 2>&1 &
+	pid=$!
+	i=0 p2m=0
+	while [ $i -lt 50 ] && kill -0 $pid 2>/dev/null; do
+		sleep 0.1
+		p2m=$(cat $D/kvm/$pid-*/pages_2m 2>/dev/null | head -n 1)
+		[ "${p2m:-0}" -gt 0 ] && break
+		i=$((i + 1))
+	done
+	wait $pid; rc=$?
+	r=$(cat $t/o9)
+	f1=$(num "$(vmpf-ctl version --json 2>&1)" huge_fills)
+	if [ $rc = 0 ] && has "$r" '"verified_pages_mismatched":0' && [ "${p2m:-0}" -gt 0 ] &&
+	   [ "$f1" -gt "$f0" ] && has "$r" '"pattern_errors":0'; then
+		echo "# KVM pages_2m=$p2m, huge pages filled $((f1 - f0))"
+		ok huge_pages_kvm_maps_2m
+	else notok huge_pages_kvm_maps_2m "rc=$rc pages_2m=$p2m huge_fills $f0 -> $f1" "$r"; fi
+else
+	skip huge_pages_kvm_maps_2m "no debugfs"
 fi
 
 rm -rf $t

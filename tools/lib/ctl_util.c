@@ -572,10 +572,11 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		ctl_print_bits(f, v->api.features, vmpf_feature_name, " ", 0);
 		fputs("\nioctls   ", f);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, " ", 0);
-		fprintf(f, "\nopen files %llu, sessions %llu, module memory %llu bytes\n",
+		fprintf(f, "\nopen files %llu, sessions %llu, module memory %llu bytes, huge pages filled %llu\n",
 			(unsigned long long)v->info.open_files,
 			(unsigned long long)v->info.sessions,
-			(unsigned long long)v->info.mem_bytes);
+			(unsigned long long)v->info.mem_bytes,
+			(unsigned long long)v->info.huge_fills);
 		return;
 	}
 
@@ -591,10 +592,11 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		fprintf(f, "],\"ioctls_mask\":%llu,\"ioctls\":[",
 			(unsigned long long)v->api.ioctls);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, ",", 1);
-		fprintf(f, "],\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu}",
+		fprintf(f, "],\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu,\"huge_fills\":%llu}",
 			(unsigned long long)v->info.open_files,
 			(unsigned long long)v->info.sessions,
-			(unsigned long long)v->info.mem_bytes);
+			(unsigned long long)v->info.mem_bytes,
+			(unsigned long long)v->info.huge_fills);
 	}
 	fputs("}\n", f);
 }

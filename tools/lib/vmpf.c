@@ -101,6 +101,10 @@ const char *vmpf_feature_name(unsigned int bit)
 		return "restore";
 	case VMPF_FEATURE_EXTERNAL:
 		return "external";
+	case VMPF_FEATURE_LEASE:
+		return "lease";
+	case VMPF_FEATURE_HUGE:
+		return "huge";
 	default:
 		return NULL;
 	}
