@@ -128,7 +128,8 @@ static void json_row(const struct row *r)
 {
 	if (r->key_a)
 		json_fig(r->key_a, r->a, r->scale);
-	json_fig(r->key_b, r->b, r->scale);
+	if (r->key_b)
+		json_fig(r->key_b, r->b, r->scale);
 }
 
 /* --- where the time goes -------------------------------------------------- */
@@ -604,12 +605,78 @@ static double uffd_faults(const unsigned long *idx, int n, int threads, double *
 	return rate;
 }
 
+/* --- huge pages --------------------------------------------------------- */
+
+/* mmap() @fd 2 MiB aligned: a PMD can map a huge page. */
+static unsigned char *map_aligned(int fd, size_t len)
+{
+	const size_t huge = 2 << 20;
+	unsigned char *area, *want, *p;
+
+	area = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
+	if (area == MAP_FAILED)
+		return MAP_FAILED;
+	want = (unsigned char *)(((unsigned long)area + huge - 1) & ~(huge - 1));
+	p = mmap(want, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (want > area)
+		munmap(area, want - area);
+	munmap(want + len, area + len + huge - (want + len));
+	return p;
+}
+
+/*
+ * Every page made resident by faults alone, in page order, one thread:
+ * in 4 KiB pages or in 2 MiB huge pages (VMPF_RESTORE_HUGE).  Bytes per
+ * second; @faults: the faults that waited for a read.
+ */
+static double fault_fill(int huge, double *faults, double *mem_bytes)
+{
+	struct vmpf_restore_open ro = {
+		.flags = VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_NO_LEASE |
+			 (huge ? VMPF_RESTORE_HUGE : 0),
+	};
+	struct vmpf_restore_status st = { 0 };
+	volatile unsigned char sum = 0;
+	struct vmpf_api api;
+	unsigned char *map;
+	unsigned long i;
+	double t;
+	int dev = vmpf_open(vmpf_device_path()), k;
+
+	ro.target_fd = open(dev_path, O_RDONLY | O_DIRECT);
+	if (dev < 0 || vmpf_handshake(dev, VMPF_FEATURE_RESTORE, &api) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro))
+		die("fault fill open");
+	map = map_aligned(dev, total_pages * PAGE);
+	if (map == MAP_FAILED)
+		die("fault fill mmap");
+	t = now();
+	for (i = 0; i < total_pages; i++)
+		sum += map[i * PAGE];
+	t = now() - t;
+	(void)sum;
+	__vmpf_ioctl(dev, VMPF_IOC_RESTORE_STATUS, &st);
+	if (st.resident != total_pages)
+		die("fault fill: not every page resident");
+	*faults = 0;
+	for (k = 0; k < VMPF_FAULT_HIST; k++)
+		*faults += st.fault_hist[k];
+	*mem_bytes = st.mem_bytes;
+	munmap(map, total_pages * PAGE);
+	close(ro.target_fd);
+	close(dev);
+	return total_pages * PAGE / t;
+}
+
 /* --- prefetch ----------------------------------------------------------- */
 
-static double prefetch_rate(void)
+static double prefetch_rate(int huge)
 {
 	/* The prefetch alone, from the open: no ownership lease either. */
-	struct vmpf_restore_open ro = { .flags = VMPF_RESTORE_NO_LEASE };
+	struct vmpf_restore_open ro = {
+		.flags = VMPF_RESTORE_NO_LEASE | (huge ? VMPF_RESTORE_HUGE : 0),
+	};
 	unsigned long long cpu = 0, c;
 	struct cost_mark c0, c1;
 	long pid = 0;
@@ -642,7 +709,8 @@ static double prefetch_rate(void)
 		die("prefetch did not complete");
 	t = now() - t;
 	cost_mark(&c1, "vmpf-pf/");
-	cost_add(&prefetch_cost, &c0, &c1, cpu, total_pages * PAGE);
+	if (!huge)
+		cost_add(&prefetch_cost, &c0, &c1, cpu, total_pages * PAGE);
 	close(ro.target_fd);
 	close(dev);
 	return total_pages * PAGE / t;
@@ -658,7 +726,9 @@ static void pct(double *lat, int n, double *p50, double *p99)
 int main(int argc, char **argv)
 {
 	struct fig pre, raww, f1v, f1u, f1vr, f1ur, f4v, f4u, f4vr, f4ur, pf, rawr, rawwb, rawrb;
+	struct fig pfh, ffs, ffh;
 	double src_mem = 0, rst_mem = 0, *lat, p99v1 = 0, p99u1 = 0, p50, p99;
+	double faults_small = 0, faults_huge = 0, huge_mem = 0, small_mem = 0;
 	unsigned long *idx, i, wsize = 0, rsize = 0;
 	int reps, n, r, bad, bad_total = 0, wdepth = 0, rdepth = 0;
 	unsigned long seed = 12345;
@@ -679,6 +749,10 @@ int main(int argc, char **argv)
 		  ">= 0.90", "prefetch_mbs", "raw_read_best_mbs" },
 		{ "prefetch to resident (vs 1 x 256K read)", &pf, &rawr, 1.0 / 1048576, "MB/s",
 		  "", NULL, "raw_read_mbs" },
+		{ "prefetch to resident, 2 MiB (vs 4 KiB)", &pfh, &pf, 1.0 / 1048576, "MB/s",
+		  "", "huge_prefetch_mbs", NULL },
+		{ "faults to resident, 2 MiB (vs 4 KiB)", &ffh, &ffs, 1.0 / 1048576, "MB/s",
+		  "", "huge_fault_fill_mbs", "small_fault_fill_mbs" },
 	};
 
 	if (argc != 5) {
@@ -687,6 +761,7 @@ int main(int argc, char **argv)
 	}
 	memset(&pre, 0, sizeof(pre));
 	raww = f1v = f1u = f1vr = f1ur = f4v = f4u = f4vr = f4ur = pf = rawr = rawwb = rawrb = pre;
+	pfh = ffs = ffh = pre;
 	dev_path = argv[1];
 	total_pages = strtoul(argv[2], NULL, 0) * 1048576 / PAGE;
 	reps = atoi(argv[3]);
@@ -737,7 +812,10 @@ again:
 		pct(lat, n, &p50, &p99);
 		add(&f4ur, p50);
 
-		add(&pf, prefetch_rate());
+		add(&pf, prefetch_rate(0));
+		add(&pfh, prefetch_rate(1));
+		add(&ffs, fault_fill(0, &faults_small, &small_mem));
+		add(&ffh, fault_fill(1, &faults_huge, &huge_mem));
 	}
 
 	printf("vmpagefile benchmarks: %lu MiB page file on %s, %d faults, median [min-max] of %d\n",
@@ -754,6 +832,11 @@ again:
 	       100 * src_mem / (total_pages * PAGE),
 	       rst_mem / (total_pages * PAGE / 1073741824.0) / 1024,
 	       100 * rst_mem / (total_pages * PAGE));
+	printf("faults per GiB made resident in page order: 4 KiB pages %.0f, 2 MiB pages %.0f; module memory per GiB, 2 MiB pages: %.0f KiB (%.3f %%)\n",
+	       faults_small / (total_pages * PAGE / 1073741824.0),
+	       faults_huge / (total_pages * PAGE / 1073741824.0),
+	       huge_mem / (total_pages * PAGE / 1073741824.0) / 1024,
+	       100 * huge_mem / (total_pages * PAGE));
 	cost_print("pre-copy round 0", &precopy_cost, med(&rawwb));
 	cost_print("prefetch to resident", &prefetch_cost, med(&rawrb));
 	printf("pages with wrong content: %d (vmpagefile and the userfaultfd baseline)\n", bad_total);
@@ -765,6 +848,9 @@ again:
 	       "\"best_read_kib\":%lu", wdepth, wsize >> 10, rdepth, rsize >> 10);
 	cost_json("precopy", &precopy_cost);
 	cost_json("prefetch", &prefetch_cost);
+	printf(",\"faults_per_gib_4k\":%.0f,\"faults_per_gib_2m\":%.0f",
+	       faults_small / (total_pages * PAGE / 1073741824.0),
+	       faults_huge / (total_pages * PAGE / 1073741824.0));
 	printf(",\"fault_p99_us_1t\":%.2f,\"uffd_fault_p99_us_1t\":%.2f,"
 	       "\"source_mem_bytes\":%.0f,\"restore_mem_bytes\":%.0f,\"bad_pages\":%d}\n",
 	       p99v1 * 1e6, p99u1 * 1e6, src_mem, rst_mem, bad_total);
