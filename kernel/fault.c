@@ -339,9 +339,12 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 
 /*
  * Pages @first .. @end - 1 of a huge session's block could not go in as
- * the huge page they were to be: every page of it not restored yet is
- * refused (SIGBUS), as a PMD would map them all.  @idx is the page to
- * blame, or ~0 when none is.
+ * the huge page they were to be: every page of it is refused (SIGBUS), as
+ * a PMD would map them all.  Pages already restored too (zero pages and
+ * holes, which have no memory): tmpfs would give any of them a huge page
+ * over the whole block again, and no 4 KiB page can be had in an empty
+ * block.  They stay counted as resident; a refused page keeps the restore
+ * from completing anyway.  @idx is the page to blame, or ~0 when none is.
  */
 static void vmpf_restore_bad_block(struct vmpf_restore *rst, u64 first, u64 end,
 				   u64 idx, int err, const char *why)
@@ -349,7 +352,7 @@ static void vmpf_restore_bad_block(struct vmpf_restore *rst, u64 first, u64 end,
 	u64 i, n = 0;
 
 	for (i = first; i < end; i++)
-		if (!vmpf_filled(rst, i) && !test_and_set_bit(i, rst->bad))
+		if (!test_and_set_bit(i, rst->bad))
 			n++;
 	atomic64_add(n, &rst->bad_pages);
 	if (idx == ~0ULL)
@@ -368,6 +371,19 @@ static void vmpf_restore_bad_block(struct vmpf_restore *rst, u64 first, u64 end,
 }
 
 /*
+ * Put @folio back and take it out of guest memory: a large page the fill
+ * just got, with no page of it restored, or one that holds only zero pages
+ * and holes of a refused block.
+ */
+static void vmpf_drop_folio(struct vmpf_restore *rst, struct folio *folio)
+{
+	loff_t start = folio_pos(folio), len = folio_size(folio);
+
+	folio_put(folio);
+	shmem_truncate_range(file_inode(rst->shm), start, start + len - 1);
+}
+
+/*
  * Fill the block @first .. @end - 1 of a huge session into @page's huge
  * page, which tmpfs just gave (so no other page of the block has memory:
  * the pages already filled are zero pages or holes).  The data pages are
@@ -382,8 +398,12 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 	const char *why = NULL;
 	int ret = 0;
 
-	if (folio_nr_pages(folio) != VMPF_HUGE_NR || folio->index != first ||
-	    end - first != VMPF_HUGE_NR) {
+	/*
+	 * A PMD-sized page at the block's start (the partial last block too,
+	 * with shmem_enabled=force: pages past the object's end are never
+	 * mapped).  Another size (a later kernel's large pages) is refused.
+	 */
+	if (folio_nr_pages(folio) != VMPF_HUGE_NR || folio->index != first) {
 		why = "tmpfs gave a large page of another size";
 		ret = -EOPNOTSUPP;
 		goto refuse;
@@ -411,9 +431,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 		up_read(&rst->store_sem);
 		if (vmpf_transient(ret)) {
 			/* Left for a later try, without its memory. */
-			folio_put(folio);
-			shmem_truncate_range(file_inode(rst->shm), first << PAGE_SHIFT,
-					     (end << PAGE_SHIFT) - 1);
+			vmpf_drop_folio(rst, folio);
 			return;
 		}
 		if (ret) {
@@ -480,9 +498,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 	return;
 
 refuse:
-	folio_put(folio);
-	shmem_truncate_range(file_inode(rst->shm), first << PAGE_SHIFT,
-			     (end << PAGE_SHIFT) - 1);
+	vmpf_drop_folio(rst, folio);
 	vmpf_restore_bad_block(rst, first, end, bad, ret, why);
 }
 
@@ -739,7 +755,15 @@ map:
 		pr_warn_once("restore: tmpfs gave a huge page over pages not restored: refused\n");
 		if (vr & VM_FAULT_LOCKED)
 			unlock_page(vmf->page);
-		put_page(vmf->page);
+		/*
+		 * A huge session's block with a refused page, in 4 KiB pages
+		 * until holes emptied it: this huge page holds only zeros
+		 * (holes, zero pages), and must not stay charged.
+		 */
+		if (rst->huge)
+			vmpf_drop_folio(rst, page_folio(vmf->page));
+		else
+			put_page(vmf->page);
 		return VM_FAULT_SIGBUS;
 	}
 	return vr;

@@ -68,6 +68,7 @@
 #include <linux/mount.h>
 #include <linux/rwsem.h>
 #include <linux/shmem_fs.h>
+#include <linux/sizes.h>
 
 #include "restore.h"
 
@@ -107,6 +108,8 @@ static struct vmpf_restore *vmpf_shm_session(struct address_space *mapping)
 	return rst;
 }
 
+static bool vmpf_shm_restoring(struct address_space *mapping);
+
 static long vmpf_shm_fallocate(struct file *file, int mode, loff_t off, loff_t len)
 {
 	struct vmpf_restore *rst;
@@ -114,6 +117,13 @@ static long vmpf_shm_fallocate(struct file *file, int mode, loff_t off, loff_t l
 
 	if (!vmpf_shmem_fallocate)
 		return -EOPNOTSUPP;
+	/*
+	 * Nor may it grow under the fills (see vmpf_shm_setattr()): the last
+	 * 2 MiB block of a huge session would become one huge page.
+	 */
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > i_size_read(file_inode(file)) &&
+	    vmpf_shm_restoring(file->f_mapping))
+		return -EBUSY;
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		rst = vmpf_shm_session(file->f_mapping);
 		if (rst) {
@@ -257,9 +267,10 @@ int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma)
 	return 0;
 }
 
+/* Huge sessions: where tmpfs has huge pages, and they are 2 MiB (x86). */
 bool vmpf_guestmem_huge(void)
 {
-	return vmpf_mnt_huge;
+	return vmpf_mnt_huge && PMD_SIZE == SZ_2M;
 }
 
 int __init vmpf_guestmem_init(void)

@@ -186,7 +186,8 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 		 * every page of the outage: demand faults, still served,
 		 * pause us meanwhile.
 		 */
-		if (!vmpf_filled(rst, idx) && !test_bit(idx, rst->bad) &&
+		if (!(rst->huge ? vmpf_mappable(rst, idx) :
+		      vmpf_filled(rst, idx) || test_bit(idx, rst->bad)) &&
 		    atomic_read(&rst->store.failing)) {
 			schedule_timeout_interruptible(HZ / 5);
 			idx--;

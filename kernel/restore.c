@@ -221,7 +221,11 @@ long vmpf_restore_open(struct vmpf_file *vf, void __user *uarg)
 	if (ret)
 		goto err;
 	rst->file = vf->file;
-	rst->read_in_worker = S_ISREG(file_inode(rst->store.file)->i_mode);
+	/*
+	 * A huge session's fault may fill a block in 4 KiB runs, whose
+	 * request arrays do not belong on a fault's stack: a worker reads.
+	 */
+	rst->read_in_worker = S_ISREG(file_inode(rst->store.file)->i_mode) || rst->huge;
 	rst->memcg = get_mem_cgroup_from_mm(current->mm);
 	mmgrab(current->mm);
 	rst->mm = current->mm;

@@ -62,7 +62,7 @@ struct vmpf_restore {
 	u64 mem_bytes;
 
 	bool huge;			/* 2 MiB blocks: see above */
-	bool read_in_worker;		/* the page file is a regular file: see fault.c */
+	bool read_in_worker;		/* a regular page file, or huge: see fault.c */
 	struct rw_semaphore store_sem;	/* see above */
 	struct vmpf_store store;	/* file NULL once complete */
 	struct vmpf_lease *lease;	/* ownership of the image (lease.c), or NULL */

@@ -12,6 +12,7 @@
  * transparent huge pages are missing.
  */
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -397,6 +398,43 @@ TEST_F(huge, corrupt_page_refuses_its_huge_page)
 	EXPECT_NE(NULL, strstr((char *)st.message, "page 7: crc32c mismatch"))
 		TH_LOG("message: %s", st.message);
 	EXPECT_NE(NULL, strstr((char *)st.message, "huge page, pages 0-511"));
+}
+
+/*
+ * A hole punched before a corrupt block's fill: the hole's page is refused
+ * with the block (tmpfs would give it a huge page over the others), and
+ * nothing of the block stays in memory.
+ */
+TEST_F(huge, refused_block_takes_its_holes)
+{
+	struct vmpf_restore_status st;
+
+	ASSERT_EQ(0, poke_page(2 * HUGE_NR + 9, 99, 0xee));
+	OPEN_MAP(self, PROT_READ | PROT_WRITE);
+	ASSERT_EQ(0, madvise(self->map + 2 * HUGE_NR * 4096, 4096, MADV_REMOVE));
+	EXPECT_TRUE(touch_sigbus(self->map + (2 * HUGE_NR + 1) * 4096));
+	EXPECT_TRUE(touch_sigbus(self->map + 2 * HUGE_NR * 4096));
+	EXPECT_TRUE(touch_sigbus(self->map + (3 * HUGE_NR - 1) * 4096));
+	EXPECT_EQ(0, object_pages(self->map));
+	rstatus(self->dev, &st);
+	EXPECT_EQ(HUGE_NR, st.bad_pages);
+	EXPECT_EQ(2 * HUGE_NR + 9, st.first_bad);
+	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
+}
+
+/* The object may not grow while it is restored (its last block would). */
+TEST_F(huge, object_cannot_grow_while_restoring)
+{
+	struct vmpf_restore_memfd mf = { 0 };
+
+	OPEN_MAP(self, PROT_READ);
+	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_MEMFD, &mf));
+	EXPECT_EQ(-1, fallocate(mf.fd, 0, MAP_BYTES, HUGE_BYTES));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(0, fallocate(mf.fd, FALLOC_FL_KEEP_SIZE, 0, 4096));
+	EXPECT_EQ((off_t)MAP_BYTES, lseek(mf.fd, 0, SEEK_END));
+	close(mf.fd);
+	EXPECT_TRUE(check_page(self->map + 4 * 4096, 4));
 }
 
 #define FAULTERS 8

@@ -572,9 +572,10 @@ struct vmpf_mark_dirty {
  * block fills the whole block with one read, and a mapping aligned to
  * 2 MiB maps it with one PMD (KVM then with one 2 MiB NPT/EPT entry).
  * Where no huge page is free the block is filled in 4 KiB pages, still as
- * a whole.  A page of a block that is refused (crc32c, read error) costs
- * the block: every page of it not restored yet gets SIGBUS.  EOPNOTSUPP
- * where the kernel has no huge pages for tmpfs.
+ * a whole.  A page refused (crc32c, read error) in a block that was to be
+ * a huge page costs the block: every page of it gets SIGBUS (in a block of
+ * 4 KiB pages only the page itself).  EOPNOTSUPP where the kernel has no
+ * huge pages for tmpfs.
  */
 #define VMPF_RESTORE_HUGE		_BITULL(4)
 #define VMPF_RESTORE_FLAGS_ALL		(VMPF_RESTORE_NO_PREFETCH | VMPF_RESTORE_SEQUENTIAL | \
