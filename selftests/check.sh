@@ -125,17 +125,51 @@ QEMU_TESTS="qemu_migrate_test.sh,disk_mirror_test.sh"
 declare -A booted
 # boot KVER LANE: one test machine, results in $BUILD/KVER/guest[-qemu]
 boot() {
-	local k=$1 lane=$2 dir=$BUILD/$1/guest smp=2 sel="vmpf_except=$QEMU_TESTS"
+	local k=$1 lane=$2 dir=$BUILD/$1/guest smp=2 sel="vmpf_except=$QEMU_TESTS" quiet=0 rc
 	if [ "$lane" = qemu ]; then
 		dir=$BUILD/$k/guest-qemu smp=1 sel="vmpf_only=$QEMU_TESTS"
+		quiet=${VMPF_QEMU_LANE_QUIET:-480}
 	fi
 	mkdir -p "$dir"
-	rm -f "$dir/rc"
+	rm -f "$dir/rc" "$dir/frozen-cpus.txt" "$dir/result-frozen.log" "$dir/console-frozen.log"
 	[ -n "${booted[$k]:-}" ] || return 0
 	echo "# booting $k ($lane lane)"
-	VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
+	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
 		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
-	echo $? > "$dir/rc"
+	rc=$?
+	[ $rc = 125 ] && refreeze "$k" "$dir" && rc=$?
+	echo $rc > "$dir/rc"
+}
+
+# refreeze KVER DIR: the qemu lane's test machine froze (run-guest.sh's
+# VMPF_GUEST_QUIET): boot it once more for the test it froze in and the
+# ones it did not reach; the results are the first boot's up to that test,
+# then the second boot's.  Said in the results, with the frozen CPU state
+# kept in the logs.  Returns the second boot's status.
+refreeze() {
+	local k=$1 dir=$2 cur rest= t r
+	cur=$(tr -d '\r' < "$dir/result.log" | sed -n 's/^VMPF-BEGIN //p' | tail -n 1)
+	for t in disk_mirror_test.sh qemu_migrate_test.sh; do
+		if [ "$t" = "$cur" ] || ! grep -q "^VMPF-BEGIN $t" "$dir/result.log"; then
+			rest=$rest${rest:+,}$t
+		fi
+	done
+	mv "$dir/result.log" "$dir/result-frozen.log"
+	mv "$dir/console.log" "$dir/console-frozen.log"
+	mv "$dir/frozen.txt" "$dir/frozen-cpus.txt"
+	echo "# $k qemu lane: the test machine froze in ${cur:-its boot} ($(head -n 1 "$dir/frozen-cpus.txt")); booting it again for $rest"
+	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=1 VMPF_APPEND="vmpf_only=$rest" \
+		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
+	r=$?
+	mv "$dir/result.log" "$dir/result-again.log"
+	{
+		if [ -n "$cur" ]; then
+			tr -d '\r' < "$dir/result-frozen.log" | sed "/^VMPF-BEGIN $cur\$/,\$d"
+		fi
+		echo "# the test machine froze in ${cur:-its boot} and was booted again (docs/testing.md)"
+		tr -d '\r' < "$dir/result-again.log" | sed -n '/^VMPF-BEGIN /,$p'
+	} > "$dir/result.log"
+	return $r
 }
 for k in $KERNELS; do
 	dir=$BUILD/$k/guest
@@ -168,6 +202,9 @@ for k in $KERNELS; do
 			[ $lane = qemu ] && dir=$BUILD/$k/guest-qemu p="$k qemu lane: "
 			cp "$dir/console.log" "$LOGS/console-$k-$lane.log" 2>/dev/null
 			cp "$dir/result.log" "$LOGS/result-$k-$lane.log" 2>/dev/null
+			for f in frozen-cpus.txt frozen.txt result-frozen.log console-frozen.log; do
+				[ -f "$dir/$f" ] && cp "$dir/$f" "$LOGS/${f%.*}-$k-$lane.${f##*.}"
+			done
 			ingest_guest "$p" "$dir" "$(cat "$dir/rc" 2>/dev/null || echo 1)"
 		done
 		cat "$BUILD/$k/guest/result.log" "$BUILD/$k/guest-qemu/result.log" 2>/dev/null |

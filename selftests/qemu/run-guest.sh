@@ -10,7 +10,13 @@
 # page-table and code patching here (seen: an L2 triple fault during dirty
 # logging, an int3 oops in __schedule after a static-key flip); one TCG
 # thread still runs two guest CPUs, interleaved.  Exit status:
-# QEMU's, or 124 on timeout.
+# QEMU's, or 124 on timeout, or 125 when the machine froze (below).
+#
+# VMPF_GUEST_QUIET=N: a machine whose console and result channel both
+# stay silent for N seconds is taken as frozen (seen in the one-CPU
+# machines that run QEMU as the test VMM: the whole test machine stops,
+# its own watchdogs included: docs/testing.md): its CPUs' state from
+# QEMU's monitor goes to OUTDIR/frozen.txt and QEMU is stopped.
 set -uo pipefail
 
 kver=$1 initrd=$2 out=$3 limit=${4:-900}
@@ -43,7 +49,42 @@ if [ -n "${VMPF_LINK:-}" ]; then
 		-device "virtio-net-pci,netdev=l0,mac=52:54:00:99:00:0$nic")
 fi
 mkdir -p "$out"
-rm -f "$out/console.log" "$out/result.log"
+rm -f "$out/console.log" "$out/result.log" "$out/frozen.txt" "$out/monitor.sock"
+quiet=${VMPF_GUEST_QUIET:-0}
+if [ "$quiet" -gt 0 ]; then
+	extra+=(-monitor "unix:$out/monitor.sock,server=on,wait=off")
+fi
+
+# HMP commands to the monitor socket; what QEMU answered, on stdout.
+monitor() {
+	python3 - "$out/monitor.sock" "$@" <<'PY' 2>&1
+import re, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+for cmd in sys.argv[2:]:
+    s.sendall((cmd + "\n").encode())
+    time.sleep(1)
+s.settimeout(2)
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+# The monitor echoes each key with terminal escapes: keep the answers.
+text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+sys.stdout.write(re.sub(r"\(qemu\) [^\n]*", "(qemu)", text))
+PY
+}
+
+# The newest change to either channel, in seconds since the epoch.
+last_output() {
+	stat -c %Y "$out/console.log" "$out/result.log" 2>/dev/null | sort -n | tail -n 1
+}
 
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
 	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-2048}" -smp "${VMPF_GUEST_SMP:-2}" \
@@ -52,4 +93,22 @@ timeout --kill-after=10 "$limit" qemu-system-x86_64 \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \
 	"${extra[@]}" \
 	-serial "file:$out/console.log" -serial "file:$out/result.log" \
-	</dev/null >"$out/qemu.log" 2>&1
+	</dev/null >"$out/qemu.log" 2>&1 &
+qpid=$!
+if [ "$quiet" -gt 0 ]; then
+	tick=$(( quiet < 10 ? quiet : 10 ))
+	while kill -0 $qpid 2>/dev/null; do
+		sleep $tick
+		kill -0 $qpid 2>/dev/null || break
+		last=$(last_output)
+		[ -n "$last" ] && [ $(( $(date +%s) - last )) -ge "$quiet" ] || continue
+		{
+			echo "no output on the console or the result channel for $quiet s"
+			monitor "info status" "info cpus" "info registers -a"
+		} > "$out/frozen.txt"
+		kill $qpid 2>/dev/null
+		wait $qpid
+		exit 125
+	done
+fi
+wait $qpid
