@@ -7,17 +7,19 @@
 # nothing else in the machine is killed.  With swap (/dev/ram1): restored
 # memory is ordinary shared memory, so the guest keeps running, swapping,
 # while compaction moves its pages, and verifies page for page, as a guest
-# booted in that cgroup would.  Prints TAP (busybox sh).
+# booted in that cgroup would; restored in 2 MiB huge pages (--huge) too.
+# Prints TAP (busybox sh).
 TAP_PREFIX=memcg
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 CG=/sys/fs/cgroup
 skip_all() {
 	echo "ok 1 memcg.vmm_oom_killed_once # SKIP $1"
 	echo "ok 2 memcg.session_freed_no_more_oom # SKIP $1"
 	echo "ok 3 memcg.swaps_under_limit # SKIP $1"
+	echo "ok 4 memcg.huge_swaps_under_limit # SKIP $1"
 	exit 0
 }
 mkdir -p $CG
@@ -67,6 +69,7 @@ echo "# oom killer invoked $invoked time(s); session freed after $((i / 10)).$((
 vmstat() { v=$(sed -n "s/^$1 //p" /proc/vmstat); echo "${v:-0}"; }
 if ! { mkswap /dev/ram1 > /dev/null 2>&1 && swapon /dev/ram1; }; then
 	echo "ok 3 memcg.swaps_under_limit # SKIP no swap on /dev/ram1"
+	echo "ok 4 memcg.huge_swaps_under_limit # SKIP no swap on /dev/ram1"
 else
 	echo max > $VCG/memory.swap.max 2>/dev/null
 	dmesg -c > /dev/null
@@ -93,6 +96,23 @@ else
 		ok swaps_under_limit
 	else notok swaps_under_limit "rc=$rc, oom kills $kills (1 from test 1), swapped $swapped," \
 		"prefetch waits logged $held" "$(tail -c 600 $t/out)"; fi
+
+	# The same in huge pages: tmpfs splits a huge page to swap it.
+	out0=$(vmstat pswpout)
+	f0=$(num "$(vmpf-ctl version --json 2>&1)" huge_fills)
+	sh -c "echo \$\$ > $VCG/cgroup.procs && exec vmpf-vm --restore $PF --huge --verify $t/s --seconds 3 --json" \
+		> $t/out 2>&1
+	rc=$?
+	kills=$(sed -n 's/^oom_kill \([0-9]*\)/\1/p' $VCG/memory.events)
+	swapped=$(($(vmstat pswpout) - ${out0:-0}))
+	f1=$(num "$(vmpf-ctl version --json 2>&1)" huge_fills)
+	echo "# in huge pages: rc=$rc, oom_kill $kills, $swapped pages swapped out," \
+		"$((${f1:-0} - ${f0:-0})) huge pages filled"
+	if [ $rc = 0 ] && [ "$kills" = 1 ] && [ $swapped -gt 0 ] && [ "${f1:-0}" -gt "${f0:-0}" ] &&
+	   has "$(cat $t/out)" '"verified_pages_mismatched":0,"pattern_errors":0,'; then
+		ok huge_swaps_under_limit
+	else notok huge_swaps_under_limit "rc=$rc, oom kills $kills (1 from test 1), swapped $swapped," \
+		"huge pages filled ${f0:-?} -> ${f1:-?}" "$(tail -c 600 $t/out)"; fi
 	swapoff /dev/ram1
 fi
 rmdir $VCG
