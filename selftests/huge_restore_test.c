@@ -47,9 +47,7 @@ static int page_is_zero(int i)
 
 static void fill_page(unsigned char *p, int i)
 {
-	memset(p, page_is_zero(i) ? 0 : (i & 0xff) | 1, 4096);
-	if (!page_is_zero(i))
-		memcpy(p, &i, sizeof(i));
+	vmpf_pattern_page(p, i, page_is_zero(i));
 }
 
 static int check_page(const unsigned char *p, int i)
@@ -58,16 +56,6 @@ static int check_page(const unsigned char *p, int i)
 
 	fill_page(want, i);
 	return !memcmp(p, want, 4096);
-}
-
-static int page_is_clear(const unsigned char *p)
-{
-	int i;
-
-	for (i = 0; i < 4096; i++)
-		if (p[i])
-			return 0;
-	return 1;
 }
 
 /* The image's data_off, from its superblock. */
@@ -104,23 +92,6 @@ static int poke_page(int page, int at, unsigned char v)
 	free(buf);
 	close(fd);
 	return ret;
-}
-
-/* mmap() the session at a 2 MiB aligned address, so a PMD can map a block. */
-static unsigned char *map_aligned(int fd, int prot)
-{
-	unsigned char *area, *want, *p;
-
-	area = mmap(NULL, MAP_BYTES + HUGE_BYTES, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (area == MAP_FAILED)
-		return MAP_FAILED;
-	want = (unsigned char *)(((unsigned long)area + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1));
-	p = mmap(want, MAP_BYTES, prot, MAP_SHARED | MAP_FIXED, fd, 0);
-	if (want > area)
-		munmap(area, want - area);
-	munmap(want + MAP_BYTES, area + MAP_BYTES + HUGE_BYTES - (want + MAP_BYTES));
-	return p;
 }
 
 /* A field of /proc/self/smaps for the mapping at @p, in kB; -1 if none. */
@@ -179,27 +150,6 @@ static uint64_t faults(const struct vmpf_restore_status *st)
 	for (i = 0; i < VMPF_FAULT_HIST; i++)
 		n += st->fault_hist[i];
 	return n;
-}
-
-static sigjmp_buf sigbus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(sigbus_jmp, 1);
-}
-
-static int touch_sigbus(volatile unsigned char *p)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int bus = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		bus = 1;
-	else
-		(void)*p;
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
 }
 
 /* Set shmem_enabled to @mode; the old one goes to @old.  0 or -1. */
@@ -273,7 +223,7 @@ FIXTURE_TEARDOWN(huge)
 
 #define OPEN_MAP(self, prot) do {						\
 	ASSERT_EQ(0, vmpf_ioctl_checked((self)->dev, VMPF_IOC_RESTORE_OPEN, &(self)->ro)); \
-	(self)->map = map_aligned((self)->dev, prot);				\
+	(self)->map = vmpf_map_huge_aligned(MAP_BYTES, prot, (self)->dev, 0);				\
 	ASSERT_NE(MAP_FAILED, (self)->map);					\
 } while (0)
 
@@ -318,13 +268,13 @@ TEST_F(huge, zero_block_reads_nothing)
 	int i;
 
 	OPEN_MAP(self, PROT_READ);
-	EXPECT_TRUE(page_is_clear(self->map + (ZERO_BLOCK * HUGE_NR + 7) * 4096));
+	EXPECT_TRUE(vmpf_page_is_clear(self->map + (ZERO_BLOCK * HUGE_NR + 7) * 4096));
 	rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR, st.zero_pages);
 	EXPECT_EQ(self->fills0, huge_fills(self->dev));
 	for (i = ZERO_BLOCK * HUGE_NR; i < (ZERO_BLOCK + 1) * HUGE_NR; i++)
-		ASSERT_TRUE(page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
+		ASSERT_TRUE(vmpf_page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
 }
 
 /* The partial block at the end goes in 4 KiB pages, whole. */
@@ -361,7 +311,7 @@ TEST_F(huge, holes_before_and_after_the_fill)
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR - 1, st.demand_pages);
 	EXPECT_EQ(self->fills0 + 1, huge_fills(self->dev));
-	EXPECT_TRUE(page_is_clear(self->map + 10 * 4096));
+	EXPECT_TRUE(vmpf_page_is_clear(self->map + 10 * 4096));
 	for (i = 0; i < HUGE_NR; i++)
 		if (i != 10)
 			ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
@@ -370,8 +320,8 @@ TEST_F(huge, holes_before_and_after_the_fill)
 	EXPECT_EQ(HUGE_NR, object_pages(self->map));
 	ASSERT_EQ(0, madvise(self->map + 20 * 4096, 2 * 4096, MADV_REMOVE));
 	EXPECT_EQ(HUGE_NR - 2, object_pages(self->map));
-	EXPECT_TRUE(page_is_clear(self->map + 20 * 4096));
-	EXPECT_TRUE(page_is_clear(self->map + 21 * 4096));
+	EXPECT_TRUE(vmpf_page_is_clear(self->map + 20 * 4096));
+	EXPECT_TRUE(vmpf_page_is_clear(self->map + 21 * 4096));
 	EXPECT_TRUE(check_page(self->map + 22 * 4096, 22));
 	EXPECT_TRUE(check_page(self->map + 19 * 4096, 19));
 	rstatus(self->dev, &st);
@@ -518,7 +468,7 @@ TEST_F(huge, no_huge_page_falls_back_to_small_pages)
 	if (!denied)
 		SKIP(return, "cannot write 'deny' to %s", SHMEM_ENABLED);
 	ASSERT_EQ(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_RESTORE_OPEN, &self->ro));
-	self->map = map_aligned(self->dev, PROT_READ);
+	self->map = vmpf_map_huge_aligned(MAP_BYTES, PROT_READ, self->dev, 0);
 	if (self->map != MAP_FAILED) {
 		EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
 		EXPECT_TRUE(touch_sigbus(self->map + 1699 * 4096));

@@ -39,9 +39,7 @@ static int page_is_zero(int i)
 
 static void fill_page(unsigned char *p, int i)
 {
-	memset(p, page_is_zero(i) ? 0 : (i & 0xff) | 1, 4096);
-	if (!page_is_zero(i))
-		memcpy(p, &i, sizeof(i));
+	vmpf_pattern_page(p, i, page_is_zero(i));
 }
 
 static int check_page(const unsigned char *p, int i)
@@ -486,28 +484,6 @@ TEST_F(rst, concurrent_faults_one_read)
 	pthread_barrier_destroy(&f.go);
 }
 
-static sigjmp_buf sigbus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(sigbus_jmp, 1);
-}
-
-/* 1 if reading the byte at @p raised SIGBUS. */
-static int touch_sigbus(volatile unsigned char *p)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int bus = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		bus = 1;
-	else
-		(void)*p;
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
-}
-
 TEST_F(rst, corrupt_page_sigbus)
 {
 	struct vmpf_restore_status st;
@@ -890,16 +866,6 @@ static long object_pages(const void *p)
 	return stat(path, &sb) ? -1 : (long)(sb.st_blocks / 8);
 }
 
-static int page_is_clear(const unsigned char *p)
-{
-	int i;
-
-	for (i = 0; i < 4096; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 /*
  * MADV_REMOVE over restored pages and pages never read: the memory goes
  * back (the object's blocks), every page of the hole reads zero, and the
@@ -928,7 +894,7 @@ TEST_F(rst, hole_returns_memory_and_reads_zero)
 	EXPECT_EQ(60, st.resident);
 	EXPECT_EQ(0, object_pages(self->map));
 	for (i = 0; i < 60; i++)
-		ASSERT_TRUE(page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
+		ASSERT_TRUE(vmpf_page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
 	rstatus(self->dev, &st);
 	EXPECT_EQ(30, st.demand_pages);		/* none read again */
 	EXPECT_EQ(60, st.resident);
@@ -970,7 +936,7 @@ TEST_F(rst, hole_racing_prefetch)
 	rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	for (i = 0; i < TOTAL_PAGES; i++)
-		ASSERT_TRUE(page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
+		ASSERT_TRUE(vmpf_page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
 	TH_LOG("%llu pages discarded before the prefetch reached them, %llu prefetched",
 	       (unsigned long long)st.discarded, (unsigned long long)st.prefetched);
 	EXPECT_EQ(TOTAL_PAGES, st.discarded + st.prefetched);
@@ -1024,7 +990,7 @@ TEST_F(rst, memfd_reopened_like_qemu)
 	EXPECT_EQ(10, st.discarded);
 	EXPECT_EQ(1, st.demand_pages);
 	for (i = 20; i < 30; i++)
-		ASSERT_TRUE(page_is_clear(map + i * 4096)) TH_LOG("page %d", i);
+		ASSERT_TRUE(vmpf_page_is_clear(map + i * 4096)) TH_LOG("page %d", i);
 	for (i = 0; i < TOTAL_PAGES; i++)
 		if (i < 20 || i >= 30)
 			ASSERT_TRUE(check_page(map + i * 4096, i)) TH_LOG("page %d", i);

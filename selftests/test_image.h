@@ -11,10 +11,31 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmpf.h"
+
+/* The tests' pattern: page @i all zero, or (i & 0xff) | 1 after i itself. */
+static inline void vmpf_pattern_page(unsigned char *p, int i, int zero)
+{
+	memset(p, zero ? 0 : (i & 0xff) | 1, 4096);
+	if (!zero)
+		memcpy(p, &i, sizeof(i));
+}
+
+static inline int vmpf_page_is_clear(const unsigned char *p)
+{
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
 
 /* 0, or a negative step number. */
 static inline int vmpf_make_test_image(const char *target_path, const uint64_t slot_pages[2],
@@ -72,6 +93,28 @@ static inline int vmpf_make_test_image(const char *target_path, const uint64_t s
 	for (i = 0; i < 2; i++)
 		munmap(mem[i], slot_pages[i] * 4096);
 	return ret;
+}
+
+static sigjmp_buf vmpf_sigbus_jmp;
+
+static inline void vmpf_on_sigbus(int sig)
+{
+	siglongjmp(vmpf_sigbus_jmp, 1);
+}
+
+/* 1 if reading the byte at @p raised SIGBUS (a page the restore refused). */
+static inline int touch_sigbus(volatile unsigned char *p)
+{
+	struct sigaction sa = { .sa_handler = vmpf_on_sigbus }, old;
+	int bus = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(vmpf_sigbus_jmp, 1))
+		bus = 1;
+	else
+		(void)*p;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
 }
 
 #endif /* VMPF_TEST_IMAGE_H */

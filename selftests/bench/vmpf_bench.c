@@ -607,24 +607,6 @@ static double uffd_faults(const unsigned long *idx, int n, int threads, double *
 
 /* --- huge pages --------------------------------------------------------- */
 
-/* mmap() @fd 2 MiB aligned: a PMD can map a huge page. */
-static unsigned char *map_aligned(int fd, size_t len)
-{
-	const size_t huge = 2 << 20;
-	unsigned char *area, *want, *p;
-
-	area = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		    -1, 0);
-	if (area == MAP_FAILED)
-		return MAP_FAILED;
-	want = (unsigned char *)(((unsigned long)area + huge - 1) & ~(huge - 1));
-	p = mmap(want, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
-	if (want > area)
-		munmap(area, want - area);
-	munmap(want + len, area + len + huge - (want + len));
-	return p;
-}
-
 /*
  * Every page made resident by faults alone, in page order, one thread:
  * in 4 KiB pages or in 2 MiB huge pages (VMPF_RESTORE_HUGE).  Bytes per
@@ -648,7 +630,7 @@ static double fault_fill(int huge, double *faults, double *mem_bytes)
 	if (dev < 0 || vmpf_handshake(dev, VMPF_FEATURE_RESTORE, &api) ||
 	    __vmpf_ioctl(dev, VMPF_IOC_RESTORE_OPEN, &ro))
 		die("fault fill open");
-	map = map_aligned(dev, total_pages * PAGE);
+	map = vmpf_map_huge_aligned(total_pages * PAGE, PROT_READ, dev, 0);
 	if (map == MAP_FAILED)
 		die("fault fill mmap");
 	t = now();

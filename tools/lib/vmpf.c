@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -292,4 +293,28 @@ const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len)
 		break;
 	}
 	return buf;
+}
+
+void *vmpf_map_huge_aligned(size_t len, int prot, int fd, off_t off)
+{
+	const size_t huge = 2 << 20;
+	unsigned char *area, *want, *p;
+	int err;
+
+	area = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
+	if (area == MAP_FAILED)
+		return MAP_FAILED;
+	want = area + (((size_t)off - (size_t)area) & (huge - 1));
+	p = mmap(want, len, prot, MAP_SHARED | MAP_FIXED, fd, off);
+	if (p == MAP_FAILED) {
+		err = errno;
+		munmap(area, len + huge);
+		errno = err;
+		return MAP_FAILED;
+	}
+	if (want > area)
+		munmap(area, want - area);
+	munmap(want + len, area + len + huge - (want + len));
+	return p;
 }

@@ -8,6 +8,7 @@
 #define VMPF_LIB_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/vmpagefile.h>
 
 /* The device path: $VMPF_DEVICE if set, else VMPF_DEVICE_PATH. */
@@ -46,5 +47,13 @@ const char *vmpf_open_error(int err, int module_loaded, const char *path,
 
 /* One sentence saying why @cmd failed with @err (a positive errno). */
 const char *vmpf_ioctl_error(unsigned long cmd, int err, char *buf, size_t len);
+
+/*
+ * mmap() @len bytes of @fd from @off, MAP_SHARED, at an address 2 MiB
+ * aligned as @off is, so that a PMD can map a huge page of it (guest RAM
+ * of a restore with VMPF_RESTORE_HUGE, a memfd on a huge tmpfs): KVM then
+ * maps it with 2 MiB pages.  MAP_FAILED and errno as mmap().
+ */
+void *vmpf_map_huge_aligned(size_t len, int prot, int fd, off_t off);
 
 #endif /* VMPF_LIB_H */

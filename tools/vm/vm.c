@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vm.h"
+#include "vmpf.h"
 
 extern const uint8_t vm_guest_code[], vm_guest_code_end[];
 
@@ -53,32 +54,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/*
- * Map @size bytes of @fd from @off at an address 2 MiB aligned as @off is,
- * so that huge pages of shared memory (a restore with --huge, a memfd on a
- * huge tmpfs) are mapped with one PMD, and KVM maps them with 2 MiB pages.
- */
-static uint8_t *vm_map_shared(uint64_t size, int fd, uint64_t off)
-{
-	const uint64_t huge = 2 << 20;
-	uint8_t *area, *p, *want;
-
-	area = mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		    -1, 0);
-	if (area == MAP_FAILED)
-		return MAP_FAILED;
-	want = area + ((off - (uintptr_t)area) & (huge - 1));
-	p = mmap(want, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off);
-	if (p == MAP_FAILED) {
-		munmap(area, size + huge);
-		return MAP_FAILED;
-	}
-	if (want > area)
-		munmap(area, want - area);
-	munmap(want + size, area + size + huge - (want + size));
-	return p;
 }
 
 uint8_t *vm_gpa_to_hva(struct vm *vm, uint64_t gpa)
@@ -182,7 +157,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		};
 
 		if (cfg->mem_fd > 0)
-			s->hva = vm_map_shared(s->size, cfg->mem_fd, cfg->mem_off[i]);
+			/* 2 MiB aligned: huge pages of it map as such (KVM too). */
+			s->hva = vmpf_map_huge_aligned(s->size, PROT_READ | PROT_WRITE,
+						       cfg->mem_fd, cfg->mem_off[i]);
 		else
 			s->hva = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
 				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
