@@ -147,7 +147,7 @@ boot() {
 # then the second boot's.  Said in the results, with the frozen CPU state
 # kept in the logs.  Returns the second boot's status.
 refreeze() {
-	local k=$1 dir=$2 cur rest= t r
+	local k=$1 dir=$2 cur rest= t r at
 	cur=$(tr -d '\r' < "$dir/result.log" | sed -n 's/^VMPF-BEGIN //p' | tail -n 1)
 	for t in disk_mirror_test.sh qemu_migrate_test.sh; do
 		if [ "$t" = "$cur" ] || ! grep -q "^VMPF-BEGIN $t" "$dir/result.log"; then
@@ -157,8 +157,12 @@ refreeze() {
 	mv "$dir/result.log" "$dir/result-frozen.log"
 	mv "$dir/console.log" "$dir/console-frozen.log"
 	mv "$dir/frozen.txt" "$dir/frozen-cpus.txt"
-	echo "# $k qemu lane: the test machine froze in ${cur:-its boot} ($(head -n 1 "$dir/frozen-cpus.txt")); booting it again for $rest"
-	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=1 VMPF_APPEND="vmpf_only=$rest" \
+	# The last check the frozen test passed: it may leave out what froze
+	# (qemu_migrate_test.sh: the reset part, after abort_runs_on).
+	at=$(tr -d '\r' < "$dir/result-frozen.log" | sed -n "/^VMPF-BEGIN $cur\$/,\$p" |
+		sed -n 's/^\(not \)*ok [0-9]* [a-z]*\.\([a-z0-9_]*\).*/\2/p' | tail -n 1)
+	echo "# $k qemu lane: the test machine froze in ${cur:-its boot}${at:+ after $at} ($(head -n 1 "$dir/frozen-cpus.txt")); booting it again for $rest"
+	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=1 VMPF_APPEND="vmpf_only=$rest${at:+ VMPF_QEMU_FROZE_AT=$at}" \
 		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
 	r=$?
 	mv "$dir/result.log" "$dir/result-again.log"
