@@ -177,8 +177,8 @@ TEST(version_json)
 	EXPECT_STREQ("{\"tool\":{\"version\":\"1.2.3\",\"api\":1},"
 		     "\"module\":{\"version\":\"4.5.6\",\"api\":1,\"features_mask\":0,"
 		     "\"features\":[],\"ioctls_mask\":1099511627778,"
-		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"open_files\":3,"
-		     "\"sessions\":0,\"mem_bytes\":4096,\"huge_fills\":0}}\n", out);
+		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"huge_fills\":0,\"open_files\":3,"
+		     "\"sessions\":0,\"mem_bytes\":4096}}\n", out);
 	free(out);
 }
 

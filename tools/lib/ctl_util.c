@@ -592,11 +592,12 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		fprintf(f, "],\"ioctls_mask\":%llu,\"ioctls\":[",
 			(unsigned long long)v->api.ioctls);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, ",", 1);
-		fprintf(f, "],\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu,\"huge_fills\":%llu}",
+		/* mem_bytes last: scripts match "...,\"mem_bytes\":N}". */
+		fprintf(f, "],\"huge_fills\":%llu,\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu}",
+			(unsigned long long)v->info.huge_fills,
 			(unsigned long long)v->info.open_files,
 			(unsigned long long)v->info.sessions,
-			(unsigned long long)v->info.mem_bytes,
-			(unsigned long long)v->info.huge_fills);
+			(unsigned long long)v->info.mem_bytes);
 	}
 	fputs("}\n", f);
 }
