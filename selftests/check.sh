@@ -137,7 +137,10 @@ boot() {
 	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
 		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
 	rc=$?
-	[ $rc = 125 ] && refreeze "$k" "$dir" && rc=$?
+	if [ $rc = 125 ]; then
+		refreeze "$k" "$dir"
+		rc=$?
+	fi
 	echo $rc > "$dir/rc"
 }
 
