@@ -23,7 +23,7 @@ t() { # t NAME EXPECTED_RC STDOUT_REGEX STDERR_REGEX -- ARGS...
 	fi
 }
 echo "TAP version 13"
-echo "1..35"
+echo "1..37"
 t help 0 'Usage: vmpf-ctl \[OPTIONS\]' '^$' -- --help
 t help_version 0 'Usage: vmpf-ctl version' '^$' -- help version
 t version_dash_help 0 'Usage: vmpf-ctl version' '^$' -- version --help
@@ -37,6 +37,8 @@ t revoke_without_path 2 '^$' 'revoke needs a PAGEFILE' -- revoke
 t revoke_not_a_page_file 1 '^$' 'holds no committed image: nothing to revoke' -- revoke /dev/null
 t force_not_for_status 2 '^$' 'force for it and revoke' -- status --force --pid 1
 t no_lease_not_for_revoke 2 '^$' 'no-lease are for restore --qemu only' -- revoke --no-lease /dev/null
+t huge_not_plain_restore 2 '^$' 'huge and --no-lease are for restore --qemu only' -- restore --pid 1 --huge
+t help_restore_huge 0 'restore --qemu PAGEFILE .*\[--huge\]' '^$' -- help restore
 t disks_to_not_status 2 '^$' 'disks-to is for migrate and restore --qemu only' -- status --pid 1 --disks-to /tmp
 t disks_to_not_plain_restore 2 '^$' 'disks-to is for migrate and restore --qemu only' -- restore --pid 1 --disks-to /tmp
 t disks_to_without_dir 2 '^$' "option '--disks-to' needs a directory" -- migrate --qmp /x /y --disks-to
