@@ -145,6 +145,7 @@ static long vmpf_ioctl_dev_info(struct vmpf_file *vf, void __user *uarg)
 		.mem_bytes	= atomic64_read(&vmpf_counters.mem_bytes),
 		.sessions	= atomic64_read(&vmpf_counters.sessions),
 		.huge_fills	= atomic64_read(&vmpf_counters.huge_fills),
+		.table_reads	= atomic64_read(&vmpf_counters.table_reads),
 	};
 
 	if (copy_to_user(uarg, &info, sizeof(info)))

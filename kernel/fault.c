@@ -129,17 +129,23 @@ static void vmpf_page_done(struct vmpf_restore *rst, u64 idx)
 static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 				 struct page *page, int ret, bool demand)
 {
-	const struct vmpf_pf_page *e = &rst->table[idx];
+	u32 want;
 
 	if (!ret) {
 		void *p = kmap_local_page(page);
 		u32 crc = vmpf_crc32c(p, PAGE_SIZE);
 
 		kunmap_local(p);
-		if (crc != le32_to_cpu(e->crc)) {
+		ret = vmpf_table_crc(rst, idx, &want);
+		if (!ret && crc != want) {
 			atomic64_inc(&rst->crc_errors);
 			ret = -EBADMSG;
 			vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
+		} else if (ret == -EBADMSG) {
+			vmpf_restore_bad(rst, idx, ret, "its page-table block changed on storage");
+		} else if (ret && !vmpf_transient(ret)) {
+			atomic64_inc(&rst->io_errors);
+			vmpf_restore_bad(rst, idx, ret, "reading the page table failed");
 		}
 	} else if (ret && !vmpf_transient(ret)) {
 		/* Interrupted reads leave the page to be tried again. */
@@ -147,7 +153,7 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 		vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
 	}
 
-	trace_vmpf_fill(idx, demand, e->state, ret);
+	trace_vmpf_fill(idx, demand, VMPF_PAGE_DATA, ret);
 	if (!ret) {
 		/*
 		 * Dirty, so that reclaim writes it to swap rather than drop
@@ -252,7 +258,7 @@ static int vmpf_restore_read(struct vmpf_restore *rst, struct page **pages,
  */
 static int vmpf_restore_fill_nodata(struct vmpf_restore *rst, u64 idx, bool demand)
 {
-	u8 state = rst->table[idx].state;
+	u8 state = vmpf_page_state(rst, idx);
 	bool done = false;
 
 	if (!vmpf_filled(rst, idx) && !test_bit(idx, rst->bad)) {
@@ -287,7 +293,7 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 	bool nomem = false;
 	int ret = 0;
 
-	if (rst->table[idx].state != VMPF_PAGE_DATA)
+	if (!vmpf_page_data(rst, idx))
 		return vmpf_restore_fill_nodata(rst, idx, demand);
 	for (i = 0; i < n; i++) {
 		/*
@@ -296,7 +302,7 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		 * cannot change.
 		 */
 		if (vmpf_filled(rst, idx + i) || test_bit(idx + i, rst->bad) ||
-		    rst->table[idx + i].state != VMPF_PAGE_DATA)
+		    !vmpf_page_data(rst, idx + i))
 			break;
 		pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
 		if (PTR_ERR_OR_ZERO(pages[i]) == -EAGAIN && !i) {
@@ -417,7 +423,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 	}
 	for (idx = first; idx < end; idx++) {
 		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad) ||
-		    rst->table[idx].state != VMPF_PAGE_DATA)
+		    !vmpf_page_data(rst, idx))
 			continue;
 		lo = min(lo, idx);
 		hi = idx;
@@ -442,9 +448,9 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 	}
 	for (idx = first; idx < end; idx++) {
 		struct page *sub = folio_page(folio, idx - first);
-		u8 state = rst->table[idx].state;
+		u8 state = vmpf_page_state(rst, idx);
+		u32 crc, want;
 		void *p;
-		u32 crc;
 
 		if (test_bit(idx, rst->bad)) {
 			bad = idx;
@@ -464,10 +470,24 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 			why = "never written by the source";
 			break;
 		}
+		ret = vmpf_table_crc(rst, idx, &want);
+		if (vmpf_transient(ret)) {
+			/* Left for a later try, without its memory. */
+			vmpf_drop_folio(rst, folio);
+			return;
+		}
+		if (ret) {
+			bad = idx;
+			why = ret == -EBADMSG ? "its page-table block changed on storage" :
+			      "reading the page table failed";
+			if (ret != -EBADMSG)
+				atomic64_inc(&rst->io_errors);
+			break;
+		}
 		p = kmap_local_page(sub);
 		crc = vmpf_crc32c(p, PAGE_SIZE);
 		kunmap_local(p);
-		if (crc != le32_to_cpu(rst->table[idx].crc)) {
+		if (crc != want) {
 			atomic64_inc(&rst->crc_errors);
 			bad = idx;
 			ret = -EBADMSG;
@@ -484,7 +504,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 	for (idx = first; idx < end; idx++) {
 		if (vmpf_filled(rst, idx))
 			continue;
-		if (rst->table[idx].state == VMPF_PAGE_ZERO)
+		if (vmpf_page_state(rst, idx) == VMPF_PAGE_ZERO)
 			atomic64_inc(&rst->zero_pages);
 		atomic64_inc(demand ? &rst->demand_pages : &rst->prefetched);
 		vmpf_restore_set_filled(rst, idx);
@@ -520,7 +540,7 @@ static int vmpf_restore_fill_block(struct vmpf_restore *rst, u64 first, bool dem
 		n = 1;
 		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad))
 			continue;
-		if (rst->table[idx].state != VMPF_PAGE_DATA) {
+		if (!vmpf_page_data(rst, idx)) {
 			vmpf_restore_fill_nodata(rst, idx, demand);
 			continue;
 		}
@@ -535,7 +555,7 @@ static int vmpf_restore_fill_block(struct vmpf_restore *rst, u64 first, bool dem
 		}
 		put_page(page);
 		while (n < VMPF_IO_PAGES && idx + n < end &&
-		       rst->table[idx + n].state == VMPF_PAGE_DATA &&
+		       vmpf_page_data(rst, idx + n) &&
 		       !vmpf_filled(rst, idx + n) && !test_bit(idx + n, rst->bad))
 			n++;
 		ret = vmpf_fill_pages(rst, idx, n, demand);

@@ -126,20 +126,18 @@ static void vmpf_prefetch_pace(struct vmpf_restore *rst, u64 *start, u64 *done)
 
 /*
  * Page @idx is ours to read: take the following pages too while they are
- * data pages of the same round that nobody has, up to one request's worth,
+ * data pages of the same class that nobody has, up to one request's worth,
  * so the prefetch reads 256 KiB at a time where it can.  Returns how many.
  */
-static unsigned int vmpf_prefetch_run(struct vmpf_restore *rst, u64 idx, u64 round)
+static unsigned int vmpf_prefetch_run(struct vmpf_restore *rst, u64 idx, u64 hot)
 {
 	unsigned int n = 1;
 
-	if (rst->table[idx].state != VMPF_PAGE_DATA)
+	if (!vmpf_page_data(rst, idx))
 		return 1;
 	while (n < VMPF_IO_PAGES && idx + n < rst->total_pages) {
-		const struct vmpf_pf_page *e = &rst->table[idx + n];
-
-		if (e->state != VMPF_PAGE_DATA ||
-		    (round != ~0ULL && le16_to_cpu(e->round) != round) ||
+		if (!vmpf_page_data(rst, idx + n) ||
+		    (hot != ~0ULL && vmpf_page_hot(rst, idx + n) != hot) ||
 		    vmpf_filled(rst, idx + n) || test_bit(idx + n, rst->bad) ||
 		    test_and_set_bit_lock(idx + n, rst->inflight))
 			break;
@@ -148,8 +146,8 @@ static unsigned int vmpf_prefetch_run(struct vmpf_restore *rst, u64 idx, u64 rou
 	return n;
 }
 
-/* One pass over the pages whose last round is @round (or all, if ~0). */
-static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
+/* One pass over the pages of prefetch class @hot (or all, if ~0). */
+static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 hot, u64 *start,
 			       u64 *done)
 {
 	unsigned int n, i;
@@ -160,7 +158,7 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 	for (idx = 0; idx < rst->total_pages; idx++) {
 		if (!(idx % 4096))
 			cond_resched();
-		if (round != ~0ULL && le16_to_cpu(rst->table[idx].round) != round)
+		if (hot != ~0ULL && vmpf_page_hot(rst, idx) != hot)
 			continue;
 		if (vmpf_filled(rst, idx) || test_bit(idx, rst->bad))
 			continue;
@@ -177,7 +175,7 @@ static bool vmpf_prefetch_pass(struct vmpf_restore *rst, u64 round, u64 *start,
 		} else {
 			if (test_and_set_bit_lock(idx, rst->inflight))
 				continue;	/* a fault is reading it */
-			n = vmpf_prefetch_run(rst, idx, round);
+			n = vmpf_prefetch_run(rst, idx, hot);
 		}
 		vmpf_restore_fill(rst, idx, n, false);
 		/*
@@ -211,27 +209,25 @@ static u64 vmpf_prefetch_left(struct vmpf_restore *rst)
 int vmpf_prefetch_thread(void *arg)
 {
 	struct vmpf_restore *rst = arg;
-	unsigned long *rounds;
-	u64 start = ktime_get_ns(), done = 0, idx, filled;
-	long r;
+	u64 start = ktime_get_ns(), done = 0, filled;
+	int hot;
 
 	set_user_nice(current, MAX_NICE);
 
-	/* The distinct rounds present, to walk them from the latest down. */
-	rounds = bitmap_zalloc(U16_MAX + 1, GFP_KERNEL);
-	if (!rounds || READ_ONCE(rst->sequential)) {
+	/*
+	 * The pages the guest wrote last first: by class (table.c), each in
+	 * page order.
+	 */
+	if (READ_ONCE(rst->sequential)) {
 		vmpf_prefetch_pass(rst, ~0ULL, &start, &done);
 	} else {
-		for (idx = 0; idx < rst->total_pages; idx++)
-			__set_bit(le16_to_cpu(rst->table[idx].round), rounds);
-		for (r = U16_MAX; r >= 0; r--) {
-			if (!test_bit(r, rounds))
+		for (hot = 3; hot >= 0; hot--) {
+			if (!rst->hot_pages[hot])
 				continue;
-			if (!vmpf_prefetch_pass(rst, r, &start, &done))
+			if (!vmpf_prefetch_pass(rst, hot, &start, &done))
 				break;
 		}
 	}
-	bitmap_free(rounds);
 
 	/*
 	 * A pass leaves pages behind that it could not take then: no memory

@@ -40,7 +40,7 @@ static void vmpf_restore_free(struct vmpf_restore *rst)
 	kvfree(rst->inflight);
 	kvfree(rst->bad);
 	kvfree(rst->block_done);
-	vfree(rst->table);
+	vmpf_table_free(rst);
 	vfree(rst->state);
 	vmpf_store_put(&rst->store);
 	if (rst->memcg)
@@ -87,24 +87,20 @@ static int vmpf_restore_load_header(struct vmpf_restore *rst, struct vmpf_pf_com
 /* Read and check the page table and the device state. */
 static int vmpf_restore_load(struct vmpf_restore *rst, const struct vmpf_pf_commit *commit)
 {
-	size_t table_len;
+	size_t table_len, bytes = 0;
 	int ret;
 
 	rst->total_pages = le64_to_cpu(rst->sb.total_pages);
 	rst->data_off = le64_to_cpu(rst->sb.data_off);
 	table_len = round_up(rst->total_pages * sizeof(struct vmpf_pf_page),
 			     VMPF_PF_BLOCK);
-	/* Sized by the file: charged to the caller, and failing quietly. */
-	rst->table = __vmalloc(table_len, VMPF_RST_GFP);
-	if (!rst->table)
-		return -ENOMEM;
-	vmpf_rst_account(rst, table_len);
-	ret = vmpf_store_read_buf(&rst->store, rst->table, table_len,
-				  le64_to_cpu(rst->sb.table_off));
+	/* Sized by the file: charged to the caller. */
+	ret = vmpf_table_load(rst, le64_to_cpu(rst->sb.table_off), table_len,
+			      le32_to_cpu(commit->table_crc),
+			      le64_to_cpu(commit->rounds), &bytes);
+	vmpf_rst_account(rst, bytes);
 	if (ret)
 		return ret;
-	if (vmpf_crc32c(rst->table, table_len) != le32_to_cpu(commit->table_crc))
-		return -EBADMSG;
 
 	rst->state_len = le64_to_cpu(commit->state_len);
 	rst->state = __vmalloc(PAGE_ALIGN(max_t(size_t, rst->state_len, 1)), VMPF_RST_GFP);

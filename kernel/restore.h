@@ -44,11 +44,11 @@
 #include "vmpf.h"
 
 struct mem_cgroup;
+struct vmpf_tslot;
 
 struct vmpf_restore {
 	/* constant after open */
 	struct vmpf_pf_super sb;
-	struct vmpf_pf_page *table;	/* vzalloc()ed, checked against the commit */
 	u64 total_pages;
 	u64 data_off;
 	void *state;			/* vzalloc()ed device state */
@@ -74,6 +74,20 @@ struct vmpf_restore {
 	unsigned long *inflight;
 	unsigned long *bad;
 	unsigned long *block_done;	/* huge sessions only */
+
+	/* The page table, kept small: table.c.  Constant after open: */
+	unsigned long *data;		/* pages stored in the page file */
+	unsigned long *zero;		/* zero pages; neither: never written */
+	unsigned long *hot[2];		/* prefetch class, vmpf_page_hot() */
+	u64 hot_pages[4];		/* pages of each class */
+	u32 *block_crc;			/* crc32c of each 4 KiB table block */
+	u64 table_off;
+	u64 table_blocks;
+	u64 tc_sets;
+	/* the crcs of recently used table blocks: */
+	spinlock_t tc_lock;		/* protects @tc_slots and @tc_lru */
+	struct vmpf_tslot *tc_slots;
+	unsigned long *tc_lru;
 
 	wait_queue_head_t wq;		/* the prefetch thread sleeps here */
 	wait_queue_head_t *poll_wq;	/* the descriptor's: poll() waits there */
@@ -142,6 +156,24 @@ static inline bool vmpf_filled(struct vmpf_restore *rst, u64 idx)
 	return test_bit_acquire(idx, rst->filled);
 }
 
+/* Page @idx's state in the page file: VMPF_PAGE_DATA, _ZERO or _NONE. */
+static inline u8 vmpf_page_state(struct vmpf_restore *rst, u64 idx)
+{
+	return test_bit(idx, rst->data) ? VMPF_PAGE_DATA :
+	       test_bit(idx, rst->zero) ? VMPF_PAGE_ZERO : VMPF_PAGE_NONE;
+}
+
+static inline bool vmpf_page_data(struct vmpf_restore *rst, u64 idx)
+{
+	return test_bit(idx, rst->data);
+}
+
+/* Page @idx's prefetch class: 3 (copied in the final round) first, 0 last. */
+static inline unsigned int vmpf_page_hot(struct vmpf_restore *rst, u64 idx)
+{
+	return test_bit(idx, rst->hot[1]) << 1 | test_bit(idx, rst->hot[0]);
+}
+
 /* Pages in a block of a huge session: one PMD's worth. */
 #define VMPF_HUGE_NR	(PMD_SIZE >> PAGE_SHIFT)
 
@@ -175,5 +207,11 @@ int vmpf_guestmem_mmap(struct vmpf_restore *rst, struct vm_area_struct *vma);
 
 /* prefetch.c */
 int vmpf_prefetch_thread(void *arg);
+
+/* table.c */
+int vmpf_table_load(struct vmpf_restore *rst, u64 table_off, size_t table_len,
+		    u32 table_crc, u64 rounds, size_t *bytes);
+void vmpf_table_free(struct vmpf_restore *rst);
+int vmpf_table_crc(struct vmpf_restore *rst, u64 idx, u32 *crc);
 
 #endif /* _VMPF_RESTORE_H */

@@ -57,6 +57,7 @@ struct vmpf_counters {
 	atomic64_t mem_bytes;	/* bytes allocated on behalf of callers */
 	atomic64_t sessions;	/* source sessions alive */
 	atomic64_t huge_fills;	/* 2 MiB pages restored with one read */
+	atomic64_t table_reads;	/* table blocks read again (table.c) */
 };
 
 extern struct vmpf_counters vmpf_counters;

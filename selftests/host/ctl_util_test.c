@@ -165,7 +165,7 @@ TEST(version_text)
 		     "module   4.5.6 (API 1)\n"
 		     "features none\n"
 		     "ioctls   DEV_INFO bit40\n"
-		     "open files 3, sessions 0, module memory 4096 bytes, huge pages filled 0\n", out);
+		     "open files 3, sessions 0, module memory 4096 bytes, huge pages filled 0, page-table blocks read again 0\n", out);
 	free(out);
 }
 
@@ -177,7 +177,7 @@ TEST(version_json)
 	EXPECT_STREQ("{\"tool\":{\"version\":\"1.2.3\",\"api\":1},"
 		     "\"module\":{\"version\":\"4.5.6\",\"api\":1,\"features_mask\":0,"
 		     "\"features\":[],\"ioctls_mask\":1099511627778,"
-		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"huge_fills\":0,\"open_files\":3,"
+		     "\"ioctls\":[\"DEV_INFO\",\"bit40\"],\"huge_fills\":0,\"table_reads\":0,\"open_files\":3,"
 		     "\"sessions\":0,\"mem_bytes\":4096}}\n", out);
 	free(out);
 }

@@ -572,11 +572,12 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 		ctl_print_bits(f, v->api.features, vmpf_feature_name, " ", 0);
 		fputs("\nioctls   ", f);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, " ", 0);
-		fprintf(f, "\nopen files %llu, sessions %llu, module memory %llu bytes, huge pages filled %llu\n",
+		fprintf(f, "\nopen files %llu, sessions %llu, module memory %llu bytes, huge pages filled %llu, page-table blocks read again %llu\n",
 			(unsigned long long)v->info.open_files,
 			(unsigned long long)v->info.sessions,
 			(unsigned long long)v->info.mem_bytes,
-			(unsigned long long)v->info.huge_fills);
+			(unsigned long long)v->info.huge_fills,
+			(unsigned long long)v->info.table_reads);
 		return;
 	}
 
@@ -593,8 +594,9 @@ void ctl_print_version(FILE *f, const struct ctl_version *v, int json)
 			(unsigned long long)v->api.ioctls);
 		ctl_print_bits(f, v->api.ioctls, vmpf_ioctl_bit_name, ",", 1);
 		/* mem_bytes last: scripts match "...,\"mem_bytes\":N}". */
-		fprintf(f, "],\"huge_fills\":%llu,\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu}",
+		fprintf(f, "],\"huge_fills\":%llu,\"table_reads\":%llu,\"open_files\":%llu,\"sessions\":%llu,\"mem_bytes\":%llu}",
 			(unsigned long long)v->info.huge_fills,
+			(unsigned long long)v->info.table_reads,
 			(unsigned long long)v->info.open_files,
 			(unsigned long long)v->info.sessions,
 			(unsigned long long)v->info.mem_bytes);

@@ -111,6 +111,8 @@ struct vmpf_api {
  * @sessions:	out: sessions alive.
  * @huge_fills: out: 2 MiB huge pages of restored guest memory filled, each
  *		with one read, since the module was loaded (VMPF_RESTORE_HUGE).
+ * @table_reads: out: 4 KiB page-table blocks restores read again to check
+ *		a page (their cache's misses), since the module was loaded.
  * @reserved:	out: zero.
  *
  * Counters are module-wide and read without stopping other users: they are
@@ -123,7 +125,8 @@ struct vmpf_dev_info {
 	__u64 mem_bytes;
 	__u64 sessions;
 	__u64 huge_fills;
-	__u64 reserved[2];
+	__u64 table_reads;
+	__u64 reserved[1];
 };
 
 /*

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A restore session's page table, kept small.
+ *
+ * On storage the table takes 8 bytes a page (0.2 % of guest RAM); the
+ * module's goal for all of a session's memory is 0.1 %.  So the table is
+ * read once at open, in 256 KiB pieces, and checked against the commit
+ * record's table_crc as before, and what stays in memory is
+ *  - each page's state, in two bits (@data, @zero; neither: never written),
+ *  - the prefetch's order, in two bits (@hot: how recent the page's round
+ *    was, see vmpf_table_hot()),
+ *  - the crc32c of each 4 KiB table block (@block_crc: 4 bytes for 512
+ *    pages).
+ * A page's own crc32c is needed only once, when the page is filled: it is
+ * read again with its table block, which is checked against the block's
+ * crc (a table changed on storage since the open refuses the page rather
+ * than lets anything unchecked in), and a cache keeps the crcs of the
+ * blocks used last.  The cache holds half the table's blocks, two-way set
+ * associative: a fault whose block is not in it reads 4 KiB more
+ * (table_reads in VMPF_IOC_DEV_INFO counts those reads).  With a prefetch
+ * running, it walks the table in order and loads each block once.
+ */
+#include <linux/crc32.h>
+#include <linux/highmem.h>
+#include <linux/moduleparam.h>
+#include <linux/vmalloc.h>
+
+#include "restore.h"
+
+static unsigned int table_cache = 50;
+module_param(table_cache, uint, 0644);
+MODULE_PARM_DESC(table_cache, "percent of a restore's page-table blocks whose crcs are kept in memory (default 50; at least 2 blocks)");
+
+/* Page-table entries in a 4 KiB block: 512 pages, 2 MiB of guest RAM. */
+#define VMPF_TBLK_PAGES	(VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page))
+
+struct vmpf_tslot {
+	u64 tag;			/* table block + 1; 0: empty */
+	u32 crc[VMPF_TBLK_PAGES];
+};
+
+/* The prefetch class of a page last copied in @round of @rounds: 3 first. */
+static unsigned int vmpf_hot_class(u64 round, u64 rounds)
+{
+	u64 last = rounds ? min_t(u64, rounds - 1, U16_MAX) : 0;
+	u64 age = round >= last ? 0 : last - round;
+
+	/* The final round, the one before it, the two before that, the rest. */
+	return age == 0 ? 3 : age == 1 ? 2 : age <= 3 ? 1 : 0;
+}
+
+/* Take in the entries of table block @blk (@e, @n of them). */
+static void vmpf_table_scan(struct vmpf_restore *rst, const struct vmpf_pf_page *e,
+			    u64 first, unsigned int n, u64 rounds)
+{
+	unsigned int i, hot;
+
+	for (i = 0; i < n && first + i < rst->total_pages; i++) {
+		u64 idx = first + i;
+
+		if (e[i].state == VMPF_PAGE_DATA)
+			__set_bit(idx, rst->data);
+		else if (e[i].state == VMPF_PAGE_ZERO)
+			__set_bit(idx, rst->zero);
+		hot = vmpf_hot_class(le16_to_cpu(e[i].round), rounds);
+		if (hot & 1)
+			__set_bit(idx, rst->hot[0]);
+		if (hot & 2)
+			__set_bit(idx, rst->hot[1]);
+		rst->hot_pages[hot]++;
+	}
+}
+
+/*
+ * Read the page table (@table_len bytes at @table_off), check it against
+ * @table_crc, and keep what is said above.  Memory is charged to the
+ * caller and counted in *@bytes.
+ */
+int vmpf_table_load(struct vmpf_restore *rst, u64 table_off, size_t table_len,
+		    u32 table_crc, u64 rounds, size_t *bytes)
+{
+	size_t bitmap = BITS_TO_LONGS(rst->total_pages) * sizeof(long), done, chunk;
+	u64 blocks = table_len / VMPF_PF_BLOCK, sets, b;
+	u32 crc = ~0U;
+	void *buf;
+	int ret, i;
+
+	rst->table_off = table_off;
+	rst->table_blocks = blocks;
+	sets = max_t(u64, 1, DIV_ROUND_UP(blocks * min(READ_ONCE(table_cache), 100U), 200));
+	rst->tc_sets = sets;
+	spin_lock_init(&rst->tc_lock);
+
+	/* kvzalloc: 2^27 pages need 16 MiB of bitmap, past kmalloc's limit. */
+	rst->data = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
+	rst->zero = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
+	rst->hot[0] = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
+	rst->hot[1] = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
+	rst->block_crc = kvcalloc(blocks, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	rst->tc_lru = kvcalloc(BITS_TO_LONGS(sets), sizeof(long), GFP_KERNEL_ACCOUNT);
+	rst->tc_slots = __vmalloc(2 * sets * sizeof(struct vmpf_tslot),
+				  GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN);
+	if (!rst->data || !rst->zero || !rst->hot[0] || !rst->hot[1] ||
+	    !rst->block_crc || !rst->tc_lru || !rst->tc_slots)
+		return -ENOMEM;
+	*bytes += 4 * bitmap + blocks * sizeof(u32) +
+		  BITS_TO_LONGS(sets) * sizeof(long) + 2 * sets * sizeof(struct vmpf_tslot);
+
+	/* Read in pieces: the whole table is never in memory at once. */
+	chunk = min_t(size_t, table_len, VMPF_IO_PAGES * PAGE_SIZE);
+	buf = vmalloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	for (done = 0, ret = 0; done < table_len && !ret; done += chunk) {
+		size_t len = min(chunk, table_len - done);
+
+		ret = vmpf_store_read_buf(&rst->store, buf, len, table_off + done);
+		if (ret)
+			break;
+		for (i = 0; i < len / VMPF_PF_BLOCK; i++) {
+			void *p = buf + i * VMPF_PF_BLOCK;
+
+			b = done / VMPF_PF_BLOCK + i;
+			/* Seed 0, not inverted: what crc32c_combine() takes. */
+			rst->block_crc[b] = vmpf_raw_crc32c(0, p, VMPF_PF_BLOCK);
+			crc = __crc32c_le_combine(crc, rst->block_crc[b], VMPF_PF_BLOCK);
+			vmpf_table_scan(rst, p, b * VMPF_TBLK_PAGES, VMPF_TBLK_PAGES, rounds);
+		}
+		cond_resched();
+	}
+	vfree(buf);
+	if (!ret && (crc ^ ~0U) != table_crc)
+		ret = -EBADMSG;
+	return ret;
+}
+
+void vmpf_table_free(struct vmpf_restore *rst)
+{
+	kvfree(rst->data);
+	kvfree(rst->zero);
+	kvfree(rst->hot[0]);
+	kvfree(rst->hot[1]);
+	kvfree(rst->block_crc);
+	kvfree(rst->tc_lru);
+	vfree(rst->tc_slots);
+}
+
+/* The cached crc of page @idx: true if its block is in the cache. */
+static bool vmpf_tc_get(struct vmpf_restore *rst, u64 idx, u32 *crc)
+{
+	u64 blk = idx / VMPF_TBLK_PAGES, set = blk % rst->tc_sets;
+	struct vmpf_tslot *s = &rst->tc_slots[2 * set];
+	bool hit = false;
+	unsigned int w;
+
+	spin_lock(&rst->tc_lock);
+	for (w = 0; w < 2; w++) {
+		if (s[w].tag != blk + 1)
+			continue;
+		*crc = s[w].crc[idx % VMPF_TBLK_PAGES];
+		/* Bit set: way 1 was used last. */
+		__assign_bit(set, rst->tc_lru, w);
+		hit = true;
+		break;
+	}
+	spin_unlock(&rst->tc_lock);
+	return hit;
+}
+
+/* Keep the crcs of block @blk (@e, checked), in the way not used last. */
+static void vmpf_tc_put(struct vmpf_restore *rst, u64 blk, const struct vmpf_pf_page *e)
+{
+	u64 set = blk % rst->tc_sets;
+	struct vmpf_tslot *s = &rst->tc_slots[2 * set];
+	unsigned int w, i;
+
+	spin_lock(&rst->tc_lock);
+	if (s[0].tag == blk + 1 || s[1].tag == blk + 1)
+		goto out;		/* another reader was first */
+	w = !s[0].tag ? 0 : !s[1].tag ? 1 : !test_bit(set, rst->tc_lru);
+	for (i = 0; i < VMPF_TBLK_PAGES; i++)
+		s[w].crc[i] = le32_to_cpu(e[i].crc);
+	s[w].tag = blk + 1;
+	__assign_bit(set, rst->tc_lru, w);
+out:
+	spin_unlock(&rst->tc_lock);
+}
+
+/*
+ * The crc32c that data page @idx must have, from the cache or from its
+ * table block on storage.  May sleep (a read, like the page's own: the
+ * caller is a fault or the prefetch and holds no lock).  -EBADMSG if the
+ * block on storage is no longer the one checked at open; -EAGAIN, -EINTR,
+ * -ENOMEM as a page read gives them (not final).
+ */
+int vmpf_table_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
+{
+	u64 blk = idx / VMPF_TBLK_PAGES;
+	struct vmpf_pf_page *e;
+	struct page *page;
+	int ret;
+
+	if (vmpf_tc_get(rst, idx, crc))
+		return 0;
+	page = alloc_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	/* store_sem: the page file is not let go of during the read. */
+	down_read(&rst->store_sem);
+	ret = !rst->store.file ? -EIO :
+	      vmpf_store_read_page(&rst->store, page, rst->table_off + blk * VMPF_PF_BLOCK);
+	up_read(&rst->store_sem);
+	if (!ret) {
+		e = kmap_local_page(page);
+		if (vmpf_raw_crc32c(0, e, VMPF_PF_BLOCK) != rst->block_crc[blk]) {
+			ret = -EBADMSG;
+		} else {
+			vmpf_tc_put(rst, blk, e);
+			*crc = le32_to_cpu(e[idx % VMPF_TBLK_PAGES].crc);
+		}
+		kunmap_local(e);
+		atomic64_inc(&vmpf_counters.table_reads);
+	}
+	__free_page(page);
+	return ret;
+}
