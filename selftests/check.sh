@@ -121,26 +121,20 @@ GUEST_BINS="tools/vmpf-ctl tools/vmpf-vm selftests/tap.sh $(ls selftests/*_test.
 # cores: lane i runs kernel i's main boot, then the next kernel's qemu
 # boot, which balances the two.  VMPF_CHECK_SERIAL=1 boots one at a time.
 # Results are read afterwards, in the order of $KERNELS.
-# The qemu lane's CPU has no TSC-deadline timer, so its kernel uses the
-# local APIC's one-shot timer: with the deadline timer the one-CPU machine
-# froze in about 3 of 8 runs of qemu_migrate_test's system_reset migration
-# (sessions 9-10: its timer interrupt stopped coming, docs/testing.md);
-# without it, none of the runs since did.  A freeze is still caught below.
 QEMU_TESTS="qemu_migrate_test.sh,disk_mirror_test.sh"
 declare -A booted
 # boot KVER LANE: one test machine, results in $BUILD/KVER/guest[-qemu]
 boot() {
 	local k=$1 lane=$2 dir=$BUILD/$1/guest smp=2 sel="vmpf_except=$QEMU_TESTS" quiet=0 rc
-	local cpu=max
 	if [ "$lane" = qemu ]; then
-		dir=$BUILD/$k/guest-qemu smp=1 sel="vmpf_only=$QEMU_TESTS" cpu=max,-tsc-deadline
+		dir=$BUILD/$k/guest-qemu smp=1 sel="vmpf_only=$QEMU_TESTS"
 		quiet=${VMPF_QEMU_LANE_QUIET:-480}
 	fi
 	mkdir -p "$dir"
 	rm -f "$dir/rc" "$dir/frozen-cpus.txt" "$dir/result-frozen.log" "$dir/console-frozen.log"
 	[ -n "${booted[$k]:-}" ] || return 0
 	echo "# booting $k ($lane lane)"
-	VMPF_GUEST_CPU=$cpu VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
+	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=$smp VMPF_APPEND="$sel" \
 		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
 	rc=$?
 	if [ $rc = 125 ]; then
@@ -171,7 +165,7 @@ refreeze() {
 	at=$(tr -d '\r' < "$dir/result-frozen.log" | sed -n "/^VMPF-BEGIN $cur\$/,\$p" |
 		sed -n 's/^\(not \)*ok [0-9]* [a-z]*\.\([a-z0-9_]*\).*/\2/p' | tail -n 1)
 	echo "# $k qemu lane: the test machine froze in ${cur:-its boot}${at:+ after $at} ($(head -n 1 "$dir/frozen-cpus.txt")); booting it again for $rest"
-	VMPF_GUEST_CPU=max,-tsc-deadline VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=1 VMPF_APPEND="vmpf_only=$rest${at:+ VMPF_QEMU_FROZE_AT=$at}" \
+	VMPF_GUEST_QUIET=$quiet VMPF_GUEST_SMP=1 VMPF_APPEND="vmpf_only=$rest${at:+ VMPF_QEMU_FROZE_AT=$at}" \
 		selftests/qemu/run-guest.sh "$k" "$BUILD/$k/guest/initrd.gz" "$dir" "$GUEST_TIMEOUT"
 	r=$?
 	mv "$dir/result.log" "$dir/result-again.log"

@@ -17,8 +17,6 @@
 # machines that run QEMU as the test VMM: the whole test machine stops,
 # its own watchdogs included: docs/testing.md): its CPUs' state from
 # QEMU's monitor goes to OUTDIR/frozen.txt and QEMU is stopped.
-# VMPF_GUEST_CPU: the -cpu model (default max; the qemu lane takes
-# max,-tsc-deadline: check.sh says why).
 set -uo pipefail
 
 kver=$1 initrd=$2 out=$3 limit=${4:-900}
@@ -89,7 +87,7 @@ last_output() {
 }
 
 timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-	-accel tcg,thread=single -cpu "${VMPF_GUEST_CPU:-max}" -m "${VMPF_GUEST_MEM:-2048}" -smp "${VMPF_GUEST_SMP:-2}" \
+	-accel tcg,thread=single -cpu max -m "${VMPF_GUEST_MEM:-2048}" -smp "${VMPF_GUEST_SMP:-2}" \
 	-nodefaults -display none -no-reboot \
 	-kernel "${VMPF_KERNEL_IMAGE:-/boot/vmlinuz-$kver}" -initrd "$initrd" \
 	-append "console=ttyS0 rdinit=/init panic=-1 panic_on_warn=1 oops=panic hung_task_panic=1 softlockup_panic=1 ${VMPF_APPEND:-}" \
