@@ -122,30 +122,39 @@ static void vmpf_page_done(struct vmpf_restore *rst, u64 idx)
 		vmpf_restore_unlock(rst, idx);
 }
 
+/* Why a page whose fill failed with @err, not transient, is refused. */
+static const char *vmpf_fill_why(struct vmpf_restore *rst, int err)
+{
+	switch (err) {
+	case -EBUSY:
+		return "mapped before it was restored";
+	case -EOPNOTSUPP:
+		return "tmpfs gave a huge page (shmem_enabled=force)";
+	case -EBADMSG:
+		return "its page-table block changed on storage";
+	default:
+		atomic64_inc(&rst->io_errors);
+		return "reading the page table failed";
+	}
+}
+
 /*
- * Page @idx was read into @page (or @ret says why not): check it, then
- * publish it or mark it bad, and release its in-flight bit.
+ * Page @idx was read into @page (or @ret says why not): check it against
+ * @want, its crc32c, then publish it or mark it bad, and release its
+ * in-flight bit.
  */
 static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
-				 struct page *page, int ret, bool demand)
+				 struct page *page, int ret, bool demand, u32 want)
 {
-	u32 want;
-
 	if (!ret) {
 		void *p = kmap_local_page(page);
 		u32 crc = vmpf_crc32c(p, PAGE_SIZE);
 
 		kunmap_local(p);
-		ret = vmpf_table_crc(rst, idx, &want);
-		if (!ret && crc != want) {
+		if (crc != want) {
 			atomic64_inc(&rst->crc_errors);
 			ret = -EBADMSG;
 			vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
-		} else if (ret == -EBADMSG) {
-			vmpf_restore_bad(rst, idx, ret, "its page-table block changed on storage");
-		} else if (ret && !vmpf_transient(ret)) {
-			atomic64_inc(&rst->io_errors);
-			vmpf_restore_bad(rst, idx, ret, "reading the page table failed");
 		}
 	} else if (ret && !vmpf_transient(ret)) {
 		/* Interrupted reads leave the page to be tried again. */
@@ -289,9 +298,9 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 			   bool demand)
 {
 	struct page *pages[VMPF_IO_PAGES];
+	u32 want[VMPF_IO_PAGES];
 	unsigned int i, got = 0;
-	bool nomem = false;
-	int ret = 0;
+	int ret = 0, err = 0;
 
 	if (!vmpf_page_data(rst, idx))
 		return vmpf_restore_fill_nodata(rst, idx, demand);
@@ -304,30 +313,29 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		if (vmpf_filled(rst, idx + i) || test_bit(idx + i, rst->bad) ||
 		    !vmpf_page_data(rst, idx + i))
 			break;
-		pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
-		if (PTR_ERR_OR_ZERO(pages[i]) == -EAGAIN && !i) {
-			vmpf_page_done(rst, idx);
-			return 0;
+		/* Its crc32c first: a table read that fails costs no page. */
+		err = vmpf_table_page_crc(rst, idx + i, &want[i]);
+		if (!err) {
+			pages[i] = vmpf_restore_alloc(rst, idx + i, demand);
+			err = !pages[i] ? -ENOMEM : PTR_ERR_OR_ZERO(pages[i]);
 		}
-		if (IS_ERR(pages[i]) && !i) {
-			vmpf_restore_bad(rst, idx, PTR_ERR(pages[i]),
-					 PTR_ERR(pages[i]) == -EBUSY ?
-					 "mapped before it was restored" :
-					 "tmpfs gave a huge page (shmem_enabled=force)");
-			vmpf_page_done(rst, idx);
-			return 0;
-		}
-		if (IS_ERR_OR_NULL(pages[i])) {
-			nomem = true;
+		if (err)
 			break;
-		}
 		got++;
 	}
+	/*
+	 * A failure on the first page refuses it unless it is transient
+	 * (-EAGAIN: a huge session got a huge page after all, which
+	 * vmpf_restore_fill_block() fills whole); a later page's ends the
+	 * run before it, for a later try.
+	 */
+	if (!got && err && !vmpf_transient(err))
+		vmpf_restore_bad(rst, idx, err, vmpf_fill_why(rst, err));
 	/* Release what we will not read now; not bad, a later try may do. */
 	for (i = got; i < n; i++)
 		vmpf_page_done(rst, idx + i);
 	if (!got)
-		return nomem ? -ENOMEM : 0;
+		return err == -ENOMEM ? -ENOMEM : 0;
 
 	ret = vmpf_restore_read(rst, pages, idx, got);
 	if (ret && got > 1 && !vmpf_transient(ret)) {
@@ -335,11 +343,11 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 		for (i = 0; i < got; i++)
 			vmpf_restore_publish(rst, idx + i, pages[i],
 					     vmpf_restore_read(rst, &pages[i], idx + i, 1),
-					     demand);
+					     demand, want[i]);
 		return 0;
 	}
 	for (i = 0; i < got; i++)
-		vmpf_restore_publish(rst, idx + i, pages[i], ret, demand);
+		vmpf_restore_publish(rst, idx + i, pages[i], ret, demand, want[i]);
 	return 0;
 }
 
@@ -429,6 +437,23 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 		hi = idx;
 	}
 	if (lo < end) {
+		u32 want;
+
+		/*
+		 * The block's crcs first (one table block: the cache keeps
+		 * them for the checks below): a table read that fails costs
+		 * no 2 MiB read.
+		 */
+		ret = vmpf_table_page_crc(rst, lo, &want);
+		if (vmpf_transient(ret)) {
+			vmpf_drop_folio(rst, folio);
+			return;
+		}
+		if (ret) {
+			bad = lo;
+			why = vmpf_fill_why(rst, ret);
+			goto refuse;
+		}
 		/* store_sem: the page file is not let go of during the read. */
 		down_read(&rst->store_sem);
 		ret = !rst->store.file ? -EIO :
@@ -470,7 +495,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 			why = "never written by the source";
 			break;
 		}
-		ret = vmpf_table_crc(rst, idx, &want);
+		ret = vmpf_table_page_crc(rst, idx, &want);
 		if (vmpf_transient(ret)) {
 			/* Left for a later try, without its memory. */
 			vmpf_drop_folio(rst, folio);
@@ -478,10 +503,7 @@ static void vmpf_fill_huge(struct vmpf_restore *rst, u64 first, u64 end,
 		}
 		if (ret) {
 			bad = idx;
-			why = ret == -EBADMSG ? "its page-table block changed on storage" :
-			      "reading the page table failed";
-			if (ret != -EBADMSG)
-				atomic64_inc(&rst->io_errors);
+			why = vmpf_fill_why(rst, ret);
 			break;
 		}
 		p = kmap_local_page(sub);

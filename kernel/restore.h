@@ -28,7 +28,10 @@
  * bad; only then may anything map a page of it (fault.c says why).
  *
  * Locking: @store_sem is taken for reading around each read of the page
- * file and for writing when the session lets go of the file at completion.
+ * file (a page-table block's too: table.c) and for writing when the
+ * session lets go of the file at completion.  @tc_lock (spinlock) protects
+ * the page-table cache, @tc_slots and @tc_lru: held only to look a crc up
+ * or to copy a checked block in, never across a read.
  * @lock (spinlock) protects the prefetch controls, @message, @first_bad,
  * @complete_ns, @prefetch_held, @held_logged and the setting of @map_mm.  Counters are atomics.
  */
@@ -82,8 +85,8 @@ struct vmpf_restore {
 	u64 hot_pages[4];		/* pages of each class */
 	u32 *block_crc;			/* crc32c of each 4 KiB table block */
 	u64 table_off;
-	u64 table_blocks;
-	u64 tc_sets;
+	unsigned int table_blocks;
+	unsigned int tc_sets;
 	/* the crcs of recently used table blocks: */
 	spinlock_t tc_lock;		/* protects @tc_slots and @tc_lru */
 	struct vmpf_tslot *tc_slots;
@@ -212,6 +215,6 @@ int vmpf_prefetch_thread(void *arg);
 int vmpf_table_load(struct vmpf_restore *rst, u64 table_off, size_t table_len,
 		    u32 table_crc, u64 rounds, size_t *bytes);
 void vmpf_table_free(struct vmpf_restore *rst);
-int vmpf_table_crc(struct vmpf_restore *rst, u64 idx, u32 *crc);
+int vmpf_table_page_crc(struct vmpf_restore *rst, u64 idx, u32 *crc);
 
 #endif /* _VMPF_RESTORE_H */

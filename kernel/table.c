@@ -15,10 +15,14 @@
  * read again with its table block, which is checked against the block's
  * crc (a table changed on storage since the open refuses the page rather
  * than lets anything unchecked in), and a cache keeps the crcs of the
- * blocks used last.  The cache holds half the table's blocks, two-way set
- * associative: a fault whose block is not in it reads 4 KiB more
- * (table_reads in VMPF_IOC_DEV_INFO counts those reads).  With a prefetch
- * running, it walks the table in order and loads each block once.
+ * blocks used last.  The cache holds table_cache percent of the table's
+ * blocks (default half), two-way set associative: a fill whose block is
+ * not in it reads 4 KiB more, before the page's own read (table_reads in
+ * VMPF_IOC_DEV_INFO counts those reads).  The prefetch walks the table in
+ * order and loads each block about once a pass.  The price of not keeping
+ * the table: a table block that can no longer be read (after io_retries)
+ * refuses the data pages of it that were not filled yet, as their own
+ * unreadable sectors would.
  */
 #include <linux/crc32.h>
 #include <linux/highmem.h>
@@ -30,6 +34,9 @@
 static unsigned int table_cache = 50;
 module_param(table_cache, uint, 0644);
 MODULE_PARM_DESC(table_cache, "percent of a restore's page-table blocks whose crcs are kept in memory (default 50; at least 2 blocks)");
+
+/* Sized by the file: charged to the caller, and failing quietly. */
+#define VMPF_TABLE_GFP	(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 /* Page-table entries in a 4 KiB block: 512 pages, 2 MiB of guest RAM. */
 #define VMPF_TBLK_PAGES	(VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page))
@@ -79,27 +86,28 @@ static void vmpf_table_scan(struct vmpf_restore *rst, const struct vmpf_pf_page 
 int vmpf_table_load(struct vmpf_restore *rst, u64 table_off, size_t table_len,
 		    u32 table_crc, u64 rounds, size_t *bytes)
 {
-	size_t bitmap = BITS_TO_LONGS(rst->total_pages) * sizeof(long), done, chunk;
-	u64 blocks = table_len / VMPF_PF_BLOCK, sets, b;
+	size_t bitmap = BITS_TO_LONGS(rst->total_pages) * sizeof(long), done, chunk, i;
+	/* At most 2^18 blocks: VMPF_MAX_PAGES is 2^27. */
+	unsigned int blocks = table_len / VMPF_PF_BLOCK, sets;
 	u32 crc = ~0U;
 	void *buf;
-	int ret, i;
+	u64 b;
+	int ret;
 
 	rst->table_off = table_off;
 	rst->table_blocks = blocks;
-	sets = max_t(u64, 1, DIV_ROUND_UP(blocks * min(READ_ONCE(table_cache), 100U), 200));
+	sets = max(1U, DIV_ROUND_UP(blocks * min(READ_ONCE(table_cache), 100U), 200));
 	rst->tc_sets = sets;
 	spin_lock_init(&rst->tc_lock);
 
 	/* kvzalloc: 2^27 pages need 16 MiB of bitmap, past kmalloc's limit. */
-	rst->data = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
-	rst->zero = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
-	rst->hot[0] = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
-	rst->hot[1] = kvzalloc(bitmap, GFP_KERNEL_ACCOUNT);
-	rst->block_crc = kvcalloc(blocks, sizeof(u32), GFP_KERNEL_ACCOUNT);
-	rst->tc_lru = kvcalloc(BITS_TO_LONGS(sets), sizeof(long), GFP_KERNEL_ACCOUNT);
-	rst->tc_slots = __vmalloc(2 * sets * sizeof(struct vmpf_tslot),
-				  GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN);
+	rst->data = kvzalloc(bitmap, VMPF_TABLE_GFP);
+	rst->zero = kvzalloc(bitmap, VMPF_TABLE_GFP);
+	rst->hot[0] = kvzalloc(bitmap, VMPF_TABLE_GFP);
+	rst->hot[1] = kvzalloc(bitmap, VMPF_TABLE_GFP);
+	rst->block_crc = kvcalloc(blocks, sizeof(u32), VMPF_TABLE_GFP);
+	rst->tc_lru = kvcalloc(BITS_TO_LONGS(sets), sizeof(long), VMPF_TABLE_GFP);
+	rst->tc_slots = __vmalloc(2 * sets * sizeof(struct vmpf_tslot), VMPF_TABLE_GFP);
 	if (!rst->data || !rst->zero || !rst->hot[0] || !rst->hot[1] ||
 	    !rst->block_crc || !rst->tc_lru || !rst->tc_slots)
 		return -ENOMEM;
@@ -148,7 +156,7 @@ void vmpf_table_free(struct vmpf_restore *rst)
 /* The cached crc of page @idx: true if its block is in the cache. */
 static bool vmpf_tc_get(struct vmpf_restore *rst, u64 idx, u32 *crc)
 {
-	u64 blk = idx / VMPF_TBLK_PAGES, set = blk % rst->tc_sets;
+	unsigned int blk = idx / VMPF_TBLK_PAGES, set = blk % rst->tc_sets;
 	struct vmpf_tslot *s = &rst->tc_slots[2 * set];
 	bool hit = false;
 	unsigned int w;
@@ -168,9 +176,10 @@ static bool vmpf_tc_get(struct vmpf_restore *rst, u64 idx, u32 *crc)
 }
 
 /* Keep the crcs of block @blk (@e, checked), in the way not used last. */
-static void vmpf_tc_put(struct vmpf_restore *rst, u64 blk, const struct vmpf_pf_page *e)
+static void vmpf_tc_put(struct vmpf_restore *rst, unsigned int blk,
+			const struct vmpf_pf_page *e)
 {
-	u64 set = blk % rst->tc_sets;
+	unsigned int set = blk % rst->tc_sets;
 	struct vmpf_tslot *s = &rst->tc_slots[2 * set];
 	unsigned int w, i;
 
@@ -188,14 +197,16 @@ out:
 
 /*
  * The crc32c that data page @idx must have, from the cache or from its
- * table block on storage.  May sleep (a read, like the page's own: the
- * caller is a fault or the prefetch and holds no lock).  -EBADMSG if the
- * block on storage is no longer the one checked at open; -EAGAIN, -EINTR,
- * -ENOMEM as a page read gives them (not final).
+ * table block on storage.  May sleep: a read, as the page's own does,
+ * where the page's own would be done (fault.c says why a fault may sleep
+ * there, the mm lock held or not); the caller holds no spinlock.  -EBADMSG
+ * if the block on storage is no longer the one checked at open (its data
+ * pages are refused); -EAGAIN, -EINTR, -ENOMEM as a page read gives them
+ * (not final); another error after io_retries (final, like a page's).
  */
-int vmpf_table_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
+int vmpf_table_page_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
 {
-	u64 blk = idx / VMPF_TBLK_PAGES;
+	unsigned int blk = idx / VMPF_TBLK_PAGES;
 	struct vmpf_pf_page *e;
 	struct page *page;
 	int ret;
@@ -207,8 +218,9 @@ int vmpf_table_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
 		return -ENOMEM;
 	/* store_sem: the page file is not let go of during the read. */
 	down_read(&rst->store_sem);
-	ret = !rst->store.file ? -EIO :
-	      vmpf_store_read_page(&rst->store, page, rst->table_off + blk * VMPF_PF_BLOCK);
+	ret = !rst->store.file || blk >= rst->table_blocks ? -EIO :
+	      vmpf_store_read_page(&rst->store, page,
+				   rst->table_off + (loff_t)blk * VMPF_PF_BLOCK);
 	up_read(&rst->store_sem);
 	if (!ret) {
 		e = kmap_local_page(page);

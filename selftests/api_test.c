@@ -192,7 +192,7 @@ TEST_F(dev, api_ok)
 	EXPECT_EQ(VMPF_FEATURES_ALL, info.features);
 	EXPECT_LE(1, info.open_files);
 	EXPECT_LE(1, info.mem_bytes);
-	EXPECT_EQ(0, info.reserved[0]);
+	EXPECT_EQ(0, info.reserved);
 }
 
 TEST_F(dev, handshake_is_per_file)

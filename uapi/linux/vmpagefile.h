@@ -126,7 +126,7 @@ struct vmpf_dev_info {
 	__u64 sessions;
 	__u64 huge_fills;
 	__u64 table_reads;
-	__u64 reserved[1];
+	__u64 reserved;
 };
 
 /*
