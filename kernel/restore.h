@@ -81,8 +81,8 @@ struct vmpf_restore {
 	/* The page table, kept small: table.c.  Constant after open: */
 	unsigned long *data;		/* pages stored in the page file */
 	unsigned long *zero;		/* zero pages; neither: never written */
-	unsigned long *hot[2];		/* prefetch class, vmpf_page_hot() */
-	u64 hot_pages[4];		/* pages of each class */
+	unsigned long *hot[2];		/* table blocks' prefetch class */
+	u64 hot_pages[4];		/* pages in blocks of each class */
 	u32 *block_crc;			/* crc32c of each 4 KiB table block */
 	u64 table_off;
 	unsigned int table_blocks;
@@ -171,10 +171,15 @@ static inline bool vmpf_page_data(struct vmpf_restore *rst, u64 idx)
 	return test_bit(idx, rst->data);
 }
 
-/* Page @idx's prefetch class: 3 (copied in the final round) first, 0 last. */
+/*
+ * Page @idx's prefetch class, its table block's (512 pages): 3 (a page of
+ * it was copied in the final round) first, 0 last.
+ */
 static inline unsigned int vmpf_page_hot(struct vmpf_restore *rst, u64 idx)
 {
-	return test_bit(idx, rst->hot[1]) << 1 | test_bit(idx, rst->hot[0]);
+	u64 blk = idx / (VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page));
+
+	return test_bit(blk, rst->hot[1]) << 1 | test_bit(blk, rst->hot[0]);
 }
 
 /* Pages in a block of a huge session: one PMD's worth. */
