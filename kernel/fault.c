@@ -156,7 +156,7 @@ static void vmpf_restore_publish(struct vmpf_restore *rst, u64 idx,
 			ret = -EBADMSG;
 			vmpf_restore_bad(rst, idx, ret, "crc32c mismatch");
 		}
-	} else if (ret && !vmpf_transient(ret)) {
+	} else if (ret && !vmpf_transient(ret) && !test_bit(idx, rst->bad)) {
 		/* Interrupted reads leave the page to be tried again. */
 		atomic64_inc(&rst->io_errors);
 		vmpf_restore_bad(rst, idx, ret, "reading the page file failed");
@@ -288,6 +288,50 @@ static int vmpf_restore_fill_nodata(struct vmpf_restore *rst, u64 idx, bool dema
 }
 
 /*
+ * A demand fault's data page @idx, which the caller owns: its table block,
+ * if not cached, is read while the page is (both requests in flight), so a
+ * fault pays about one read's time, not two.  Returns as vmpf_fill_pages().
+ */
+static int vmpf_fill_one(struct vmpf_restore *rst, u64 idx)
+{
+	struct vmpf_table_read tr;
+	struct page *page;
+	int ret, table, err;
+	u32 want;
+
+	table = vmpf_table_crc_begin(rst, idx, &want, &tr);
+	if (table < 0) {
+		err = table;
+		goto fail;
+	}
+	page = vmpf_restore_alloc(rst, idx, true);
+	err = !page ? -ENOMEM : PTR_ERR_OR_ZERO(page);
+	if (err) {
+		if (table)
+			vmpf_table_crc_end(rst, idx, &want, &tr);
+		goto fail;
+	}
+	ret = vmpf_restore_read(rst, &page, idx, 1);
+	if (table) {
+		err = vmpf_table_crc_end(rst, idx, &want, &tr);
+		if (err && !ret) {
+			/* Refused here, or left for a later try: publish() sees it. */
+			if (!vmpf_transient(err))
+				vmpf_restore_bad(rst, idx, err, vmpf_fill_why(rst, err));
+			ret = err;
+		}
+	}
+	vmpf_restore_publish(rst, idx, page, ret, true, want);
+	return 0;
+
+fail:
+	if (!vmpf_transient(err))
+		vmpf_restore_bad(rst, idx, err, vmpf_fill_why(rst, err));
+	vmpf_page_done(rst, idx);
+	return err == -ENOMEM ? -ENOMEM : 0;
+}
+
+/*
  * Bring pages @idx .. @idx + @n - 1 in, in 4 KiB pages.  The caller owns
  * their in-flight bits; for @n > 1 they are all data pages, read in one
  * request.  Each is published or marked bad, and its bit released.  May
@@ -304,6 +348,8 @@ static int vmpf_fill_pages(struct vmpf_restore *rst, u64 idx, unsigned int n,
 
 	if (!vmpf_page_data(rst, idx))
 		return vmpf_restore_fill_nodata(rst, idx, demand);
+	if (demand && n == 1 && !vmpf_filled(rst, idx) && !test_bit(idx, rst->bad))
+		return vmpf_fill_one(rst, idx);
 	for (i = 0; i < n; i++) {
 		/*
 		 * Whoever looked before taking the bit may be late: the page may

@@ -222,4 +222,16 @@ int vmpf_table_load(struct vmpf_restore *rst, u64 table_off, size_t table_len,
 void vmpf_table_free(struct vmpf_restore *rst);
 int vmpf_table_page_crc(struct vmpf_restore *rst, u64 idx, u32 *crc);
 
+/* A page-table block read in flight: vmpf_table_crc_begin(). */
+struct vmpf_table_read {
+	struct vmpf_aio aio;
+	struct page *page;
+	unsigned int blk;
+};
+
+int vmpf_table_crc_begin(struct vmpf_restore *rst, u64 idx, u32 *crc,
+			 struct vmpf_table_read *tr);
+int vmpf_table_crc_end(struct vmpf_restore *rst, u64 idx, u32 *crc,
+		       struct vmpf_table_read *tr);
+
 #endif /* _VMPF_RESTORE_H */

@@ -292,6 +292,54 @@ int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos
 	return vmpf_store_buf(st, ITER_DEST, buf, len, pos);
 }
 
+/* ->ki_complete(): in any context, an interrupt's too. */
+static void vmpf_store_aio_done(struct kiocb *kiocb, long ret)
+{
+	struct vmpf_aio *a = container_of(kiocb, struct vmpf_aio, kiocb);
+
+	a->ret = ret;
+	complete(&a->done);
+}
+
+/*
+ * Start reading the page at @pos (page aligned) into @page, without waiting:
+ * an asynchronous direct read (a bio on a block device, the filesystem's
+ * own on a file; one that does not queue completes it at once).  The read
+ * holds its own reference to the file, so the caller may let go of @st's
+ * lock meanwhile.  Tried once: vmpf_store_read_wait() says how it went,
+ * and a caller that wants the retries of vmpf_store_rw() reads again.
+ * @a lives until vmpf_store_read_wait() returns.
+ */
+void vmpf_store_read_start(struct vmpf_store *st, struct vmpf_aio *a,
+			   struct page *page, loff_t pos)
+{
+	ssize_t ret = -EINVAL;
+
+	init_completion(&a->done);
+	a->file = get_file(st->file);
+	bvec_set_page(&a->bv, page, PAGE_SIZE, 0);
+	iov_iter_bvec(&a->iter, ITER_DEST, &a->bv, 1, PAGE_SIZE);
+	init_sync_kiocb(&a->kiocb, a->file);
+	a->kiocb.ki_pos = pos;
+	a->kiocb.ki_complete = vmpf_store_aio_done;	/* not a sync kiocb now */
+	if (pos >= 0 && pos + PAGE_SIZE <= st->size)
+		ret = vfs_iocb_iter_read(a->file, &a->kiocb, &a->iter);
+	if (ret != -EIOCBQUEUED)
+		vmpf_store_aio_done(&a->kiocb, ret);
+}
+
+/*
+ * Wait for the read vmpf_store_read_start() started: 0, or why not.  Not
+ * interruptible: the read uses @a, and a direct read ends (the block
+ * layer's timeouts bound it).
+ */
+int vmpf_store_read_wait(struct vmpf_aio *a)
+{
+	wait_for_completion(&a->done);
+	fput(a->file);
+	return a->ret == PAGE_SIZE ? 0 : a->ret < 0 ? (int)a->ret : -EIO;
+}
+
 int vmpf_store_sync(struct vmpf_store *st)
 {
 	return vfs_fsync(st->file, 0);

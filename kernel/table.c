@@ -16,14 +16,15 @@
  * crc (a table changed on storage since the open refuses the page rather
  * than lets anything unchecked in), and a cache keeps the crcs of the
  * blocks used last.  The cache holds table_cache percent of the table's
- * blocks (default three quarters: with the rest it keeps a session under
- * 0.1 % of guest RAM from 64 MiB up), two-way set associative: a fill whose block is
- * not in it reads 4 KiB more, before the page's own read (table_reads in
- * VMPF_IOC_DEV_INFO counts those reads).  The prefetch walks the table in
- * order and loads each block about once a pass.  The price of not keeping
- * the table: a table block that can no longer be read (after io_retries)
- * refuses the data pages of it that were not filled yet, as their own
- * unreadable sectors would.
+ * blocks (default three quarters: a session's memory is then about 0.09 %
+ * of guest RAM and a few KiB), two-way set associative.  A fill
+ * whose block is not in it reads 4 KiB more (table_reads in
+ * VMPF_IOC_DEV_INFO counts those reads): a demand fault while it reads
+ * the page (vmpf_table_crc_begin()), the prefetch before its run.  The
+ * prefetch walks the table in order and loads each block about once a
+ * pass.  The price of not keeping the table: a table block that can no
+ * longer be read (after io_retries) refuses the data pages of it that
+ * were not filled yet, as their own unreadable sectors would.
  */
 #include <linux/crc32.h>
 #include <linux/highmem.h>
@@ -201,6 +202,32 @@ out:
 }
 
 /*
+ * Table block @blk, read into @page: check it against its crc from the
+ * open and keep it; page @idx's crc32c to *@crc.  -EBADMSG if it changed.
+ */
+static int vmpf_table_took(struct vmpf_restore *rst, unsigned int blk, struct page *page,
+			   u64 idx, u32 *crc)
+{
+	struct vmpf_pf_page *e = kmap_local_page(page);
+	int ret = 0;
+
+	atomic64_inc(&vmpf_counters.table_reads);
+	if (vmpf_raw_crc32c(0, e, VMPF_PF_BLOCK) != rst->block_crc[blk]) {
+		ret = -EBADMSG;
+	} else {
+		vmpf_tc_put(rst, blk, e);
+		*crc = le32_to_cpu(e[idx % VMPF_TBLK_PAGES].crc);
+	}
+	kunmap_local(e);
+	return ret;
+}
+
+static loff_t vmpf_table_pos(struct vmpf_restore *rst, unsigned int blk)
+{
+	return rst->table_off + (loff_t)blk * VMPF_PF_BLOCK;
+}
+
+/*
  * The crc32c that data page @idx must have, from the cache or from its
  * table block on storage.  May sleep: a read, as the page's own does,
  * where the page's own would be done (fault.c says why a fault may sleep
@@ -212,7 +239,6 @@ out:
 int vmpf_table_page_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
 {
 	unsigned int blk = idx / VMPF_TBLK_PAGES;
-	struct vmpf_pf_page *e;
 	struct page *page;
 	int ret;
 
@@ -224,20 +250,56 @@ int vmpf_table_page_crc(struct vmpf_restore *rst, u64 idx, u32 *crc)
 	/* store_sem: the page file is not let go of during the read. */
 	down_read(&rst->store_sem);
 	ret = !rst->store.file || blk >= rst->table_blocks ? -EIO :
-	      vmpf_store_read_page(&rst->store, page,
-				   rst->table_off + (loff_t)blk * VMPF_PF_BLOCK);
+	      vmpf_store_read_page(&rst->store, page, vmpf_table_pos(rst, blk));
 	up_read(&rst->store_sem);
-	if (!ret) {
-		e = kmap_local_page(page);
-		if (vmpf_raw_crc32c(0, e, VMPF_PF_BLOCK) != rst->block_crc[blk]) {
-			ret = -EBADMSG;
-		} else {
-			vmpf_tc_put(rst, blk, e);
-			*crc = le32_to_cpu(e[idx % VMPF_TBLK_PAGES].crc);
-		}
-		kunmap_local(e);
-		atomic64_inc(&vmpf_counters.table_reads);
-	}
+	if (!ret)
+		ret = vmpf_table_took(rst, blk, page, idx, crc);
 	__free_page(page);
+	return ret;
+}
+
+/*
+ * vmpf_table_page_crc() in two halves, for a demand fault: begin, read the
+ * page, end, so that a table block not cached is read while the page is
+ * (two requests in flight, not one after the other).  0: the crc is in
+ * *@crc already; 1: a read is in flight, which vmpf_table_crc_end() must
+ * end; else an error as vmpf_table_page_crc()'s, and nothing in flight.
+ */
+int vmpf_table_crc_begin(struct vmpf_restore *rst, u64 idx, u32 *crc,
+			 struct vmpf_table_read *tr)
+{
+	tr->blk = idx / VMPF_TBLK_PAGES;
+	if (vmpf_tc_get(rst, idx, crc))
+		return 0;
+	tr->page = alloc_page(GFP_KERNEL);
+	if (!tr->page)
+		return -ENOMEM;
+	/* The read takes its own reference to the file: see storage.c. */
+	down_read(&rst->store_sem);
+	if (!rst->store.file || tr->blk >= rst->table_blocks) {
+		up_read(&rst->store_sem);
+		__free_page(tr->page);
+		return -EIO;
+	}
+	vmpf_store_read_start(&rst->store, &tr->aio, tr->page, vmpf_table_pos(rst, tr->blk));
+	up_read(&rst->store_sem);
+	return 1;
+}
+
+/*
+ * Wait for the read vmpf_table_crc_begin() started and give page @idx's
+ * crc32c.  A read that failed is done again the way vmpf_table_page_crc()
+ * does it, with its retries; errors as there.
+ */
+int vmpf_table_crc_end(struct vmpf_restore *rst, u64 idx, u32 *crc,
+		       struct vmpf_table_read *tr)
+{
+	int ret = vmpf_store_read_wait(&tr->aio);
+
+	if (!ret)
+		ret = vmpf_table_took(rst, tr->blk, tr->page, idx, crc);
+	__free_page(tr->page);
+	if (ret && ret != -EBADMSG)
+		ret = vmpf_table_page_crc(rst, idx, crc);
 	return ret;
 }

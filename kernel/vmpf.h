@@ -30,12 +30,15 @@
 
 #include <linux/atomic.h>
 #include <linux/bits.h>
+#include <linux/bvec.h>
+#include <linux/completion.h>
 #include <linux/fs.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/uio.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/vmpagefile.h>
@@ -161,6 +164,20 @@ int vmpf_store_read_span(struct vmpf_store *st, struct page *page, unsigned int 
 int vmpf_store_read_pages(struct vmpf_store *st, struct page **pages,
 			  unsigned int n, loff_t pos);
 int vmpf_store_read_buf(struct vmpf_store *st, void *buf, size_t len, loff_t pos);
+
+/* One page read in flight while its starter does other I/O (storage.c). */
+struct vmpf_aio {
+	struct kiocb kiocb;
+	struct bio_vec bv;
+	struct iov_iter iter;
+	struct file *file;	/* a reference of the read's own */
+	struct completion done;
+	long ret;
+};
+
+void vmpf_store_read_start(struct vmpf_store *st, struct vmpf_aio *a,
+			   struct page *page, loff_t pos);
+int vmpf_store_read_wait(struct vmpf_aio *a);
 
 /*
  * lease.c: the image's ownership lease (struct vmpf_pf_lease), allocated
