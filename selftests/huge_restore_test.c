@@ -52,10 +52,7 @@ static void fill_page(unsigned char *p, int i)
 
 static int check_page(const unsigned char *p, int i)
 {
-	unsigned char want[4096];
-
-	fill_page(want, i);
-	return !memcmp(p, want, 4096);
+	return vmpf_pattern_ok(p, i, page_is_zero(i));
 }
 
 /* The image's data_off, from its superblock. */
@@ -129,16 +126,7 @@ static long object_pages(const void *p)
 
 static uint64_t huge_fills(int fd)
 {
-	struct vmpf_dev_info info = { 0 };
-
-	__vmpf_ioctl(fd, VMPF_IOC_DEV_INFO, &info);
-	return info.huge_fills;
-}
-
-static void rstatus(int fd, struct vmpf_restore_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, st);
+	return vmpf_dev_counters(fd).huge_fills;
 }
 
 /* Faults that waited for a read. */
@@ -235,7 +223,7 @@ TEST_F(huge, one_fault_fills_its_block)
 
 	OPEN_MAP(self, PROT_READ | PROT_WRITE);
 	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR, st.demand_pages);
 	EXPECT_EQ(1, faults(&st));
@@ -249,13 +237,13 @@ TEST_F(huge, one_fault_fills_its_block)
 	/* Writes stick, and need no fault of ours. */
 	self->map[300 * 4096 + 7] = 0x42;
 	EXPECT_EQ(0x42, self->map[300 * 4096 + 7]);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, faults(&st));
 	EXPECT_EQ(HUGE_NR, st.resident);
 
 	/* Another block: one more fault, one more read. */
 	EXPECT_TRUE(check_page(self->map + 1600 * 4096, 1600));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(2 * HUGE_NR, st.resident);
 	EXPECT_EQ(2, faults(&st));
 	EXPECT_EQ(self->fills0 + 2, huge_fills(self->dev));
@@ -269,7 +257,7 @@ TEST_F(huge, zero_block_reads_nothing)
 
 	OPEN_MAP(self, PROT_READ);
 	EXPECT_TRUE(vmpf_page_is_clear(self->map + (ZERO_BLOCK * HUGE_NR + 7) * 4096));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR, st.zero_pages);
 	EXPECT_EQ(self->fills0, huge_fills(self->dev));
@@ -285,7 +273,7 @@ TEST_F(huge, partial_block_in_small_pages)
 
 	OPEN_MAP(self, PROT_READ);
 	EXPECT_TRUE(check_page(self->map + (SLOT0_PAGES + 100) * 4096, SLOT0_PAGES + 100));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(SLOT1_PAGES, st.resident);
 	EXPECT_EQ(1, faults(&st));
 	EXPECT_EQ(self->fills0, huge_fills(self->dev));
@@ -304,10 +292,10 @@ TEST_F(huge, holes_before_and_after_the_fill)
 
 	OPEN_MAP(self, PROT_READ | PROT_WRITE);
 	ASSERT_EQ(0, madvise(self->map + 10 * 4096, 4096, MADV_REMOVE)) TH_LOG("%s", strerror(errno));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.discarded);
 	EXPECT_TRUE(check_page(self->map + 11 * 4096, 11));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR - 1, st.demand_pages);
 	EXPECT_EQ(self->fills0 + 1, huge_fills(self->dev));
@@ -324,7 +312,7 @@ TEST_F(huge, holes_before_and_after_the_fill)
 	EXPECT_TRUE(vmpf_page_is_clear(self->map + 21 * 4096));
 	EXPECT_TRUE(check_page(self->map + 22 * 4096, 22));
 	EXPECT_TRUE(check_page(self->map + 19 * 4096, 19));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.discarded);
 	EXPECT_EQ(HUGE_NR, st.resident);
 }
@@ -341,7 +329,7 @@ TEST_F(huge, corrupt_page_refuses_its_huge_page)
 	EXPECT_TRUE(touch_sigbus(self->map + 511 * 4096));
 	EXPECT_FALSE(touch_sigbus(self->map + 512 * 4096));
 	EXPECT_TRUE(check_page(self->map + 1601 * 4096, 1601));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.bad_pages);
 	EXPECT_EQ(1, st.crc_errors);
 	EXPECT_EQ(7, st.first_bad);
@@ -366,7 +354,7 @@ TEST_F(huge, refused_block_takes_its_holes)
 	EXPECT_TRUE(touch_sigbus(self->map + 2 * HUGE_NR * 4096));
 	EXPECT_TRUE(touch_sigbus(self->map + (3 * HUGE_NR - 1) * 4096));
 	EXPECT_EQ(0, object_pages(self->map));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.bad_pages);
 	EXPECT_EQ(2 * HUGE_NR + 9, st.first_bad);
 	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
@@ -424,7 +412,7 @@ TEST_F(huge, concurrent_faults_one_read)
 		pthread_join(t[i], NULL);
 	for (i = 0; i < FAULTERS; i++)
 		EXPECT_TRUE(f.ok[i]) TH_LOG("faulter %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(HUGE_NR, st.resident);
 	EXPECT_EQ(HUGE_NR, st.demand_pages);
 	EXPECT_EQ(self->fills0 + 1, huge_fills(self->dev));
@@ -441,14 +429,14 @@ TEST_F(huge, prefetch_completes)
 	OPEN_MAP(self, PROT_READ);
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
 	EXPECT_TRUE(pfd.revents & POLLIN);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(TOTAL_PAGES, st.prefetched);
 	/* Blocks 0, 2 and 3; block 1 is zero, block 4 partial. */
 	EXPECT_EQ(self->fills0 + 3, huge_fills(self->dev));
 	for (i = 0; i < TOTAL_PAGES; i++)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(0, st.demand_pages);
 	EXPECT_LE(3 * 2048, smaps_kb(self->map, "ShmemPmdMapped"));
 }
@@ -476,7 +464,7 @@ TEST_F(huge, no_huge_page_falls_back_to_small_pages)
 	}
 	EXPECT_EQ(0, shmem_enabled(old, NULL, 0));
 	ASSERT_NE(MAP_FAILED, self->map);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(2 * HUGE_NR - 1, st.resident);
 	EXPECT_EQ(1, st.bad_pages);
 	EXPECT_EQ(1699, st.first_bad);
@@ -484,7 +472,7 @@ TEST_F(huge, no_huge_page_falls_back_to_small_pages)
 	EXPECT_EQ(0, smaps_kb(self->map, "ShmemPmdMapped"));
 	for (i = 0; i < HUGE_NR; i++)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(2, faults(&st));
 }
 
@@ -496,7 +484,7 @@ TEST_F(huge, small_session_unchanged)
 	self->ro.flags &= ~VMPF_RESTORE_HUGE;
 	OPEN_MAP(self, PROT_READ);
 	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.resident);
 	EXPECT_EQ(self->fills0, huge_fills(self->dev));
 	EXPECT_EQ(0, smaps_kb(self->map, "ShmemPmdMapped"));

@@ -44,10 +44,7 @@ static void fill_page(unsigned char *p, int i)
 
 static int check_page(const unsigned char *p, int i)
 {
-	unsigned char want[4096];
-
-	fill_page(want, i);
-	return !memcmp(p, want, 4096);
+	return vmpf_pattern_ok(p, i, page_is_zero(i));
 }
 
 /* Make a committed page file on TARGET.  0, or a negative step number. */
@@ -116,12 +113,6 @@ FIXTURE_TEARDOWN(rst)
 }
 
 #define OPEN(self) vmpf_ioctl_checked((self)->dev, VMPF_IOC_RESTORE_OPEN, &(self)->ro)
-
-static void rstatus(int fd, struct vmpf_restore_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, st);
-}
 
 TEST_F(rst, open_without_feature)
 {
@@ -225,7 +216,7 @@ TEST_F(rst, lease_one_owner_at_a_time)
 	ASSERT_EQ(0, vmpf_handshake(dev2, VMPF_FEATURE_RESTORE, &api));
 	ASSERT_TRUE(api.features & VMPF_FEATURE_LEASE);
 	ASSERT_EQ(0, OPEN(self));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_LEASE_READING, st.lease);
 	ASSERT_EQ(0, read_lease(&l));
 	EXPECT_EQ(0, memcmp(l.magic, VMPF_PF_LEASE_MAGIC, 8));
@@ -412,14 +403,14 @@ TEST_F(rst, lazy_faults)
 	self->map = mmap(NULL, TOTAL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 self->dev, 0);
 	ASSERT_NE(MAP_FAILED, self->map);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_RUNNING, st.phase);
 	EXPECT_EQ(0, st.resident);
 
 	EXPECT_TRUE(check_page(self->map + 4 * 4096, 4));		/* data */
 	EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));		/* zero */
 	EXPECT_TRUE(check_page(self->map + 300 * 4096, 300));	/* slot 1 */
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(3, st.resident);
 	EXPECT_EQ(3, st.demand_pages);
 	EXPECT_EQ(1, st.zero_pages);
@@ -428,14 +419,14 @@ TEST_F(rst, lazy_faults)
 	/* Ordinary memory from now on: writes stick, re-reads need no I/O. */
 	self->map[4 * 4096 + 100] = 0x42;
 	EXPECT_EQ(0x42, self->map[4 * 4096 + 100]);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(3, st.resident);
 
 	/* Touch the rest: complete. */
 	for (i = 0; i < TOTAL_PAGES; i++)
 		if (i != 4)
 			ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(TOTAL_PAGES, st.resident);
 }
@@ -478,7 +469,7 @@ TEST_F(rst, concurrent_faults_one_read)
 		pthread_join(t[i], NULL);
 		EXPECT_TRUE(f.ok[i]);
 	}
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.demand_pages);
 	EXPECT_EQ(1, st.resident);
 	pthread_barrier_destroy(&f.go);
@@ -496,7 +487,7 @@ TEST_F(rst, corrupt_page_sigbus)
 	EXPECT_TRUE(touch_sigbus(self->map + 10 * 4096 + 5));	/* never mapped */
 	EXPECT_FALSE(touch_sigbus(self->map + 9 * 4096));
 	EXPECT_TRUE(check_page(self->map + 9 * 4096, 9));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.bad_pages);
 	EXPECT_EQ(1, st.crc_errors);
 	EXPECT_EQ(10, st.first_bad);
@@ -513,7 +504,7 @@ TEST_F(rst, prefetch_completes)
 	ASSERT_EQ(0, OPEN(self));
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
 	EXPECT_TRUE(pfd.revents & POLLIN);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(TOTAL_PAGES, st.prefetched);
 	EXPECT_EQ(0, st.prefetching);
@@ -522,7 +513,7 @@ TEST_F(rst, prefetch_completes)
 	ASSERT_NE(MAP_FAILED, self->map);
 	for (i = 0; i < TOTAL_PAGES; i++)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(0, st.demand_pages);
 }
 
@@ -534,12 +525,12 @@ TEST_F(rst, prefetch_started_later)
 
 	ASSERT_EQ(0, OPEN(self));
 	EXPECT_EQ(0, poll(&pfd, 1, 200));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(0, st.resident);
 	EXPECT_EQ(0, st.prefetching);
 	vmpf_ioctl(self->dev, VMPF_IOC_PREFETCH, &pf);
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(TOTAL_PAGES, st.resident);
 }
 
@@ -613,7 +604,7 @@ TEST_F(rst, prefetch_racing_faults)
 		EXPECT_TRUE(f.ok[i]);
 	}
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(TOTAL_PAGES, st.resident);
 	EXPECT_EQ(TOTAL_PAGES, st.demand_pages + st.prefetched);
@@ -647,7 +638,7 @@ TEST_F(rst, prefetch_run_after_its_end)
 	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	for (i = 0; i < 600; i++) {
-		rstatus(self->dev, &st);
+		vmpf_rstatus(self->dev, &st);
 		if (!st.prefetching)
 			break;
 		usleep(100000);
@@ -657,7 +648,7 @@ TEST_F(rst, prefetch_run_after_its_end)
 	EXPECT_EQ(1, st.bad_pages);
 	vmpf_ioctl(self->dev, VMPF_IOC_PREFETCH, &pf);
 	usleep(200000);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(0, st.prefetching);
 	EXPECT_EQ(VMPF_RESTORE_RUNNING, st.phase);
 }
@@ -709,7 +700,7 @@ TEST_F(rst, prefetch_skips_unreadable_page)
 	self->ro.flags = VMPF_RESTORE_SEQUENTIAL | VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	for (i = 0; i < 600; i++) {		/* 60 s: the retries take 3.4 s */
-		rstatus(self->dev, &st);
+		vmpf_rstatus(self->dev, &st);
 		if (st.resident + st.bad_pages == TOTAL_PAGES)
 			break;
 		usleep(100000);
@@ -883,19 +874,19 @@ TEST_F(rst, hole_returns_memory_and_reads_zero)
 	ASSERT_EQ(0, object_pages(self->map)) TH_LOG("the object's blocks: %s", strerror(errno));
 	for (i = 0; i < 30; i++)
 		ASSERT_TRUE(check_page(self->map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(30, st.resident);
 	EXPECT_EQ(30, st.demand_pages);
 	EXPECT_EQ(30, object_pages(self->map));
 
 	ASSERT_EQ(0, madvise(self->map, 60 * 4096, MADV_REMOVE)) TH_LOG("%s", strerror(errno));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(30, st.discarded);
 	EXPECT_EQ(60, st.resident);
 	EXPECT_EQ(0, object_pages(self->map));
 	for (i = 0; i < 60; i++)
 		ASSERT_TRUE(vmpf_page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(30, st.demand_pages);		/* none read again */
 	EXPECT_EQ(60, st.resident);
 
@@ -903,7 +894,7 @@ TEST_F(rst, hole_returns_memory_and_reads_zero)
 	self->map[40 * 4096 + 1] = 0x5a;
 	EXPECT_EQ(0x5a, self->map[40 * 4096 + 1]);
 	EXPECT_TRUE(check_page(self->map + 60 * 4096, 60));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(31, st.demand_pages);
 }
 
@@ -927,13 +918,13 @@ TEST_F(rst, hole_racing_prefetch)
 	ASSERT_NE(MAP_FAILED, self->map);
 	do {
 		usleep(10000);
-		rstatus(self->dev, &st);
+		vmpf_rstatus(self->dev, &st);
 	} while (st.prefetched < TOTAL_PAGES / 4);
 	for (round = 0; round < 4; round++)
 		for (i = 0; i < TOTAL_PAGES; i += 16)
 			ASSERT_EQ(0, madvise(self->map + i * 4096, 16 * 4096, MADV_REMOVE));
 	ASSERT_EQ(1, poll(&pfd, 1, 60000));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	for (i = 0; i < TOTAL_PAGES; i++)
 		ASSERT_TRUE(vmpf_page_is_clear(self->map + i * 4096)) TH_LOG("page %d", i);
@@ -986,7 +977,7 @@ TEST_F(rst, memfd_reopened_like_qemu)
 	EXPECT_EQ(-1, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 40 * 4096 + 100,
 				4096));
 	EXPECT_EQ(EINVAL, errno);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(10, st.discarded);
 	EXPECT_EQ(1, st.demand_pages);
 	for (i = 20; i < 30; i++)
@@ -994,7 +985,7 @@ TEST_F(rst, memfd_reopened_like_qemu)
 	for (i = 0; i < TOTAL_PAGES; i++)
 		if (i < 20 || i >= 30)
 			ASSERT_TRUE(check_page(map + i * 4096, i)) TH_LOG("page %d", i);
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	ASSERT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(4096, pread(fd, buf, 4096, 7 * 4096));
 	EXPECT_TRUE(check_page(buf, 7));
@@ -1136,7 +1127,7 @@ TEST_F(rst, forced_huge_pages_refused)
 		EXPECT_TRUE(check_page(self->map + 5 * 4096, 5));
 	}
 	ASSERT_EQ(0, shmem_restore(old));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(2, st.bad_pages);
 	EXPECT_NE(NULL, strstr((char *)st.message, "huge page"));
 }
@@ -1160,7 +1151,7 @@ TEST_F(rst, forced_huge_pages_prefetch_settles)
 	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	ASSERT_EQ(0, OPEN(self));
 	for (i = 0; i < 200; i++) {
-		rstatus(self->dev, &st);
+		vmpf_rstatus(self->dev, &st);
 		if (!st.prefetching)
 			break;
 		usleep(100000);

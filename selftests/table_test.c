@@ -45,10 +45,7 @@ static void fill_page(unsigned char *p, int i)
 
 static int check_page(const unsigned char *p, int i)
 {
-	unsigned char want[4096];
-
-	fill_page(want, i);
-	return !memcmp(p, want, 4096);
+	return vmpf_pattern_ok(p, i, page_is_zero(i));
 }
 
 /* A data page of table block @b. */
@@ -71,16 +68,7 @@ static int zero_page(int b)
 
 static uint64_t table_reads(int fd)
 {
-	struct vmpf_dev_info info = { 0 };
-
-	__vmpf_ioctl(fd, VMPF_IOC_DEV_INFO, &info);
-	return info.table_reads;
-}
-
-static void rstatus(int fd, struct vmpf_restore_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, st);
+	return vmpf_dev_counters(fd).table_reads;
 }
 
 /* Write @val to the table_cache parameter; the old value to @old. */
@@ -188,7 +176,7 @@ TEST_F(table, memory_within_a_tenth_of_a_percent)
 	struct vmpf_restore_status st;
 
 	ASSERT_EQ(0, OPEN(self));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	TH_LOG("restore session memory: %llu bytes for %lu MiB of guest RAM (%.3f %%)",
 	       (unsigned long long)st.mem_bytes, MAP_BYTES >> 20,
 	       100.0 * st.mem_bytes / MAP_BYTES);
@@ -245,7 +233,7 @@ TEST_F(table, changed_block_refused)
 	EXPECT_TRUE(touch_sigbus(self->map + victim * 4096UL));
 	EXPECT_TRUE(check_page(self->map + data_page(2, 40) * 4096UL, data_page(2, 40)));
 	EXPECT_TRUE(check_page(self->map + zero_page(3) * 4096UL, zero_page(3)));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(1, st.bad_pages);
 	EXPECT_EQ(0, st.crc_errors);
 	EXPECT_EQ(victim, st.first_bad);
@@ -266,7 +254,7 @@ TEST_F(table, prefetch_with_smallest_cache)
 	r0 = table_reads(self->dev);
 	ASSERT_EQ(0, OPEN(self));
 	ASSERT_EQ(1, poll(&pfd, 1, 120000));
-	rstatus(self->dev, &st);
+	vmpf_rstatus(self->dev, &st);
 	EXPECT_EQ(VMPF_RESTORE_COMPLETE, st.phase);
 	EXPECT_EQ(0, st.bad_pages);
 	/* In page order: each block read once, give or take a run's edge. */

@@ -27,6 +27,31 @@ static inline void vmpf_pattern_page(unsigned char *p, int i, int zero)
 		memcpy(p, &i, sizeof(i));
 }
 
+/* Page @p holds what vmpf_pattern_page() puts in page @i. */
+static inline int vmpf_pattern_ok(const unsigned char *p, int i, int zero)
+{
+	unsigned char want[4096];
+
+	vmpf_pattern_page(want, i, zero);
+	return !memcmp(p, want, 4096);
+}
+
+/* The restore session's status on @fd (zeroes if the ioctl fails). */
+static inline void vmpf_rstatus(int fd, struct vmpf_restore_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	__vmpf_ioctl(fd, VMPF_IOC_RESTORE_STATUS, st);
+}
+
+/* The module's counters, through @fd (handshaken). */
+static inline struct vmpf_dev_info vmpf_dev_counters(int fd)
+{
+	struct vmpf_dev_info info = { 0 };
+
+	__vmpf_ioctl(fd, VMPF_IOC_DEV_INFO, &info);
+	return info;
+}
+
 static inline int vmpf_page_is_clear(const unsigned char *p)
 {
 	int i;
