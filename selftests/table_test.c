@@ -31,7 +31,6 @@
 #define BLOCK_PAGES	512	/* page-table entries in a 4 KiB block */
 #define BLOCKS		(TOTAL_PAGES / BLOCK_PAGES)
 #define STATE		"table test device state"
-#define CACHE_PARAM	"/sys/module/vmpagefile/parameters/table_cache"
 
 static int page_is_zero(int i)
 {
@@ -69,25 +68,6 @@ static int zero_page(int b)
 static uint64_t table_reads(int fd)
 {
 	return vmpf_dev_counters(fd).table_reads;
-}
-
-/* Write @val to the table_cache parameter; the old value to @old. */
-static int set_cache(const char *val, char *old, size_t len)
-{
-	int fd = open(CACHE_PARAM, O_RDWR), ok = 1;
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	if (old) {
-		n = read(fd, old, len - 1);
-		ok = n > 0;
-		if (ok)
-			old[n] = 0;
-	}
-	ok = ok && pwrite(fd, val, strlen(val), 0) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
 }
 
 /* Flip a byte of page @idx's crc in the table on storage. */
@@ -149,7 +129,7 @@ FIXTURE_SETUP(table)
 FIXTURE_TEARDOWN(table)
 {
 	if (self->cache[0])
-		set_cache(self->cache, NULL, 0);
+		vmpf_module_param("table_cache", self->cache, NULL, 0);
 	if (self->map != MAP_FAILED)
 		munmap(self->map, MAP_BYTES);
 	if (self->dev >= 0)
@@ -195,8 +175,8 @@ TEST_F(table, misses_read_the_block_again)
 	uint64_t r0, r1;
 	int b;
 
-	ASSERT_EQ(0, set_cache("0", self->cache, sizeof(self->cache)))
-		TH_LOG("%s not writable", CACHE_PARAM);
+	ASSERT_EQ(0, vmpf_module_param("table_cache", "0", self->cache, sizeof(self->cache)))
+		TH_LOG("the table_cache parameter is not writable");
 	ASSERT_EQ(0, OPEN(self));
 	ASSERT_EQ(0, map_it(self));
 	r0 = table_reads(self->dev);
@@ -249,7 +229,7 @@ TEST_F(table, prefetch_with_smallest_cache)
 	uint64_t r0;
 	int i;
 
-	ASSERT_EQ(0, set_cache("0", self->cache, sizeof(self->cache)));
+	ASSERT_EQ(0, vmpf_module_param("table_cache", "0", self->cache, sizeof(self->cache)));
 	self->ro.flags = VMPF_RESTORE_NO_LEASE;
 	r0 = table_reads(self->dev);
 	ASSERT_EQ(0, OPEN(self));

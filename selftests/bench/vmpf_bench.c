@@ -541,27 +541,6 @@ static double vmpf_faults(const unsigned long *idx, int n, int threads, double *
 	return rate;
 }
 
-#define TABLE_CACHE	"/sys/module/vmpagefile/parameters/table_cache"
-
-/* Write @val to the module's table_cache parameter; the old value to @old. */
-static int table_cache(const char *val, char *old, size_t len)
-{
-	int fd = open(TABLE_CACHE, O_RDWR), ok = 1;
-	ssize_t r;
-
-	if (fd < 0)
-		return -1;
-	if (old) {
-		r = read(fd, old, len - 1);
-		ok = r > 0;
-		if (ok)
-			old[r] = 0;
-	}
-	ok = ok && pwrite(fd, val, strlen(val), 0) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /* Page-table blocks restores read again (VMPF_IOC_DEV_INFO). */
 static double table_reads(void)
 {
@@ -586,14 +565,14 @@ static int whole_table_faults(const unsigned long *idx, int n, double *lat, stru
 	double p50, p99, t0;
 	int bad = 0;
 
-	if (table_cache("100", old, sizeof(old)))
+	if (vmpf_module_param("table_cache", "100", old, sizeof(old)))
 		return 0;
 	t0 = table_reads();
 	vmpf_faults(idx, n, 1, lat, &bad, mem_bytes);
 	*reads = table_reads() - t0;
 	pct(lat, n, &p50, &p99);
 	add(f, p50);
-	table_cache(old, NULL, 0);
+	vmpf_module_param("table_cache", old, NULL, 0);
 	return bad;
 }
 

@@ -28,6 +28,32 @@ int vmpf_module_loaded(void)
 	return stat("/sys/module/vmpagefile", &st) == 0;
 }
 
+int vmpf_module_param(const char *name, const char *val, char *old, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/module/vmpagefile/parameters/%s", name);
+	fd = open(path, val ? O_RDWR : O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (old) {
+		n = read(fd, old, len - 1);
+		if (n < 0)
+			ret = -errno;
+		else
+			old[n] = 0;
+	}
+	if (!ret && val) {
+		n = pwrite(fd, val, strlen(val), 0);
+		if (n != (ssize_t)strlen(val))
+			ret = n < 0 ? -errno : -EIO;
+	}
+	close(fd);
+	return ret;
+}
+
 int vmpf_open(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);

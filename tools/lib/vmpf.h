@@ -17,6 +17,13 @@ const char *vmpf_device_path(void);
 /* 1 if the module is loaded (/sys/module/vmpagefile exists), else 0. */
 int vmpf_module_loaded(void);
 
+/*
+ * The module parameter @name: its value (a line, newline kept) to @old
+ * (@len bytes) if @old is not NULL, then @val written if @val is not NULL.
+ * 0, or -errno.
+ */
+int vmpf_module_param(const char *name, const char *val, char *old, size_t len);
+
 /* open() the control device read-write, close-on-exec; -errno on failure. */
 int vmpf_open(const char *path);
 
