@@ -94,75 +94,6 @@ static int vmpf_flush_run(struct vmpf_source *src, struct vmpf_sregion *r,
 	return 0;
 }
 
-#define VMPF_TABLE_PER_BLOCK	(VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page))
-
-/*
- * Record page @idx in the table.  The table goes out block by block as it
- * changes (vmpf_write_table()), so the switch-over writes only what the
- * final round changed, however large the guest.
- */
-static void vmpf_table_set(struct vmpf_source *src, u64 idx, u8 state, u32 crc,
-			   u64 round)
-{
-	struct vmpf_pf_page *e = &src->table[idx];
-
-	if (e->state == VMPF_PAGE_DATA)
-		src->nr_data--;
-	else if (e->state == VMPF_PAGE_ZERO)
-		src->nr_zero--;
-	e->state = state;
-	e->crc = cpu_to_le32(crc);
-	e->round = cpu_to_le16(min_t(u64, round, U16_MAX));
-	if (state == VMPF_PAGE_DATA)
-		src->nr_data++;
-	else
-		src->nr_zero++;
-	__set_bit(idx / VMPF_TABLE_PER_BLOCK, src->table_dirty);
-}
-
-/*
- * Write the table blocks changed since they were last written, keeping
- * each one's crc32c: the commit record's crc of the whole table is made
- * from them without reading the table again.
- */
-static int vmpf_write_table(struct vmpf_source *src)
-{
-	u64 blocks = src->layout.table_len / VMPF_PF_BLOCK, b = 0, end, k;
-	void *table = src->table;
-	int ret;
-
-	for (;;) {
-		b = find_next_bit(src->table_dirty, blocks, b);
-		if (b >= blocks)
-			return 0;
-		end = find_next_zero_bit(src->table_dirty, blocks, b);
-		for (k = b; k < end; k++)
-			src->block_crc[k] = vmpf_raw_crc32c(0, table + k * VMPF_PF_BLOCK,
-							    VMPF_PF_BLOCK);
-		ret = vmpf_store_write_buf(&src->store, table + b * VMPF_PF_BLOCK,
-					   (end - b) * VMPF_PF_BLOCK,
-					   src->layout.table_off + b * VMPF_PF_BLOCK);
-		if (ret) {
-			vmpf_source_fail(src, -ret, "writing the page table failed (error %d)",
-					 ret);
-			return ret;
-		}
-		bitmap_clear(src->table_dirty, b, end - b);
-		b = end;
-	}
-}
-
-/* vmpf_crc32c() of the whole table as written, from its blocks' crcs. */
-static u32 vmpf_table_crc(struct vmpf_source *src)
-{
-	u64 blocks = src->layout.table_len / VMPF_PF_BLOCK, k;
-	u32 crc = ~0U;
-
-	for (k = 0; k < blocks; k++)
-		crc = __crc32c_le_combine(crc, src->block_crc[k], VMPF_PF_BLOCK);
-	return crc ^ ~0U;
-}
-
 static long vmpf_harvest_all(struct vmpf_source *src);
 
 /*
@@ -240,7 +171,10 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 		clear_bit(i, r->pending);
 		rs->dirty++;
 		if (!memchr_inv(buf, 0, PAGE_SIZE)) {
-			vmpf_table_set(src, r->first_page + i, VMPF_PAGE_ZERO, 0, rs->round);
+			ret = vmpf_src_table_set(src, r->first_page + i, VMPF_PAGE_ZERO, 0,
+						 rs->round);
+			if (ret)
+				return ret;
 			rs->zero++;
 			/* The run ends before this page. */
 			if (n) {
@@ -252,8 +186,10 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			i++;
 			continue;
 		}
-		vmpf_table_set(src, r->first_page + i, VMPF_PAGE_DATA,
-			       vmpf_crc32c(buf, PAGE_SIZE), rs->round);
+		ret = vmpf_src_table_set(src, r->first_page + i, VMPF_PAGE_DATA,
+					 vmpf_crc32c(buf, PAGE_SIZE), rs->round);
+		if (ret)
+			return ret;
 		n++;
 		i++;
 	}
@@ -383,10 +319,10 @@ static int vmpf_commit(struct vmpf_source *src)
 	size_t state_room;
 	int ret;
 
-	ret = vmpf_write_table(src);
+	ret = vmpf_src_table_write(src);
 	if (ret)
 		return ret;
-	table_crc = vmpf_table_crc(src);
+	table_crc = vmpf_src_table_crc(src);
 
 	state_room = PAGE_ALIGN(max_t(size_t, src->state_len, 1));
 	state_buf = __vmalloc(state_room, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
@@ -601,7 +537,7 @@ static int vmpf_precopy_rounds(struct vmpf_source *src)
 		ret = vmpf_copy_all(src, &rs, false);
 		if (ret < 0)
 			return ret;
-		err = vmpf_write_table(src);
+		err = vmpf_src_table_write(src);
 		if (err)
 			return err;
 		dirty = ret ? 0 : vmpf_harvest_all(src);
@@ -690,7 +626,7 @@ static int vmpf_state_wait(struct vmpf_source *src, struct vmpf_round *rs)
 				 "memslot %u changed during the switch-over", bad->slot);
 		return -ESTALE;
 	}
-	ret = vmpf_write_table(src);
+	ret = vmpf_src_table_write(src);
 	if (ret)
 		return ret;
 	spin_lock(&src->lock);

@@ -67,13 +67,13 @@ static struct vmpf_source *vmpf_source_get(struct vmpf_file *vf)
 }
 
 /* Count @bytes held by @src, in the session's and the module's totals. */
-static void vmpf_src_account(struct vmpf_source *src, size_t bytes)
+void vmpf_src_account(struct vmpf_source *src, size_t bytes)
 {
 	src->mem_bytes += bytes;
 	atomic64_add(bytes, &vmpf_counters.mem_bytes);
 }
 
-static void *vmpf_src_zalloc(struct vmpf_source *src, size_t size)
+void *vmpf_src_zalloc(struct vmpf_source *src, size_t size)
 {
 	void *p = kvzalloc(size, GFP_KERNEL_ACCOUNT);
 
@@ -97,9 +97,7 @@ static void vmpf_source_free(struct vmpf_source *src)
 	}
 	kvfree(src->harvest);
 	kvfree(src->vcpus);
-	vfree(src->table);
-	kvfree(src->table_dirty);
-	kvfree(src->block_crc);
+	vmpf_src_table_free(src);
 	for (i = 0; i < VMPF_IO_PAGES; i++)
 		if (src->io_pages[i])
 			__free_page(src->io_pages[i]);
@@ -302,7 +300,6 @@ static int vmpf_check_regions(const struct vmpf_region *regs, unsigned int n,
 static int vmpf_source_alloc(struct vmpf_source *src)
 {
 	unsigned int i;
-	u64 blocks;
 
 	for (i = 0; i < src->nr_regions; i++) {
 		struct vmpf_sregion *r = &src->regions[i];
@@ -317,14 +314,7 @@ static int vmpf_source_alloc(struct vmpf_source *src)
 				       sizeof(long));
 	if (!src->harvest)
 		return -ENOMEM;
-	src->table = __vmalloc(src->layout.table_len, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!src->table)
-		return -ENOMEM;
-	vmpf_src_account(src, src->layout.table_len);
-	blocks = src->layout.table_len / VMPF_PF_BLOCK;
-	src->table_dirty = vmpf_src_zalloc(src, BITS_TO_LONGS(blocks) * sizeof(long));
-	src->block_crc = vmpf_src_zalloc(src, blocks * sizeof(u32));
-	if (!src->table_dirty || !src->block_crc)
+	if (vmpf_src_table_alloc(src))
 		return -ENOMEM;
 	for (i = 0; i < VMPF_IO_PAGES; i++) {
 		src->io_pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);

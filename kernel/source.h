@@ -73,6 +73,23 @@ struct vmpf_vcpus {
 	u32 next[VMPF_MAX_VCPUS];	/* status: @fetch after the last harvest */
 };
 
+/*
+ * The page table, as the source keeps it (source_table.c): a write-back
+ * cache of 4 KiB table blocks.  The worker's alone; no lock.
+ */
+struct vmpf_src_table {
+	u64 blocks;			/* 4 KiB blocks in the table */
+	unsigned int nr_slots;		/* blocks the cache holds */
+	unsigned int hand;		/* the clock's next slot */
+	struct page **slot_page;	/* each slot's block */
+	u64 *slot_block;		/* which block a slot holds; U64_MAX: none */
+	unsigned long *slot_ref;	/* slots used since the hand passed */
+	u32 *block_slot;		/* per block: its slot + 1; 0: not cached */
+	u32 *block_crc;			/* per block: crc32c as written, seed 0 */
+	unsigned long *dirty;		/* per block: changed since written (so cached) */
+	unsigned long *written;		/* per block: written in this session */
+};
+
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
 #define VMPF_THROTTLE_MAX	99	/* per cent: a vCPU always gets some time */
 #define VMPF_MSG_LEN	128
@@ -97,9 +114,7 @@ struct vmpf_source {
 
 	/* worker */
 	struct task_struct *worker;	/* set by START under @lock */
-	struct vmpf_pf_page *table;	/* vzalloc()ed, layout.table_len */
-	unsigned long *table_dirty;	/* table blocks changed since last written */
-	u32 *block_crc;			/* each table block's crc32c as written, seed 0 */
+	struct vmpf_src_table tbl;	/* the page table's cache (source_table.c) */
 	u64 nr_data, nr_zero;		/* table entries in each state */
 	unsigned long *harvest;		/* one region's dirty log */
 	struct page *io_pages[VMPF_IO_PAGES];
@@ -168,6 +183,16 @@ static inline bool vmpf_phase_done(enum vmpf_phase phase)
 
 /* precopy.c */
 int vmpf_precopy_thread(void *arg);
+void vmpf_src_account(struct vmpf_source *src, size_t bytes);
+void *vmpf_src_zalloc(struct vmpf_source *src, size_t size);
+
+/* source_table.c */
+int vmpf_src_table_alloc(struct vmpf_source *src);
+void vmpf_src_table_free(struct vmpf_source *src);
+int vmpf_src_table_set(struct vmpf_source *src, u64 idx, u8 state, u32 crc, u64 round);
+int vmpf_src_table_write(struct vmpf_source *src);
+u32 vmpf_src_table_crc(struct vmpf_source *src);
+
 void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
 	__printf(3, 4);
 
