@@ -231,6 +231,9 @@ static int vmpf_copy_all(struct vmpf_source *src, struct vmpf_round *rs,
 	unsigned int i;
 	int ret;
 
+	ret = vmpf_src_table_prime(src);
+	if (ret)
+		return ret;
 	for (i = 0; i < src->nr_regions; i++) {
 		ret = vmpf_copy_region(src, &src->regions[i], rs, final);
 		if (ret)

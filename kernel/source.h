@@ -88,6 +88,8 @@ struct vmpf_src_table {
 	u32 *block_crc;			/* per block: crc32c as written, seed 0 */
 	unsigned long *dirty;		/* per block: changed since written (so cached) */
 	unsigned long *written;		/* per block: written in this session */
+	unsigned long *want;		/* per block: a round's pending pages change it */
+	struct vmpf_aio *aio;		/* the reads vmpf_src_table_prime() starts */
 };
 
 #define VMPF_STATS_KEPT	64	/* per-round statistics kept, latest ones */
@@ -191,6 +193,7 @@ int vmpf_src_table_alloc(struct vmpf_source *src);
 void vmpf_src_table_free(struct vmpf_source *src);
 int vmpf_src_table_set(struct vmpf_source *src, u64 idx, u8 state, u32 crc, u64 round);
 int vmpf_src_table_write(struct vmpf_source *src);
+int vmpf_src_table_prime(struct vmpf_source *src);
 u32 vmpf_src_table_crc(struct vmpf_source *src);
 
 void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)

@@ -41,6 +41,7 @@ MODULE_PARM_DESC(source_table_cache, "percent of a migration's page-table blocks
 #define VMPF_STBL_PAGES	(VMPF_PF_BLOCK / sizeof(struct vmpf_pf_page))
 #define VMPF_STBL_RUN	16		/* blocks written back in one request, at most */
 #define VMPF_STBL_NONE	U64_MAX		/* an empty slot's block */
+#define VMPF_STBL_PRIME	16		/* blocks read back at once before a round */
 
 int vmpf_src_table_alloc(struct vmpf_source *src)
 {
@@ -60,8 +61,10 @@ int vmpf_src_table_alloc(struct vmpf_source *src)
 	t->block_crc = vmpf_src_zalloc(src, t->blocks * sizeof(*t->block_crc));
 	t->dirty = vmpf_src_zalloc(src, BITS_TO_LONGS(t->blocks) * sizeof(long));
 	t->written = vmpf_src_zalloc(src, BITS_TO_LONGS(t->blocks) * sizeof(long));
+	t->want = vmpf_src_zalloc(src, BITS_TO_LONGS(t->blocks) * sizeof(long));
+	t->aio = vmpf_src_zalloc(src, VMPF_STBL_PRIME * sizeof(*t->aio));
 	if (!t->slot_page || !t->slot_block || !t->slot_ref || !t->block_slot ||
-	    !t->block_crc || !t->dirty || !t->written)
+	    !t->block_crc || !t->dirty || !t->written || !t->want || !t->aio)
 		return -ENOMEM;
 	for (i = 0; i < t->nr_slots; i++) {
 		t->slot_block[i] = VMPF_STBL_NONE;
@@ -89,6 +92,8 @@ void vmpf_src_table_free(struct vmpf_source *src)
 	kvfree(t->block_crc);
 	kvfree(t->dirty);
 	kvfree(t->written);
+	kvfree(t->want);
+	kvfree(t->aio);
 }
 
 /* Write blocks [@first, @end) (changed, hence cached) in one request. */
@@ -151,17 +156,39 @@ u32 vmpf_src_table_crc(struct vmpf_source *src)
 	return crc ^ ~0U;
 }
 
+/* Empty slot @s, writing its block first if changed, with its neighbours. */
+static int vmpf_src_table_empty(struct vmpf_source *src, unsigned int s)
+{
+	struct vmpf_src_table *t = &src->tbl;
+	u64 b = t->slot_block[s], first, end;
+	int ret;
+
+	if (b == VMPF_STBL_NONE)
+		return 0;
+	if (test_bit(b, t->dirty)) {
+		first = b;
+		end = b + 1;
+		while (first && end - first < VMPF_STBL_RUN && test_bit(first - 1, t->dirty))
+			first--;
+		while (end < t->blocks && end - first < VMPF_STBL_RUN && test_bit(end, t->dirty))
+			end++;
+		ret = vmpf_src_table_write_run(src, first, end);
+		if (ret)
+			return ret;
+	}
+	t->block_slot[b] = 0;
+	t->slot_block[s] = VMPF_STBL_NONE;
+	return 0;
+}
+
 /*
  * A slot to load a block into: the clock algorithm (a slot used since the
- * hand last passed gets another turn).  A changed block in it is written
- * first, with the changed blocks around it.
+ * hand last passed gets another turn), emptied.
  */
 static int vmpf_src_table_evict(struct vmpf_source *src, unsigned int *slot)
 {
 	struct vmpf_src_table *t = &src->tbl;
-	u64 b, first, end;
 	unsigned int s;
-	int ret;
 
 	for (;;) {
 		s = t->hand;
@@ -169,26 +196,86 @@ static int vmpf_src_table_evict(struct vmpf_source *src, unsigned int *slot)
 		if (!__test_and_clear_bit(s, t->slot_ref))
 			break;
 	}
-	b = t->slot_block[s];
-	if (b != VMPF_STBL_NONE) {
-		if (test_bit(b, t->dirty)) {
-			first = b;
-			end = b + 1;
-			while (first && end - first < VMPF_STBL_RUN &&
-			       test_bit(first - 1, t->dirty))
-				first--;
-			while (end < t->blocks && end - first < VMPF_STBL_RUN &&
-			       test_bit(end, t->dirty))
-				end++;
-			ret = vmpf_src_table_write_run(src, first, end);
-			if (ret)
-				return ret;
-		}
-		t->block_slot[b] = 0;
-		t->slot_block[s] = VMPF_STBL_NONE;
-	}
 	*slot = s;
-	return 0;
+	return vmpf_src_table_empty(src, s);
+}
+
+/* Is block @b, just read into @p, what this session wrote?  Else fail. */
+static int vmpf_src_table_check(struct vmpf_source *src, u64 b, const void *p)
+{
+	atomic64_inc(&vmpf_counters.table_reads);
+	if (vmpf_raw_crc32c(0, p, VMPF_PF_BLOCK) == src->tbl.block_crc[b])
+		return 0;
+	vmpf_source_fail(src, EIO,
+			 "page-table block %llu on storage is not what this migration wrote: is another host writing to the page file?",
+			 b);
+	return -EIO;
+}
+
+/* Cache block @b in slot @s. */
+static void vmpf_src_table_install(struct vmpf_src_table *t, u64 b, unsigned int s)
+{
+	t->slot_block[s] = b;
+	t->block_slot[b] = s + 1;
+	__set_bit(s, t->slot_ref);
+}
+
+/*
+ * Before a round copies its pending pages (the final one with the guest
+ * paused): read back the evicted blocks they will change, the first
+ * VMPF_STBL_PRIME of them, with all the reads in flight at once, so that
+ * the round waits for about one read rather than one per block in turn.
+ * Only into slots whose blocks the round does not change.  A block left
+ * out, or whose read fails, is read when the round reaches it (with the
+ * store's retries).  0, or -errno (the session has failed).
+ */
+int vmpf_src_table_prime(struct vmpf_source *src)
+{
+	struct vmpf_src_table *t = &src->tbl;
+	unsigned int i, n = 0, s = 0, slot[VMPF_STBL_PRIME];
+	u64 b, p, blk[VMPF_STBL_PRIME];
+	int ret = 0, err;
+
+	bitmap_zero(t->want, t->blocks);
+	for (i = 0; i < src->nr_regions; i++) {
+		struct vmpf_sregion *r = &src->regions[i];
+
+		for (p = find_first_bit(r->pending, r->npages); p < r->npages;
+		     p = find_next_bit(r->pending, r->npages, p)) {
+			b = div_u64(r->first_page + p, VMPF_STBL_PAGES);
+			__set_bit(b, t->want);
+			p = (b + 1) * VMPF_STBL_PAGES - r->first_page;	/* the next block */
+		}
+	}
+	for (b = find_first_bit(t->want, t->blocks); b < t->blocks && n < VMPF_STBL_PRIME;
+	     b = find_next_bit(t->want, t->blocks, b + 1)) {
+		if (t->block_slot[b] || !test_bit(b, t->written))
+			continue;
+		while (s < t->nr_slots && t->slot_block[s] != VMPF_STBL_NONE &&
+		       test_bit(t->slot_block[s], t->want))
+			s++;
+		if (s >= t->nr_slots)
+			break;
+		ret = vmpf_src_table_empty(src, s);
+		if (ret)
+			return ret;
+		blk[n] = b;
+		slot[n++] = s++;
+	}
+	for (i = 0; i < n; i++)
+		vmpf_store_read_start(&src->store, &t->aio[i], t->slot_page[slot[i]],
+				      src->layout.table_off + blk[i] * VMPF_PF_BLOCK);
+	/* Every read started is waited for, whatever the others did. */
+	for (i = 0; i < n; i++) {
+		if (vmpf_store_read_wait(&t->aio[i]) || ret)
+			continue;
+		err = vmpf_src_table_check(src, blk[i], page_address(t->slot_page[slot[i]]));
+		if (err)
+			ret = err;
+		else
+			vmpf_src_table_install(t, blk[i], slot[i]);
+	}
+	return ret;
 }
 
 /* Block @b's entries in the cache, loaded if need be, or an ERR_PTR(). */
@@ -212,22 +299,16 @@ static struct vmpf_pf_page *vmpf_src_table_block(struct vmpf_source *src, u64 b)
 	} else {
 		ret = vmpf_store_read_page(&src->store, t->slot_page[s],
 					   src->layout.table_off + b * VMPF_PF_BLOCK);
-		atomic64_inc(&vmpf_counters.table_reads);
 		if (ret) {
 			vmpf_source_fail(src, -ret,
 					 "reading back the page table failed (error %d)", ret);
 			return ERR_PTR(ret);
 		}
-		if (vmpf_raw_crc32c(0, p, VMPF_PF_BLOCK) != t->block_crc[b]) {
-			vmpf_source_fail(src, EIO,
-					 "page-table block %llu on storage is not what this migration wrote: is another host writing to the page file?",
-					 b);
-			return ERR_PTR(-EIO);
-		}
+		ret = vmpf_src_table_check(src, b, p);
+		if (ret)
+			return ERR_PTR(ret);
 	}
-	t->slot_block[s] = b;
-	t->block_slot[b] = s + 1;
-	__set_bit(s, t->slot_ref);
+	vmpf_src_table_install(t, b, s);
 	return p;
 }
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -178,8 +179,9 @@ static int touch(FIXTURE_DATA(stbl) *self, unsigned long i, unsigned long v)
 }
 
 /*
- * With 2 of 32 blocks cached, pages changed in 5 evicted blocks cost
- * exactly 5 reads (one per block: the final round visits them in order),
+ * With 2 of 32 blocks cached, pages changed in 6 evicted blocks cost
+ * exactly one read each (the first two together before the final round,
+ * the rest as it reaches them, in order),
  * and the committed table is right entry by entry: state, crc, round.
  */
 TEST_F(stbl, evicted_blocks_read_back)
@@ -239,35 +241,61 @@ TEST_F(stbl, evicted_blocks_read_back)
 }
 
 /*
- * A table block rewritten on storage under the migration (another host,
- * a careless tool) is found when it is read back: the migration fails,
- * saying so, and the page file stays uncommitted.
+ * Rewrite table block @bad on storage after round 0, change a page in it
+ * and in each of @others (blocks), and finish: the migration fails,
+ * saying which block, and the page file stays uncommitted.
  */
-TEST_F(stbl, changed_block_fails)
+static void changed_block(struct __test_metadata *_metadata, FIXTURE_DATA(stbl) *self,
+			  unsigned long bad, const unsigned long *others, int n)
 {
 	struct vmpf_finish f = { .state = (unsigned long)"s", .state_len = 1 };
 	struct vmpf_status st = { 0 };
+	char want[64];
 	void *junk;
 	struct pf pf;
+	int i;
 
 	start_small(_metadata, self);
 	ASSERT_EQ(0, pf_open(&pf, TARGET));
 	ASSERT_EQ(0, posix_memalign(&junk, 4096, 4096));
 	memset(junk, 0xa5, 4096);
 	ASSERT_EQ(4096, pwrite(self->target, junk, 4096,
-			       pf.sb.table_off + 3 * 4096));
+			       pf.sb.table_off + bad * 4096));
 	pf_close(&pf);
-	ASSERT_EQ(0, touch(self, 3 * BLOCK_PAGES + 8, 1));
+	free(junk);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, touch(self, others[i] * BLOCK_PAGES + 40, 1));
+	ASSERT_EQ(0, touch(self, bad * BLOCK_PAGES + 8, 1));
 	EXPECT_NE(0, vmpf_ioctl_checked(self->dev, VMPF_IOC_FINISH, &f));
 	vmpf_ioctl(self->dev, VMPF_IOC_STATUS, &st);
 	EXPECT_EQ(VMPF_PHASE_FAILED, st.phase);
 	EXPECT_EQ(EIO, st.error);
-	EXPECT_NE(NULL, strstr((char *)st.message, "page-table block 3 on storage is not"))
+	snprintf(want, sizeof(want), "page-table block %lu on storage is not", bad);
+	EXPECT_NE(NULL, strstr((char *)st.message, want))
 		TH_LOG("message: %s", (char *)st.message);
 	ASSERT_EQ(0, pf_open(&pf, TARGET));
 	EXPECT_FALSE(pf.committed);
 	pf_close(&pf);
-	free(junk);
+}
+
+/*
+ * A table block rewritten on storage under the migration (another host,
+ * a careless tool) is found when it is read back, and fails it: read
+ * with the others before the final round (2 free slots: blocks 3 and 6)
+ */
+TEST_F(stbl, changed_block_fails)
+{
+	static const unsigned long others[] = { 6 };
+
+	changed_block(_metadata, self, 3, others, 1);
+}
+
+/* ... and read alone, when the round reaches it (blocks 1 and 2 went first). */
+TEST_F(stbl, changed_block_fails_when_reached)
+{
+	static const unsigned long others[] = { 1, 2 };
+
+	changed_block(_metadata, self, 5, others, 2);
 }
 
 /* The whole table cached (source_table_cache=100): nothing is read back. */

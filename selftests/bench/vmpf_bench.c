@@ -397,6 +397,49 @@ static double raw_best(int write_it, unsigned long long off, unsigned long long 
 	return best;
 }
 
+/*
+ * A source session's memory just after attach (it allocates everything
+ * then), for a VM of @pages untouched pages: with two sizes, the fixed
+ * part and the share of guest RAM.
+ */
+static double attach_mem(unsigned long pages)
+{
+	struct vmpf_source_attach at = { 0 };
+	struct vmpf_status st = { 0 };
+	struct kvm_userspace_memory_region r = { .memory_size = pages * PAGE };
+	struct vmpf_region reg;
+	struct vmpf_api api;
+	int kvm, vm, dev, target;
+	void *mem;
+
+	kvm = open("/dev/kvm", O_RDWR);
+	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	dev = vmpf_open(vmpf_device_path());
+	target = open(dev_path, O_RDWR | O_DIRECT);
+	mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm < 0 || dev < 0 || target < 0 || mem == MAP_FAILED ||
+	    vmpf_handshake(dev, VMPF_FEATURE_SOURCE, &api))
+		die("source setup");
+	r.userspace_addr = (unsigned long)mem;
+	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r))
+		die("memslot");
+	reg = (struct vmpf_region){ .slot = 0, .size = pages * PAGE, .uaddr = r.userspace_addr };
+	at.vm_fd = vm;
+	at.target_fd = target;
+	at.regions = (unsigned long)&reg;
+	at.nr_regions = 1;
+	if (__vmpf_ioctl(dev, VMPF_IOC_SOURCE_ATTACH, &at) ||
+	    __vmpf_ioctl(dev, VMPF_IOC_STATUS, &st))
+		die("attach");
+	close(dev);
+	close(target);
+	close(vm);
+	close(kvm);
+	munmap(mem, pages * PAGE);
+	return st.mem_bytes;
+}
+
 /* Make the page file; returns round 0's write rate, session memory. */
 static double make_image(double *mem_bytes)
 {
@@ -744,7 +787,8 @@ int main(int argc, char **argv)
 {
 	struct fig pre, raww, f1v, f1u, f1vr, f1ur, f4v, f4u, f4vr, f4ur, pf, rawr, rawwb, rawrb;
 	struct fig pfh, ffs, ffh, f1all;
-	double src_mem = 0, rst_mem = 0, all_mem = 0, *lat, p99v1 = 0, p99u1 = 0, p50, p99;
+	double src_mem = 0, src_small = 0, src_big = 0, src_fixed, src_share,
+	       rst_mem = 0, all_mem = 0, *lat, p99v1 = 0, p99u1 = 0, p50, p99;
 	double treads = 0, treads_all = 0, t0;
 	double faults_small = 0, faults_huge = 0, huge_mem = 0, small_mem = 0;
 	unsigned long *idx, i, wsize = 0, rsize = 0;
@@ -871,6 +915,15 @@ again:
 	       faults_huge / (total_pages * PAGE / 1073741824.0),
 	       huge_mem / (total_pages * PAGE / 1073741824.0) / 1024,
 	       100 * huge_mem / (total_pages * PAGE));
+	/* The source's fixed part and its share of guest RAM, from two sizes. */
+	src_small = attach_mem(total_pages / 4);
+	src_big = attach_mem(total_pages);
+	src_share = (src_big - src_small) / (total_pages * 3 / 4 * PAGE);
+	src_fixed = src_big - src_share * total_pages * PAGE;
+	printf("source session memory: %.0f KiB fixed (I/O buffers, the session) + %.4f %% of guest RAM; %.3f %% at 1 GiB, %.3f %% at 8 GiB\n",
+	       src_fixed / 1024, 100 * src_share,
+	       100 * (src_fixed / 1073741824.0 + src_share),
+	       100 * (src_fixed / 8589934592.0 + src_share));
 	cost_print("pre-copy round 0", &precopy_cost, med(&rawwb));
 	cost_print("prefetch to resident", &prefetch_cost, med(&rawrb));
 	printf("pages with wrong content: %d (vmpagefile and the userfaultfd baseline)\n", bad_total);
@@ -887,6 +940,8 @@ again:
 	       faults_huge / (total_pages * PAGE / 1073741824.0));
 	printf(",\"table_reads\":%.0f,\"table_reads_whole_table\":%.0f,\"restore_mem_bytes_whole_table\":%.0f",
 	       treads, treads_all, all_mem);
+	printf(",\"source_mem_fixed_bytes\":%.0f,\"source_mem_share\":%.6f", src_fixed,
+	       src_share);
 	printf(",\"fault_p99_us_1t\":%.2f,\"uffd_fault_p99_us_1t\":%.2f,"
 	       "\"source_mem_bytes\":%.0f,\"restore_mem_bytes\":%.0f,\"bad_pages\":%d}\n",
 	       p99v1 * 1e6, p99u1 * 1e6, src_mem, rst_mem, bad_total);

@@ -111,8 +111,9 @@ struct vmpf_api {
  * @sessions:	out: sessions alive.
  * @huge_fills: out: 2 MiB huge pages of restored guest memory filled, each
  *		with one read, since the module was loaded (VMPF_RESTORE_HUGE).
- * @table_reads: out: 4 KiB page-table blocks restores read again to check
- *		a page (their cache's misses), since the module was loaded.
+ * @table_reads: out: 4 KiB page-table blocks read again since the module
+ *		was loaded: by restores to check a page (their cache's
+ *		misses), by sources to change a block they had evicted.
  * @reserved:	out: zero.
  *
  * Counters are module-wide and read without stopping other users: they are
