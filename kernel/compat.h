@@ -75,8 +75,25 @@ static inline ssize_t vmpf_iocb_iter_write(struct file *file, struct kiocb *iocb
 	file_end_write(file);
 	return ret;
 }
+
+/*
+ * The same for an asynchronous write: a queued one keeps the protection
+ * until its ->ki_complete() calls kiocb_end_write(), as 6.7 does it.
+ */
+static inline ssize_t vmpf_iocb_iter_write_async(struct file *file, struct kiocb *iocb,
+						 struct iov_iter *iter)
+{
+	ssize_t ret;
+
+	kiocb_start_write(iocb);
+	ret = vfs_iocb_iter_write(file, iocb, iter);
+	if (ret != -EIOCBQUEUED)
+		kiocb_end_write(iocb);
+	return ret;
+}
 #else
 #define vmpf_iocb_iter_write vfs_iocb_iter_write
+#define vmpf_iocb_iter_write_async vfs_iocb_iter_write
 #endif
 
 /*

@@ -73,25 +73,71 @@ struct vmpf_round {
 	u64 bytes;
 };
 
+/*
+ * The pre-copy's writes keep the device busy while the worker copies: the
+ * I/O pages are two halves of VMPF_AWRITE_PAGES; a run is copied into one
+ * while the other's write is in flight (vmpf_store_write_start()).  A
+ * half is reused only after its write ended, and every write started is
+ * waited for before vmpf_copy_all() returns, on every path: the next pass
+ * (a round, the final round's second pass) may write the same pages
+ * again, and two writes of one place in flight at once could land in
+ * either order.  A write that failed is done again synchronously, with
+ * the store's retries, from the same pages.
+ */
+static struct page **vmpf_half(struct vmpf_source *src, unsigned int h)
+{
+	return src->io_pages + h * VMPF_AWRITE_PAGES;
+}
+
+/* Wait for half @h's write, if one is in flight.  0 or -errno. */
+static int vmpf_half_wait(struct vmpf_source *src, unsigned int h)
+{
+	struct vmpf_awrite *a = &src->awrite[h];
+	unsigned int n = a->len >> PAGE_SHIFT;
+	loff_t pos = src->awrite_pos[h];	/* the kiocb's moves as it writes */
+	int ret;
+
+	if (!src->awrite_busy[h])
+		return 0;
+	src->awrite_busy[h] = false;
+	if (!vmpf_store_write_wait(a))
+		return 0;
+	ret = vmpf_store_write_pages(&src->store, vmpf_half(src, h), n, pos);
+	if (ret)
+		vmpf_source_fail(src, -ret,
+				 "writing %u pages at offset %lld of the page file failed (error %d)",
+				 n, pos, ret);
+	return ret;
+}
+
+/* Wait for both halves' writes: 0, or the first error. */
+static int vmpf_halves_wait(struct vmpf_source *src)
+{
+	int a = vmpf_half_wait(src, 0), b = vmpf_half_wait(src, 1);
+
+	return a ?: b;
+}
+
+/*
+ * Start writing the run of @n pages in the current half, and make the
+ * other half, once its write ended, the current one.
+ */
 static int vmpf_flush_run(struct vmpf_source *src, struct vmpf_sregion *r,
 			  u64 first, unsigned int n, struct vmpf_round *rs)
 {
 	loff_t pos = src->layout.data_off +
 		     (r->first_page + first) * VMPF_PF_PAGE_SIZE;
-	int ret;
+	unsigned int h = src->awrite_cur;
 
 	if (!n)
 		return 0;
-	ret = vmpf_store_write_pages(&src->store, src->io_pages, n, pos);
-	if (ret) {
-		vmpf_source_fail(src, -ret,
-				 "writing %u pages at offset %lld of the page file failed (error %d)",
-				 n, pos, ret);
-		return ret;
-	}
+	src->awrite_pos[h] = pos;
+	src->awrite_busy[h] = true;
+	vmpf_store_write_start(&src->store, &src->awrite[h], vmpf_half(src, h), n, pos);
 	rs->written += n;
 	rs->bytes += (u64)n * VMPF_PF_PAGE_SIZE;
-	return 0;
+	src->awrite_cur = !h;
+	return vmpf_half_wait(src, !h);
 }
 
 static long vmpf_harvest_all(struct vmpf_source *src);
@@ -105,7 +151,8 @@ static long vmpf_harvest_all(struct vmpf_source *src);
 
 /*
  * Copy @r's pending pages.  Runs of consecutive non-zero pages go out in
- * one write of up to VMPF_IO_PAGES pages; zero pages are only recorded.
+ * one write of up to VMPF_AWRITE_PAGES pages, while the next run is
+ * copied (vmpf_flush_run()); zero pages are only recorded.
  * Returns 0, 1 if interrupted by a command (the pages not yet copied stay
  * pending), or -errno.
  */
@@ -124,7 +171,7 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 
 		i = find_next_bit(r->pending, r->npages, i);
 		/* Write the run when it cannot grow any further. */
-		if (n && (i >= r->npages || i != run_first + n || n == VMPF_IO_PAGES)) {
+		if (n && (i >= r->npages || i != run_first + n || n == VMPF_AWRITE_PAGES)) {
 			ret = vmpf_flush_run(src, r, run_first, n, rs);
 			if (ret)
 				return ret;
@@ -160,7 +207,7 @@ static int vmpf_copy_region(struct vmpf_source *src, struct vmpf_sregion *r,
 			}
 		}
 
-		buf = page_address(src->io_pages[n]);
+		buf = page_address(vmpf_half(src, src->awrite_cur)[n]);
 		if (copy_from_user(buf, (void __user *)(r->uaddr + (i << PAGE_SHIFT)),
 				   PAGE_SIZE)) {
 			vmpf_source_fail(src, EFAULT,
@@ -229,17 +276,14 @@ static int vmpf_copy_all(struct vmpf_source *src, struct vmpf_round *rs,
 			 bool final)
 {
 	unsigned int i;
-	int ret;
+	int ret, err;
 
 	ret = vmpf_src_table_prime(src);
-	if (ret)
-		return ret;
-	for (i = 0; i < src->nr_regions; i++) {
+	for (i = 0; !ret && i < src->nr_regions; i++)
 		ret = vmpf_copy_region(src, &src->regions[i], rs, final);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	/* Every write started ends here, whatever stopped the pass. */
+	err = vmpf_halves_wait(src);
+	return err && ret >= 0 ? err : ret;
 }
 
 static long vmpf_harvest_all(struct vmpf_source *src)

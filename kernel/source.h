@@ -120,6 +120,10 @@ struct vmpf_source {
 	u64 nr_data, nr_zero;		/* table entries in each state */
 	unsigned long *harvest;		/* one region's dirty log */
 	struct page *io_pages[VMPF_IO_PAGES];
+	struct vmpf_awrite awrite[2];	/* each half of @io_pages's write (precopy.c) */
+	loff_t awrite_pos[2];		/* where it goes */
+	bool awrite_busy[2];		/* in flight, or ended and not waited for */
+	unsigned int awrite_cur;	/* the half the next run is copied into */
 	void __user *scratch;		/* KVM ioctls' arguments, read-only to the VMM */
 	struct page *args_page;		/* the page mapped there (our reference) */
 	struct file *args_file;		/* whose mappings hold the page */
@@ -185,8 +189,8 @@ static inline bool vmpf_phase_done(enum vmpf_phase phase)
 
 /* precopy.c */
 int vmpf_precopy_thread(void *arg);
-void vmpf_src_account(struct vmpf_source *src, size_t bytes);
-void *vmpf_src_zalloc(struct vmpf_source *src, size_t size);
+void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
+	__printf(3, 4);
 
 /* source_table.c */
 int vmpf_src_table_alloc(struct vmpf_source *src);
@@ -196,8 +200,9 @@ int vmpf_src_table_write(struct vmpf_source *src);
 int vmpf_src_table_prime(struct vmpf_source *src);
 u32 vmpf_src_table_crc(struct vmpf_source *src);
 
-void vmpf_source_fail(struct vmpf_source *src, int err, const char *fmt, ...)
-	__printf(3, 4);
+/* source.c */
+void vmpf_src_account(struct vmpf_source *src, size_t bytes);
+void *vmpf_src_zalloc(struct vmpf_source *src, size_t size);
 
 /* dirty.c: worker context, with the VMM's mm adopted */
 int vmpf_dirty_init(struct vmpf_source *src);

@@ -25,8 +25,10 @@
  * never read.
  *
  * Everything here belongs to the session's worker thread, which alone
- * copies pages and commits: no lock.  Blocks are read and written with
- * the store's synchronous calls, which retry transient errors.
+ * copies pages and commits: no lock.  Blocks are written and read with
+ * the store's synchronous calls, which retry transient errors; the reads
+ * vmpf_src_table_prime() starts at once are tried once, and a block whose
+ * read failed there is read again, synchronously, when it is needed.
  */
 #include <linux/crc32.h>
 #include <linux/moduleparam.h>

@@ -340,6 +340,69 @@ int vmpf_store_read_wait(struct vmpf_aio *a)
 	return a->ret == PAGE_SIZE ? 0 : a->ret < 0 ? (int)a->ret : -EIO;
 }
 
+/* A write's end: @a->ret says how it went. */
+static void vmpf_store_awrite_end(struct vmpf_awrite *a, long ret)
+{
+	a->ret = ret;
+	complete(&a->done);
+}
+
+/*
+ * ->ki_complete() of a queued write: in any context, an interrupt's too.
+ * The write held the file system's freeze protection since it was queued
+ * (vmpf_iocb_iter_write_async()); it ends here, as aio's do.
+ */
+static void vmpf_store_awrite_done(struct kiocb *kiocb, long ret)
+{
+	struct vmpf_awrite *a = container_of(kiocb, struct vmpf_awrite, kiocb);
+
+	kiocb_end_write(kiocb);
+	vmpf_store_awrite_end(a, ret);
+}
+
+/*
+ * Start writing @n (at most VMPF_AWRITE_PAGES) whole pages to @pos (page
+ * aligned), without waiting: an asynchronous direct write (bios on a block
+ * device, the file system's own on a file; one that does not queue ends
+ * at once).  It holds its own file reference.  Tried once:
+ * vmpf_store_write_wait() says how it went; a caller that wants the store's
+ * retries writes the same pages again with vmpf_store_write_pages().  The
+ * pages and @a must stay untouched until vmpf_store_write_wait() returns.
+ */
+void vmpf_store_write_start(struct vmpf_store *st, struct vmpf_awrite *a,
+			    struct page **pages, unsigned int n, loff_t pos)
+{
+	ssize_t ret = -EINVAL;
+
+	init_completion(&a->done);
+	a->file = get_file(st->file);
+	a->len = (size_t)n * PAGE_SIZE;
+	if (n > VMPF_AWRITE_PAGES || pos < 0 || pos + (loff_t)a->len > st->size) {
+		vmpf_store_awrite_end(a, -ENOSPC);
+		return;
+	}
+	vmpf_store_bvec(a->bv, pages, n);
+	iov_iter_bvec(&a->iter, ITER_SOURCE, a->bv, n, a->len);
+	init_sync_kiocb(&a->kiocb, a->file);
+	a->kiocb.ki_pos = pos;
+	a->kiocb.ki_complete = vmpf_store_awrite_done;	/* not a sync kiocb now */
+	ret = vmpf_iocb_iter_write_async(a->file, &a->kiocb, &a->iter);
+	if (ret != -EIOCBQUEUED)
+		vmpf_store_awrite_end(a, ret);
+}
+
+/*
+ * Wait for the write vmpf_store_write_start() started: 0 if all of it was
+ * written, else why not.  Not interruptible: the write uses the pages, and
+ * a direct write ends (the block layer's timeouts bound it).
+ */
+int vmpf_store_write_wait(struct vmpf_awrite *a)
+{
+	wait_for_completion(&a->done);
+	fput(a->file);
+	return a->ret == (long)a->len ? 0 : a->ret < 0 ? (int)a->ret : -EIO;
+}
+
 int vmpf_store_sync(struct vmpf_store *st)
 {
 	return vfs_fsync(st->file, 0);

@@ -180,6 +180,26 @@ void vmpf_store_read_start(struct vmpf_store *st, struct vmpf_aio *a,
 int vmpf_store_read_wait(struct vmpf_aio *a);
 
 /*
+ * An asynchronous direct write of up to VMPF_AWRITE_PAGES whole pages
+ * (storage.c), for the pre-copy's requests in flight.
+ */
+#define VMPF_AWRITE_PAGES	(VMPF_IO_PAGES / 2)
+
+struct vmpf_awrite {
+	struct kiocb kiocb;
+	struct bio_vec bv[VMPF_AWRITE_PAGES];
+	struct iov_iter iter;
+	struct file *file;	/* a reference of the write's own */
+	struct completion done;
+	long ret;
+	size_t len;
+};
+
+void vmpf_store_write_start(struct vmpf_store *st, struct vmpf_awrite *a,
+			    struct page **pages, unsigned int n, loff_t pos);
+int vmpf_store_write_wait(struct vmpf_awrite *a);
+
+/*
  * lease.c: the image's ownership lease (struct vmpf_pf_lease), allocated
  * by vmpf_lease_take() for a restore session and freed by its worker
  * after vmpf_lease_release().  @lock protects @state's changes, @beat,

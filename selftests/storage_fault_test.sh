@@ -66,6 +66,7 @@ out=$(cat $t/o2)
 info=$(vmpf-ctl info $PF 2>&1)
 if [ "${r:-0}" -ge 2 ] && [ $rc = 1 ] &&
    { has "$out" "migration failed: writing .* failed (error -5)" ||
+     has "$out" "migration failed: reading back the page table failed (error -5)" ||
      has "$out" "switch-over failed: .*error -5"; } &&
    has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0' &&
    has "$info" "committed  no"; then

@@ -143,11 +143,13 @@ out=$(cat $t/o1)
 echo "$out" | grep "migration failed" | sed 's/^/# /'
 rescan
 info=$(vmpf-ctl info $PF 2>&1)
-# The removal hits a round's data pages or, at its end, the page table's
-# blocks: either write fails, and says which.
+# The removal hits a round's data pages, the page table's blocks as they
+# are written, or a table block the source reads back to change it (a
+# working set over more blocks than its cache holds): each says which.
 if has "$m" "migrated into" && [ "${r:-0}" -ge 2 ] && [ $rc = 1 ] &&
    { has "$out" "migration failed: writing [0-9]* pages at offset [0-9]* of the page file failed (error -[0-9]*); the VM keeps running" ||
-     has "$out" "migration failed: writing the page table failed (error -[0-9]*); the VM keeps running"; } &&
+     has "$out" "migration failed: writing the page table failed (error -[0-9]*); the VM keeps running" ||
+     has "$out" "migration failed: reading back the page table failed (error -[0-9]*); the VM keeps running"; } &&
    has "$out" '"logging_off":true' && has "$out" '"pattern_errors":0' &&
    [ "$(num "$out" stores)" -gt 0 ] && has "$info" "committed  no"; then
 	ok removed_during_precopy
