@@ -7,7 +7,12 @@
  * opened O_RDWR | O_DIRECT.  Writes go through the file's own ->write_iter
  * with a bvec iterator over kernel pages, so the page cache is bypassed and
  * the filesystem or block layer does the rest; vfs_fsync() makes them
- * durable (a cache flush on a block device).
+ * durable (a cache flush on a block device).  Most requests are
+ * synchronous and retried (vmpf_store_rw()); the pre-copy's data writes and
+ * some page-table reads are started asynchronously (a kiocb with
+ * ->ki_complete: bios in flight on a block device, the filesystem's own
+ * asynchronous direct I/O on a file), tried once, and done again
+ * synchronously with the retries when they fail.
  */
 #include <linux/bvec.h>
 #include <linux/delay.h>
