@@ -100,8 +100,13 @@ static int vmpf_half_wait(struct vmpf_source *src, unsigned int h)
 	if (!src->awrite_busy[h])
 		return 0;
 	src->awrite_busy[h] = false;
-	if (!vmpf_store_write_wait(a))
+	ret = vmpf_store_write_wait(a);
+	if (!ret)
 		return 0;
+	/* Repeated like any request that failed: counted in io_retries. */
+	atomic64_inc(&src->store.retries);
+	pr_warn_ratelimited("writing %u pages at offset %lld of the page file failed (error %d); writing them again\n",
+			    n, pos, ret);
 	ret = vmpf_store_write_pages(&src->store, vmpf_half(src, h), n, pos);
 	if (ret)
 		vmpf_source_fail(src, -ret,
