@@ -21,6 +21,7 @@
 
 #include "vmpf_test_util.h"
 #include "pagefile.h"
+#include "test_image.h"
 
 #define TARGET		"/dev/ram1"
 #define SLOT_PAGES	8192		/* two 32 MiB slots: 32 table blocks */
@@ -30,7 +31,7 @@
 
 FIXTURE(stbl) {
 	int dev, kvm, vm, target;
-	unsigned char *mem[2];
+	void *mem[2];
 	size_t size[2];
 	struct vmpf_region regs[2];
 	struct vmpf_source_attach at;
@@ -40,7 +41,7 @@ FIXTURE(stbl) {
 /* Page @i (0 to TOTAL_PAGES) of the guest, as the VMM maps it. */
 static unsigned char *page(FIXTURE_DATA(stbl) *self, unsigned long i)
 {
-	return self->mem[i / SLOT_PAGES] + (i % SLOT_PAGES) * 4096;
+	return (unsigned char *)self->mem[i / SLOT_PAGES] + (i % SLOT_PAGES) * 4096;
 }
 
 /* A quarter of the pages are zero; the rest carry their number and @v. */
@@ -57,20 +58,8 @@ static void fill(unsigned char *p, unsigned long i, unsigned long v)
 
 static int add_slot(FIXTURE_DATA(stbl) *self, int i, size_t size, __u64 gpa)
 {
-	struct kvm_userspace_memory_region r = {
-		.slot = i, .guest_phys_addr = gpa, .memory_size = size,
-	};
-
-	self->mem[i] = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (self->mem[i] == MAP_FAILED)
-		return -errno;
 	self->size[i] = size;
-	r.userspace_addr = (unsigned long)self->mem[i];
-	self->regs[i] = (struct vmpf_region){
-		.slot = i, .gpa = gpa, .size = size, .uaddr = r.userspace_addr,
-	};
-	return ioctl(self->vm, KVM_SET_USER_MEMORY_REGION, &r) ? -errno : 0;
+	return vmpf_add_slot(self->vm, i, size, gpa, 0, &self->mem[i], &self->regs[i]);
 }
 
 static int make_vm(FIXTURE_DATA(stbl) *self, size_t size0, size_t size1)

@@ -15,6 +15,7 @@
 
 #include "vmpf_test_util.h"
 #include "pagefile.h"
+#include "test_image.h"
 
 #define TARGET		"/dev/ram1"
 #define SLOT_BYTES	(1 << 20)
@@ -30,20 +31,8 @@ FIXTURE(src) {
 
 static int add_slot(FIXTURE_DATA(src) *self, int i, size_t size, __u64 gpa, __u32 flags)
 {
-	struct kvm_userspace_memory_region r = {
-		.slot = i, .flags = flags, .guest_phys_addr = gpa, .memory_size = size,
-	};
-
-	self->mem[i] = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (self->mem[i] == MAP_FAILED)
-		return -errno;
 	self->size[i] = size;
-	r.userspace_addr = (unsigned long)self->mem[i];
-	self->regs[i] = (struct vmpf_region){
-		.slot = i, .gpa = gpa, .size = size, .uaddr = r.userspace_addr,
-	};
-	return ioctl(self->vm, KVM_SET_USER_MEMORY_REGION, &r) ? -errno : 0;
+	return vmpf_add_slot(self->vm, i, size, gpa, flags, &self->mem[i], &self->regs[i]);
 }
 
 FIXTURE_SETUP(src)

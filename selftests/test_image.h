@@ -20,6 +20,29 @@
 #include "vmpf.h"
 
 /* The tests' pattern: page @i all zero, or (i & 0xff) | 1 after i itself. */
+/*
+ * Map @size bytes of anonymous memory (not reserved) at *@mem and make it
+ * memslot @slot of @vm at @gpa with @flags; fill @reg for an attach.  0 or
+ * -errno; *@mem is MAP_FAILED if the mapping failed.
+ */
+static inline int vmpf_add_slot(int vm, int slot, size_t size, __u64 gpa, __u32 flags,
+				void **mem, struct vmpf_region *reg)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .flags = flags, .guest_phys_addr = gpa, .memory_size = size,
+	};
+
+	*mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*mem == MAP_FAILED)
+		return -errno;
+	r.userspace_addr = (unsigned long)*mem;
+	*reg = (struct vmpf_region){
+		.slot = slot, .gpa = gpa, .size = size, .uaddr = r.userspace_addr,
+	};
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r) ? -errno : 0;
+}
+
 static inline void vmpf_pattern_page(unsigned char *p, int i, int zero)
 {
 	memset(p, zero ? 0 : (i & 0xff) | 1, 4096);
